@@ -1,0 +1,153 @@
+// Package config defines orproxy's settings and loads them from defaults, an
+// optional YAML file, environment variables and command-line flags, in that
+// order of increasing precedence. Loading is strict: an unknown key or a bad
+// value is an error that names the key, the value and what is allowed.
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config is every setting of orproxy. The yaml tags are the keys of the config
+// file; DESIGN.md and configs/config.example.yaml document each one.
+type Config struct {
+	// Listen is the address the proxy serves on. Only loopback addresses are
+	// accepted unless AccessToken is set.
+	Listen string `yaml:"listen"`
+	// Upstream is OpenRouter's API base URL; requests to /api/v1/X go to Upstream/X.
+	Upstream string `yaml:"upstream"`
+	// AccessToken, when set, must be presented by clients as a bearer token or
+	// x-api-key. It guards the port, it is never forwarded.
+	AccessToken string `yaml:"access_token"`
+
+	Broker      Broker      `yaml:"broker"`
+	Login       Login       `yaml:"login"`
+	Credentials Credentials `yaml:"credentials"`
+	WebSearch   WebSearch   `yaml:"web_search"`
+	Limits      Limits      `yaml:"limits"`
+	Log         Log         `yaml:"log"`
+}
+
+// Broker is the company's credential broker.
+type Broker struct {
+	// URL is the broker's base URL; empty means no broker (no rotation).
+	URL string `yaml:"url"`
+	// StartHeaders are "Name: value" lines sent when orproxy fetches the login
+	// start URL itself (enterprise identity headers).
+	StartHeaders []string `yaml:"start_headers"`
+	// Timeout bounds every broker call.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Login configures `orproxy login` and auto-login.
+type Login struct {
+	// Method is broker, openrouter or key.
+	Method string `yaml:"method"`
+	// CallbackPort fixes the port of the login callback server; 0 picks a free one.
+	CallbackPort int `yaml:"callback_port"`
+	// OpenBrowser opens the login URL in a browser when one is available.
+	OpenBrowser bool `yaml:"open_browser"`
+	// AutoLogin starts the broker login from the daemon when a request arrives
+	// and no credential is stored.
+	AutoLogin bool `yaml:"auto_login"`
+}
+
+// Credentials configures the credential file and the key lifecycle.
+type Credentials struct {
+	// File is the credential file; empty means <config dir>/credentials.json.
+	File string `yaml:"file"`
+	// ValidateOnStart checks the stored key with GET {upstream}/key at start.
+	ValidateOnStart bool `yaml:"validate_on_start"`
+	// RotateBeforeExpiry rotates a broker key this long before it expires.
+	RotateBeforeExpiry time.Duration `yaml:"rotate_before_expiry"`
+}
+
+// WebSearch configures the openrouter:web_search tool added to chat requests.
+type WebSearch struct {
+	Enabled bool `yaml:"enabled"`
+	// Engine is auto, native, exa, firecrawl, parallel or perplexity.
+	Engine string `yaml:"engine"`
+	// MaxResults is the number of results per search, 1–25.
+	MaxResults int `yaml:"max_results"`
+	// MaxCharacters caps each result's text; 0 leaves it to OpenRouter.
+	MaxCharacters int `yaml:"max_characters"`
+	// ExcludeModels are model globs (path.Match syntax) that never get the tool.
+	ExcludeModels []string `yaml:"exclude_models"`
+}
+
+// Limits bound what a client may send.
+type Limits struct {
+	// MaxRequestBody is the largest request body accepted; bodies are kept in
+	// memory so a request can be replayed after a key rotation.
+	MaxRequestBody ByteSize `yaml:"max_request_body"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is auto (console on a terminal, JSON otherwise), console or json.
+	Format string `yaml:"format"`
+}
+
+// Allowed values, shared by validation and its error messages.
+var (
+	LoginMethods     = []string{"broker", "openrouter", "key"}
+	WebSearchEngines = []string{"auto", "native", "exa", "firecrawl", "parallel", "perplexity"}
+	LogLevels        = []string{"debug", "info", "warn", "error"}
+	LogFormats       = []string{"auto", "console", "json"}
+)
+
+// Default returns the built-in settings: what `orproxy serve` runs with when no
+// file, environment variable or flag says otherwise.
+func Default() Config {
+	return Config{
+		Listen:   "127.0.0.1:8765",
+		Upstream: "https://openrouter.ai/api/v1",
+		Broker: Broker{
+			StartHeaders: []string{},
+			Timeout:      10 * time.Second,
+		},
+		Login: Login{
+			Method:      "broker",
+			OpenBrowser: true,
+		},
+		Credentials: Credentials{
+			ValidateOnStart:    true,
+			RotateBeforeExpiry: 24 * time.Hour,
+		},
+		WebSearch: WebSearch{
+			Enabled:       true,
+			Engine:        "auto",
+			MaxResults:    8,
+			ExcludeModels: []string{},
+		},
+		Limits: Limits{MaxRequestBody: 32 * MiB},
+		Log:    Log{Level: "info", Format: "auto"},
+	}
+}
+
+// Dir is orproxy's directory under the user's configuration directory
+// (~/.config/orproxy on Linux, ~/Library/Application Support/orproxy on macOS).
+func Dir() (string, error) {
+	base, err := os.UserConfigDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(base, "orproxy"), nil
+}
+
+// CredentialsFile is the credential file in use: the configured one, or
+// credentials.json in Dir.
+func (c Config) CredentialsFile() (string, error) {
+	if c.Credentials.File != "" {
+		return c.Credentials.File, nil
+	}
+	dir, err := Dir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "credentials.json"), nil
+}

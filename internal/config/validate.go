@@ -1,0 +1,156 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/textproto"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validate checks every value and returns one message per problem.
+func (c Config) Validate() []string {
+	var out []string
+	for _, p := range c.validate() {
+		out = append(out, p.key+": "+p.msg)
+	}
+	return out
+}
+
+// problem is a bad value; key is the dotted key, with an [index] for list items.
+type problem struct{ key, msg string }
+
+func (c Config) validate() []problem {
+	var p []problem
+	add := func(key, format string, args ...any) {
+		p = append(p, problem{key, fmt.Sprintf(format, args...)})
+	}
+
+	if err := validateListen(c.Listen, c.AccessToken != ""); err != nil {
+		add("listen", "%v", err)
+	}
+	if err := validateServiceURL(c.Upstream); err != nil {
+		add("upstream", "%v", err)
+	}
+	if c.Broker.URL != "" {
+		if err := validateServiceURL(c.Broker.URL); err != nil {
+			add("broker.url", "%v", err)
+		}
+	}
+	for i, h := range c.Broker.StartHeaders {
+		if _, _, err := ParseHeaderLine(h); err != nil {
+			add(fmt.Sprintf("broker.start_headers[%d]", i), "%v", err)
+		}
+	}
+	if c.Broker.Timeout <= 0 || c.Broker.Timeout > 5*time.Minute {
+		add("broker.timeout", "%s is out of range (allowed: more than 0 and at most 5m)", c.Broker.Timeout)
+	}
+	if !slices.Contains(LoginMethods, c.Login.Method) {
+		add("login.method", "%q is not a login method (allowed: %s)", c.Login.Method, strings.Join(LoginMethods, ", "))
+	}
+	if c.Login.CallbackPort < 0 || c.Login.CallbackPort > 65535 {
+		add("login.callback_port", "%d is not a port (allowed: 0 for any free port, or 1–65535)", c.Login.CallbackPort)
+	}
+	if c.Credentials.RotateBeforeExpiry < 0 {
+		add("credentials.rotate_before_expiry", "%s is negative (allowed: 0 or more, e.g. 24h)", c.Credentials.RotateBeforeExpiry)
+	}
+	if !slices.Contains(WebSearchEngines, c.WebSearch.Engine) {
+		add("web_search.engine", "%q is not a search engine (allowed: %s)", c.WebSearch.Engine, strings.Join(WebSearchEngines, ", "))
+	}
+	if c.WebSearch.MaxResults < 1 || c.WebSearch.MaxResults > 25 {
+		add("web_search.max_results", "%d is out of range (allowed: 1–25)", c.WebSearch.MaxResults)
+	}
+	if c.WebSearch.MaxCharacters < 0 || c.WebSearch.MaxCharacters > 100000 {
+		add("web_search.max_characters", "%d is out of range (allowed: 0 to leave it unset, or 1–100000)", c.WebSearch.MaxCharacters)
+	}
+	for i, g := range c.WebSearch.ExcludeModels {
+		if _, err := path.Match(g, ""); err != nil || g == "" {
+			add(fmt.Sprintf("web_search.exclude_models[%d]", i), "%q is not a valid glob (use * and ?, e.g. openai/* or *:free)", g)
+		}
+	}
+	if c.Limits.MaxRequestBody < KiB || c.Limits.MaxRequestBody > GiB {
+		add("limits.max_request_body", "%s is out of range (allowed: 1KiB–1GiB)", c.Limits.MaxRequestBody)
+	}
+	if !slices.Contains(LogLevels, c.Log.Level) {
+		add("log.level", "%q is not a log level (allowed: %s)", c.Log.Level, strings.Join(LogLevels, ", "))
+	}
+	if !slices.Contains(LogFormats, c.Log.Format) {
+		add("log.format", "%q is not a log format (allowed: %s)", c.Log.Format, strings.Join(LogFormats, ", "))
+	}
+	return p
+}
+
+func validateListen(addr string, hasAccessToken bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (e.g. 127.0.0.1:8765)", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q has no valid port (allowed: 0–65535)", addr)
+	}
+	if IsLoopbackHost(host) {
+		return nil
+	}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		return fmt.Errorf("%q: the host must be an IP address or localhost", addr)
+	}
+	if !hasAccessToken {
+		return fmt.Errorf("%q is not a loopback address; orproxy listens beyond this machine only when access_token is set, because anyone who reaches the port could spend your OpenRouter credits", addr)
+	}
+	return nil
+}
+
+// IsLoopbackHost reports whether host (without port) names this machine only:
+// localhost or a loopback IP.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// validateServiceURL accepts an absolute https URL, or http for a loopback
+// host (the fakes and local gateways): the key must not cross a network in clear text.
+func validateServiceURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("%q is not an absolute http(s) URL (e.g. https://openrouter.ai/api/v1)", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q must not carry a query, fragment or user info", raw)
+	}
+	if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
+		return fmt.Errorf("%q uses http to a remote host; use https (http is allowed only for a loopback host)", raw)
+	}
+	return nil
+}
+
+// ParseHeaderLine splits a "Name: value" line and rejects what could smuggle a
+// second header or request line.
+func ParseHeaderLine(line string) (name, value string, err error) {
+	if strings.ContainsAny(line, "\r\n\x00") {
+		return "", "", fmt.Errorf("%q contains a line break or NUL; give one header per entry", line)
+	}
+	name, value, ok := strings.Cut(line, ":")
+	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+	if !ok || name == "" || !validHeaderName(name) {
+		return "", "", fmt.Errorf("%q is not a header line (use \"Name: value\")", line)
+	}
+	return textproto.CanonicalMIMEHeaderKey(name), value, nil
+}
+
+func validHeaderName(s string) bool {
+	for _, r := range s {
+		if r > 127 || !(r == '!' || r == '#' || r == '$' || r == '%' || r == '&' || r == '\'' || r == '*' ||
+			r == '+' || r == '-' || r == '.' || r == '^' || r == '_' || r == '`' || r == '|' || r == '~' ||
+			(r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')) {
+			return false
+		}
+	}
+	return true
+}
