@@ -1,0 +1,160 @@
+package fakeopenrouter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// The admin API lets tests and the demo drive a fake that runs as a separate
+// process. It exists only on the fake: OpenRouter has nothing like it.
+func (s *Server) adminRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /_fake/keys", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Keys())
+	})
+	mux.HandleFunc("POST /_fake/keys", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Key       string     `json:"key"`
+			Label     string     `json:"label"`
+			ExpiresAt *time.Time `json:"expires_at"`
+		}
+		if !readJSON(w, r, &in) {
+			return
+		}
+		if in.Key == "" {
+			writeJSON(w, http.StatusOK, s.IssueKey(in.Label, in.ExpiresAt))
+			return
+		}
+		writeJSON(w, http.StatusOK, s.AddKey(in.Key, in.Label, in.ExpiresAt))
+	})
+	mux.HandleFunc("POST /_fake/revoke", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Key string `json:"key"`
+		}
+		if !readJSON(w, r, &in) {
+			return
+		}
+		if !s.Revoke(in.Key) {
+			WriteError(w, http.StatusNotFound, "no such key")
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
+	})
+	mux.HandleFunc("GET /_fake/requests", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Requests())
+	})
+	mux.HandleFunc("POST /_fake/fault", func(w http.ResponseWriter, r *http.Request) {
+		var f Fault
+		if !readJSON(w, r, &f) {
+			return
+		}
+		s.SetFault(f)
+		writeJSON(w, http.StatusOK, f)
+	})
+	mux.HandleFunc("POST /_fake/reset", func(w http.ResponseWriter, r *http.Request) {
+		s.Reset()
+		writeJSON(w, http.StatusOK, map[string]bool{"reset": true})
+	})
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err == nil && len(bytes.TrimSpace(body)) > 0 {
+		err = json.Unmarshal(body, v)
+	}
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "bad admin request: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// AdminClient drives a fake running in another process through its admin API.
+type AdminClient struct {
+	// BaseURL is the fake's origin, e.g. http://127.0.0.1:5000.
+	BaseURL string
+	// HTTP defaults to a client with a 10 s timeout.
+	HTTP *http.Client
+}
+
+func (c *AdminClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("fake admin %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("fake admin %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fake admin %s %s: %s: %s", method, path, resp.Status, data)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// IssueKey mints a valid key.
+func (c *AdminClient) IssueKey(ctx context.Context, label string, expiresAt *time.Time) (KeyInfo, error) {
+	var info KeyInfo
+	err := c.do(ctx, http.MethodPost, "/_fake/keys", map[string]any{"label": label, "expires_at": expiresAt}, &info)
+	return info, err
+}
+
+// AddKey makes a given key valid.
+func (c *AdminClient) AddKey(ctx context.Context, key string) error {
+	return c.do(ctx, http.MethodPost, "/_fake/keys", map[string]any{"key": key}, nil)
+}
+
+// Revoke makes a key invalid.
+func (c *AdminClient) Revoke(ctx context.Context, key string) error {
+	return c.do(ctx, http.MethodPost, "/_fake/revoke", map[string]any{"key": key}, nil)
+}
+
+// Keys lists the fake's keys.
+func (c *AdminClient) Keys(ctx context.Context) ([]KeyInfo, error) {
+	var out []KeyInfo
+	err := c.do(ctx, http.MethodGet, "/_fake/keys", nil, &out)
+	return out, err
+}
+
+// Requests returns what the fake received.
+func (c *AdminClient) Requests(ctx context.Context) ([]Request, error) {
+	var out []Request
+	err := c.do(ctx, http.MethodGet, "/_fake/requests", nil, &out)
+	return out, err
+}
+
+// SetFault replaces the fake's fault.
+func (c *AdminClient) SetFault(ctx context.Context, f Fault) error {
+	return c.do(ctx, http.MethodPost, "/_fake/fault", f, nil)
+}
+
+// Reset forgets requests and the fault.
+func (c *AdminClient) Reset(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/_fake/reset", nil, nil)
+}

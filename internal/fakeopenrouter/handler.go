@@ -1,0 +1,378 @@
+package fakeopenrouter
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Handler serves the fake API at /api/v1, the OAuth page at /auth and the
+// admin API at /_fake/.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/chat/completions", s.chat)
+	mux.HandleFunc("POST /api/v1/responses", s.responses)
+	mux.HandleFunc("GET /api/v1/key", s.key)
+	mux.HandleFunc("GET /api/v1/models", s.models)
+	mux.HandleFunc("POST /api/v1/auth/keys", s.exchange)
+	mux.HandleFunc("GET /auth", s.authPage)
+	mux.HandleFunc("/api/v1/", s.notFound)
+	s.adminRoutes(mux)
+	return mux
+}
+
+// WriteError writes OpenRouter's error shape.
+func WriteError(w http.ResponseWriter, status int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	body, _ := json.Marshal(map[string]any{"error": map[string]any{"code": status, "message": message}})
+	_, _ = w.Write(body)
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rec := s.record(r, body)
+	s.setStatus(rec, http.StatusNotFound)
+	WriteError(w, http.StatusNotFound, "Not Found")
+}
+
+type chatRequest struct {
+	Model    string            `json:"model"`
+	Stream   bool              `json:"stream"`
+	Messages []json.RawMessage `json:"messages"`
+	Input    json.RawMessage   `json:"input"`
+	Tools    []struct {
+		Type string `json:"type"`
+	} `json:"tools"`
+}
+
+func (c chatRequest) hasWebSearch() bool {
+	return slices.ContainsFunc(c.Tools, func(t struct {
+		Type string `json:"type"`
+	}) bool {
+		return t.Type == "openrouter:web_search"
+	})
+}
+
+// begin records the request, checks its key and applies the fault. It returns
+// false when it has answered already.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request) (*Request, chatRequest, bool) {
+	f := s.currentFault()
+	var body []byte
+	if !f.IgnoreBody {
+		body, _ = io.ReadAll(r.Body)
+	}
+	rec := s.record(r, body)
+	var req chatRequest
+	fail := func(status int, msg string) (*Request, chatRequest, bool) {
+		s.setStatus(rec, status)
+		WriteError(w, status, msg)
+		return rec, req, false
+	}
+	if _, msg := s.authenticate(r); msg != "" {
+		return fail(http.StatusUnauthorized, msg)
+	}
+	if f.HangBeforeHeaders {
+		<-r.Context().Done()
+		s.markCanceled(rec)
+		return rec, req, false
+	}
+	if f.HeaderDelay > 0 {
+		select {
+		case <-time.After(f.HeaderDelay):
+		case <-r.Context().Done():
+			s.markCanceled(rec)
+			return rec, req, false
+		}
+	}
+	if f.Status != 0 {
+		return fail(f.Status, http.StatusText(f.Status))
+	}
+	if f.IgnoreBody {
+		req.Model = "openai/gpt-4o-mini"
+		return rec, req, true
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return fail(http.StatusBadRequest, "Invalid JSON body: "+err.Error())
+	}
+	if req.Model == "" {
+		req.Model = "openai/gpt-4o-mini"
+	}
+	if len(req.Tools) > 0 && slices.Contains(f.RejectToolsFor, req.Model) {
+		return fail(http.StatusNotFound, "No endpoints found that support tool use. To learn more about provider routing, visit: https://openrouter.ai/docs/provider-routing")
+	}
+	return rec, req, true
+}
+
+func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+	rec, req, ok := s.begin(w, r)
+	if !ok {
+		return
+	}
+	if req.Messages == nil && !s.currentFault().IgnoreBody {
+		s.setStatus(rec, http.StatusBadRequest)
+		WriteError(w, http.StatusBadRequest, "Input required: specify \"messages\"")
+		return
+	}
+	s.setStatus(rec, http.StatusOK)
+	id := "gen-" + NewKey()[9:29]
+	w.Header().Set("X-Generation-Id", id)
+	var annotations []any
+	if req.hasWebSearch() {
+		annotations = []any{map[string]any{"type": "url_citation", "url_citation": map[string]any{
+			"url": "https://example.com/fake-source", "title": "Fake source", "content": "An excerpt the fake search found.", "start_index": 0, "end_index": 5,
+		}}}
+	}
+	created := time.Now().Unix()
+	if !req.Stream {
+		msg := map[string]any{"role": "assistant", "content": s.opts.Reply}
+		if annotations != nil {
+			msg["annotations"] = annotations
+		}
+		writeJSON(w, http.StatusOK, map[string]any{
+			"id": id, "object": "chat.completion", "created": created, "model": req.Model, "provider": "FakeProvider",
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "native_finish_reason": "stop", "message": msg}},
+			"usage":   usage(req.hasWebSearch()),
+		})
+		return
+	}
+	words := strings.SplitAfter(s.opts.Reply, " ")
+	events := make([]any, 0, len(words)+2)
+	for i, word := range words {
+		delta := map[string]any{"content": word}
+		if i == 0 {
+			delta["role"] = "assistant"
+		}
+		if i == len(words)-1 && annotations != nil {
+			delta["annotations"] = annotations
+		}
+		events = append(events, chunk(id, created, req.Model, delta, nil))
+	}
+	events = append(events, chunk(id, created, req.Model, map[string]any{}, "stop"))
+	events = append(events, map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
+		"provider": "FakeProvider", "choices": []any{}, "usage": usage(req.hasWebSearch())})
+	s.stream(w, r, rec, events)
+}
+
+func chunk(id string, created int64, model string, delta map[string]any, finish any) map[string]any {
+	return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "provider": "FakeProvider",
+		"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}}
+}
+
+func usage(searched bool) map[string]any {
+	n := 0
+	if searched {
+		n = 1
+	}
+	return map[string]any{"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19, "cost": 0.00002,
+		"server_tool_use": map[string]any{"web_search_requests": n}}
+}
+
+// stream sends events as SSE: a keep-alive comment first, as OpenRouter does
+// while a model warms up, then one event per chunk, then [DONE].
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, rec *Request, events []any) {
+	f := s.currentFault()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	flush := func() {
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	_, _ = io.WriteString(w, ": OPENROUTER PROCESSING\n\n")
+	flush()
+	for i, ev := range events {
+		if s.opts.ChunkDelay > 0 {
+			select {
+			case <-time.After(s.opts.ChunkDelay):
+			case <-r.Context().Done():
+				s.markCanceled(rec)
+				return
+			}
+		}
+		if f.CloseMidStream > 0 && i == f.CloseMidStream {
+			panic(http.ErrAbortHandler) // drops the connection without ending the chunked body
+		}
+		data, _ := json.Marshal(ev)
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
+			s.markCanceled(rec)
+			return
+		}
+		if i == len(events)/2 {
+			_, _ = io.WriteString(w, ": OPENROUTER PROCESSING\n\n")
+		}
+		flush()
+	}
+	_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	flush()
+}
+
+func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
+	rec, req, ok := s.begin(w, r)
+	if !ok {
+		return
+	}
+	if req.Input == nil {
+		s.setStatus(rec, http.StatusBadRequest)
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"code": "invalid_prompt", "message": "Input required"}, "metadata": nil})
+		return
+	}
+	s.setStatus(rec, http.StatusOK)
+	id := "resp-" + NewKey()[9:29]
+	text := map[string]any{"type": "output_text", "text": s.opts.Reply, "annotations": []any{}}
+	response := map[string]any{"id": id, "object": "response", "created_at": time.Now().Unix(), "model": req.Model, "status": "completed",
+		"output": []any{map[string]any{"type": "message", "id": "msg-1", "role": "assistant", "status": "completed", "content": []any{text}}}}
+	if !req.Stream {
+		writeJSON(w, http.StatusOK, response)
+		return
+	}
+	events := []any{
+		map[string]any{"type": "response.created", "response": map[string]any{"id": id, "status": "in_progress"}},
+		map[string]any{"type": "response.output_text.delta", "item_id": "msg-1", "delta": s.opts.Reply},
+		map[string]any{"type": "response.completed", "response": response},
+	}
+	s.stream(w, r, rec, events)
+}
+
+func (s *Server) key(w http.ResponseWriter, r *http.Request) {
+	rec := s.record(r, nil)
+	info, msg := s.authenticate(r)
+	if msg != "" {
+		s.setStatus(rec, http.StatusUnauthorized)
+		WriteError(w, http.StatusUnauthorized, msg)
+		return
+	}
+	s.setStatus(rec, http.StatusOK)
+	var expires any
+	if info.ExpiresAt != nil {
+		expires = info.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{
+		"label": info.Label, "limit": nil, "limit_remaining": nil, "limit_reset": nil, "include_byok_in_limit": false,
+		"usage": 0.25, "usage_daily": 0.25, "usage_weekly": 0.25, "usage_monthly": 0.25,
+		"is_free_tier": false, "is_management_key": false, "expires_at": expires,
+	}})
+}
+
+func (s *Server) models(w http.ResponseWriter, r *http.Request) {
+	rec := s.record(r, nil)
+	s.setStatus(rec, http.StatusOK)
+	data := make([]any, 0, len(s.opts.Models))
+	for _, m := range s.opts.Models {
+		data = append(data, map[string]any{
+			"id": m.ID, "canonical_slug": m.ID, "name": m.Name, "created": 1700000000, "context_length": m.ContextLength,
+			"architecture":         map[string]any{"modality": "text->text", "input_modalities": []string{"text"}, "output_modalities": []string{"text"}},
+			"pricing":              map[string]any{"prompt": "0.00000015", "completion": "0.0000006"},
+			"top_provider":         map[string]any{"context_length": m.ContextLength, "max_completion_tokens": m.MaxCompletionTokens, "is_moderated": false},
+			"supported_parameters": m.SupportedParameters,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data})
+}
+
+// authPage plays OpenRouter's consent page with a user who always approves:
+// with callback_url it redirects there with ?code=…; without (headless mode)
+// it shows the code for the user to paste.
+func (s *Server) authPage(w http.ResponseWriter, r *http.Request) {
+	rec := s.record(r, nil)
+	q := r.URL.Query()
+	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
+	callback := q.Get("callback_url")
+	if callback == "" && challenge == "" {
+		s.setStatus(rec, http.StatusBadRequest)
+		http.Error(w, "headless mode requires code_challenge", http.StatusBadRequest)
+		return
+	}
+	if method == "" && challenge != "" {
+		method = "plain"
+	}
+	code := "code-" + NewKey()[9:41]
+	s.mu.Lock()
+	s.codes[code] = pkceCode{challenge: challenge, method: method, expires: time.Now().Add(10 * time.Minute)}
+	s.mu.Unlock()
+	if callback == "" {
+		s.setStatus(rec, http.StatusOK)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!doctype html><title>OpenRouter</title><p>Paste this code into your application:</p><pre id=\"code\">%s</pre>", html.EscapeString(code))
+		return
+	}
+	u, err := url.Parse(callback)
+	if err != nil || (u.Scheme != "https" && !isLocal(u.Hostname())) {
+		s.setStatus(rec, http.StatusBadRequest)
+		http.Error(w, "callback_url must be https or localhost", http.StatusBadRequest)
+		return
+	}
+	qs := u.Query()
+	qs.Set("code", code)
+	u.RawQuery = qs.Encode()
+	s.setStatus(rec, http.StatusFound)
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+func isLocal(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	rec := s.record(r, body)
+	var in struct {
+		Code                string `json:"code"`
+		CodeVerifier        string `json:"code_verifier"`
+		CodeChallengeMethod string `json:"code_challenge_method"`
+	}
+	fail := func(status int, msg string) {
+		s.setStatus(rec, status)
+		WriteError(w, status, msg)
+	}
+	if err := json.Unmarshal(body, &in); err != nil || in.Code == "" {
+		fail(http.StatusBadRequest, "Invalid request body")
+		return
+	}
+	s.mu.Lock()
+	c, ok := s.codes[in.Code]
+	delete(s.codes, in.Code) // single use, right or wrong
+	s.mu.Unlock()
+	switch {
+	case !ok:
+		fail(http.StatusForbidden, "Invalid code or code_verifier")
+		return
+	case time.Now().After(c.expires):
+		fail(http.StatusForbidden, "Authorization code expired")
+		return
+	case c.challenge != "" && in.CodeChallengeMethod != "" && !strings.EqualFold(in.CodeChallengeMethod, c.method):
+		fail(http.StatusBadRequest, "Invalid code_challenge_method")
+		return
+	case c.challenge != "" && !verifierMatches(in.CodeVerifier, c.challenge, c.method):
+		fail(http.StatusForbidden, "Invalid code or code_verifier")
+		return
+	}
+	info := s.IssueKey("", nil)
+	s.setStatus(rec, http.StatusOK)
+	writeJSON(w, http.StatusOK, map[string]any{"key": info.Key, "user_id": "user_fake"})
+}
+
+// verifierMatches is the PKCE check (RFC 7636 section 4.6).
+func verifierMatches(verifier, challenge, method string) bool {
+	if strings.EqualFold(method, "S256") {
+		sum := sha256.Sum256([]byte(verifier))
+		return base64.RawURLEncoding.EncodeToString(sum[:]) == challenge
+	}
+	return verifier == challenge
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
