@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/orproxy/orproxy/internal/config"
+)
+
+// refusal is a request the local guard turned away.
+type refusal struct {
+	status  int
+	message string
+}
+
+// guard applies the local guard of DESIGN.md. The proxy spends the user's
+// credits on every request it forwards, so anything that did not plainly come
+// from a program on this machine is refused: requests for other hosts (DNS
+// rebinding), from web pages (foreign Origin, cross-site fetch metadata),
+// forward-proxy forms (CONNECT, absolute-form targets) and paths that do not
+// say plainly where they go.
+func (h *Handler) guard(r *http.Request) *refusal {
+	if r.Method == http.MethodConnect {
+		return &refusal{http.StatusMethodNotAllowed, "CONNECT is refused: orproxy is not a forward proxy; send requests to http://" + h.listenHint() + "/api/v1/…"}
+	}
+	if r.URL.IsAbs() || r.URL.Host != "" || r.RequestURI == "*" || !strings.HasPrefix(r.RequestURI, "/") {
+		return &refusal{http.StatusBadRequest, "request target " + quote(r.RequestURI) + " is refused: orproxy is not a forward proxy; use a path such as /api/v1/chat/completions"}
+	}
+	if !h.opts.AllowAnyHost && !loopbackHostHeader(r.Host) {
+		return &refusal{http.StatusForbidden, "Host " + quote(r.Host) + " is refused: orproxy answers only to localhost or a loopback address (DNS-rebinding protection)"}
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if !loopbackOrigin(origin) {
+			return &refusal{http.StatusForbidden, "requests from web pages are refused (Origin " + quote(origin) + "): a page must not spend your OpenRouter credits"}
+		}
+	} else if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+		return &refusal{http.StatusForbidden, "cross-site browser requests are refused (Sec-Fetch-Site: " + site + "): a page must not spend your OpenRouter credits"}
+	}
+	if msg := checkPath(r); msg != "" {
+		return &refusal{http.StatusBadRequest, msg}
+	}
+	if !h.opts.AccessToken.IsZero() && !h.presentsAccessToken(r) {
+		return &refusal{http.StatusUnauthorized, "this proxy requires its access token: send it as Authorization: Bearer <token> or x-api-key (see access_token in the orproxy config)"}
+	}
+	return nil
+}
+
+func loopbackHostHeader(host string) bool {
+	if host == "" {
+		return false
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return config.IsLoopbackHost(host)
+}
+
+func loopbackOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return false // includes the opaque "null" origin of sandboxed pages and files
+	}
+	return config.IsLoopbackHost(u.Hostname())
+}
+
+// checkPath refuses paths whose meaning depends on who normalises them:
+// dot segments (also percent-encoded), empty segments, encoded slashes and
+// backslashes. Upstream must see exactly the path the client meant.
+func checkPath(r *http.Request) string {
+	p := r.URL.Path
+	raw := r.URL.EscapedPath()
+	lower := strings.ToLower(raw)
+	switch {
+	case strings.Contains(lower, "%2f"), strings.Contains(lower, "%5c"), strings.Contains(p, "\\"):
+		return "path " + quote(raw) + " is refused: encoded slashes and backslashes are not allowed"
+	case strings.Contains(p, "//"):
+		return "path " + quote(raw) + " is refused: empty path segments are not allowed"
+	case strings.Contains(p, "\x00"):
+		return "path " + quote(raw) + " is refused: it contains a NUL byte"
+	}
+	trimmed := strings.TrimSuffix(p, "/")
+	if trimmed == "" {
+		trimmed = "/"
+	}
+	if path.Clean(p) != trimmed {
+		return "path " + quote(raw) + " is refused: dot segments (. or ..) are not allowed"
+	}
+	return ""
+}
+
+func (h *Handler) presentsAccessToken(r *http.Request) bool {
+	want := []byte(h.opts.AccessToken.Reveal())
+	matches := func(got string) bool {
+		return got != "" && subtle.ConstantTimeCompare([]byte(got), want) == 1
+	}
+	bearer, _ := cutBearer(r.Header.Get("Authorization"))
+	return matches(bearer) || matches(r.Header.Get("X-Api-Key"))
+}
+
+func cutBearer(h string) (string, bool) {
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:]), true
+	}
+	return "", false
+}
+
+// quote shows a client-supplied value in a message, bounded so a hostile
+// request cannot make our error answer or log line huge.
+func quote(s string) string {
+	const max = 200
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return `"` + strings.ToValidUTF8(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s), "?") + `"`
+}
+
+func (h *Handler) listenHint() string {
+	if h.opts.Listen != "" {
+		return h.opts.Listen
+	}
+	return "127.0.0.1:8765"
+}

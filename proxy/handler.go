@@ -1,0 +1,391 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"mime"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+)
+
+// Handler serves orproxy's HTTP surface. Build it once with NewHandler; the
+// per-request path does no configuration or file work.
+type Handler struct {
+	opts     Options
+	upstream *url.URL
+	rp       *httputil.ReverseProxy
+	log      *zap.Logger
+	stats    counters
+	started  time.Time
+}
+
+// NewHandler validates opts and builds the handler.
+func NewHandler(opts Options) (*Handler, error) {
+	if opts.Upstream == nil || opts.Upstream.Host == "" {
+		return nil, errors.New("proxy: an upstream URL is required")
+	}
+	if opts.Keys == nil {
+		return nil, errors.New("proxy: a key provider is required")
+	}
+	if opts.MaxRequestBody <= 0 {
+		opts.MaxRequestBody = defaultMaxRequestBody
+	}
+	if opts.HeaderTimeout <= 0 {
+		opts.HeaderTimeout = defaultHeaderTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Transport == nil {
+		t, err := NewUpstreamTransport()
+		if err != nil {
+			return nil, err
+		}
+		opts.Transport = t
+	}
+	up := *opts.Upstream
+	up.Path = strings.TrimSuffix(up.Path, "/")
+	up.RawPath = ""
+	h := &Handler{opts: opts, upstream: &up, log: opts.Logger, started: time.Now()}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite: h.rewrite,
+		Transport: &keyTransport{
+			base:          opts.Transport,
+			keys:          opts.Keys,
+			patcher:       opts.Patcher,
+			headerTimeout: opts.HeaderTimeout,
+			log:           opts.Logger,
+		},
+		ErrorHandler: h.proxyError,
+		BufferPool:   copyBuffers,
+		// Copy errors also end up in the request line; at debug they do not
+		// give a broken stream two lines.
+		ErrorLog: mustStdLog(opts.Logger),
+	}
+	return h, nil
+}
+
+// requestState travels with a forwarded request through the reverse proxy
+// and the transport, and ends up in its log line.
+type requestState struct {
+	upstreamPath    string // decoded, after the /api/v1 or /v1 prefix
+	upstreamRawPath string // as the client escaped it
+	original        []byte
+	patchedBody     []byte
+	patched         bool
+	model           string
+	stream          bool
+
+	retried           bool
+	resentWithoutTool bool
+	upstreamStatus    int
+	clientGone        bool
+	problem           string
+}
+
+func (s *requestState) sendBody() []byte {
+	if s.patched {
+		return s.patchedBody
+	}
+	return s.original
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *requestState {
+	if st, ok := ctx.Value(stateKey{}).(*requestState); ok {
+		return st
+	}
+	return &requestState{}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	h.stats.inFlight.Add(1)
+	rec := &recorder{ResponseWriter: w}
+	st := &requestState{}
+	logged := false
+	defer func() {
+		h.stats.inFlight.Add(-1)
+		if v := recover(); v != nil {
+			// ReverseProxy aborts the connection when a stream breaks after
+			// the headers went out; record that, then let the server abort.
+			if r.Context().Err() != nil {
+				st.clientGone = true
+			} else if st.problem == "" {
+				st.problem = "the upstream stream broke off"
+			}
+			h.finish(r, rec, st, start)
+			panic(v)
+		}
+		if !logged {
+			h.finish(r, rec, st, start)
+		}
+	}()
+
+	if ref := h.guard(r); ref != nil {
+		h.stats.refused.Add(1)
+		st.problem = ref.message
+		writeError(rec, ref.status, ref.message)
+		return
+	}
+	switch p := r.URL.Path; p {
+	case "/healthz":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(rec, http.StatusMethodNotAllowed, "use GET /healthz")
+			return
+		}
+		rec.Header().Set("Content-Type", "application/json")
+		rec.Header().Set("Cache-Control", "no-store")
+		_, _ = io.WriteString(rec, `{"status":"ok"}`)
+		// Probes stay out of the request log.
+		logged = true
+		if ce := h.log.Check(zap.DebugLevel, "health check"); ce != nil {
+			ce.Write()
+		}
+	case "/status":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(rec, http.StatusMethodNotAllowed, "use GET /status")
+			return
+		}
+		h.serveStatus(rec)
+	default:
+		rest, raw, ok := h.route(r)
+		if !ok {
+			writeError(rec, http.StatusNotFound, "no such path "+quote(p)+": orproxy serves /api/v1/…, /v1/…, /healthz and /status")
+			return
+		}
+		st.upstreamPath, st.upstreamRawPath = rest, raw
+		h.forward(rec, r, st)
+	}
+}
+
+// route maps /api/v1/X and /v1/X to the upstream-relative path /X.
+func (h *Handler) route(r *http.Request) (rest, raw string, ok bool) {
+	p, escaped := r.URL.Path, r.URL.EscapedPath()
+	for _, prefix := range []string{"/api/v1", "/v1"} {
+		if p == prefix || strings.HasPrefix(p, prefix+"/") {
+			return p[len(prefix):], strings.TrimPrefix(escaped, prefix), true
+		}
+	}
+	return "", "", false
+}
+
+func (h *Handler) forward(w *recorder, r *http.Request, st *requestState) {
+	limit := h.opts.MaxRequestBody
+	if r.ContentLength > limit {
+		h.tooLarge(w, st, limit)
+		return
+	}
+	// The whole body is read before anything goes upstream: it is needed to
+	// replay the request after a 401, and it avoids golang/go#40747, where a
+	// proxied upstream that answers before reading the body loses requests.
+	body, err := readBody(r, limit)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.tooLarge(w, st, limit)
+			return
+		}
+		st.clientGone = true
+		st.problem = "reading the request body: " + err.Error()
+		return
+	}
+	st.original = body
+	if h.opts.Patcher != nil {
+		out, info := h.opts.Patcher.Patch(r, st.upstreamPath, body)
+		st.patched, st.model, st.stream = info.Patched, info.Model, info.Stream
+		if info.Patched {
+			st.patchedBody = out
+		}
+	} else if len(body) > 0 && isJSON(r.Header.Get("Content-Type")) {
+		res := gjson.GetManyBytes(body, "model", "stream")
+		st.model, st.stream = res[0].String(), res[1].Bool()
+	}
+	out := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	out.Body = http.NoBody
+	out.ContentLength = int64(len(st.sendBody()))
+	h.rp.ServeHTTP(w, out)
+}
+
+func (h *Handler) tooLarge(w http.ResponseWriter, st *requestState, limit int64) {
+	st.problem = "request body too large"
+	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than limits.max_request_body (%d bytes); raise it in the orproxy config if you need to send more", limit))
+}
+
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(nil, r.Body, limit))
+	return buf.Bytes(), err
+}
+
+func isJSON(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// strippedHeaders never go upstream: the client's own credentials (the key is
+// ours to set), cookies meant for localhost, and orproxy's control headers.
+var strippedHeaders = []string{"Authorization", "X-Api-Key", "Cookie", "Expect"}
+
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	st := stateFrom(pr.In.Context())
+	u := *h.upstream
+	u.Path = h.upstream.Path + st.upstreamPath
+	if st.upstreamRawPath != st.upstreamPath {
+		u.RawPath = h.upstream.EscapedPath() + st.upstreamRawPath
+	}
+	u.RawQuery = pr.In.URL.RawQuery
+	pr.Out.URL = &u
+	pr.Out.Host = ""
+	for name := range pr.Out.Header {
+		// Some servers read "X_Api_Key" as "X-Api-Key", so underscore
+		// spellings of the stripped headers go too.
+		canon := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+		if strings.HasPrefix(canon, "X-Orproxy-") || contains(strippedHeaders, canon) {
+			pr.Out.Header.Del(name)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// proxyError answers when no upstream response can be passed on.
+func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateFrom(r.Context())
+	if r.Context().Err() != nil {
+		st.clientGone = true // nobody to answer; not an upstream failure
+		return
+	}
+	st.problem = err.Error()
+	switch {
+	case errors.Is(err, ErrNoCredential):
+		writeError(w, http.StatusUnauthorized, err.Error())
+	case errors.Is(err, errHeaderTimeout):
+		h.stats.upstreamErrors.Add(1)
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("OpenRouter sent no response headers within %s; try again, or use streaming for long completions", h.opts.HeaderTimeout))
+	default:
+		var keyErr interface{ KeyError() bool }
+		if errors.As(err, &keyErr) {
+			writeError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		h.stats.upstreamErrors.Add(1)
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("orproxy could not reach OpenRouter at %s: %v; check the network, HTTPS_PROXY and the upstream setting", h.upstream.Redacted(), unwrapURLError(err)))
+	}
+}
+
+// unwrapURLError drops the "Post "URL":" prefix, which repeats what the message says.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func (h *Handler) finish(r *http.Request, w *recorder, st *requestState, start time.Time) {
+	status := w.status
+	if st.clientGone {
+		status = 499 // the client went away first; as in nginx and Caddy
+		h.stats.clientGone.Add(1)
+	} else if status == 0 {
+		status = http.StatusOK
+	}
+	h.stats.count(status, st)
+	level := zap.InfoLevel
+	if st.clientGone {
+		level = zap.DebugLevel
+	}
+	ce := h.log.Check(level, "request")
+	if ce == nil {
+		return
+	}
+	fields := []zap.Field{
+		zap.String("method", r.Method),
+		zap.String("path", quote(r.URL.Path)),
+		zap.Int("status", status),
+		zap.Duration("duration", time.Since(start)),
+		zap.Int64("bytes", w.bytes),
+		zap.String("model", st.model),
+		zap.Bool("stream", st.stream),
+		zap.Bool("retried", st.retried),
+	}
+	if st.patched {
+		fields = append(fields, zap.Bool("web_search", !st.resentWithoutTool))
+	}
+	if st.problem != "" {
+		fields = append(fields, zap.String("problem", st.problem))
+	}
+	ce.Write(fields...)
+}
+
+func (h *Handler) serveStatus(w http.ResponseWriter) {
+	body := map[string]any{
+		"version":        h.opts.Version,
+		"upstream":       h.upstream.Redacted(),
+		"listen":         h.opts.Listen,
+		"uptime_seconds": int64(time.Since(h.started).Seconds()),
+		"credential":     h.opts.Keys.Status(),
+		"requests":       h.stats.snapshot(),
+	}
+	if h.opts.Patcher != nil {
+		body["web_search"] = h.opts.Patcher.Status()
+	} else {
+		body["web_search"] = map[string]any{"enabled": false}
+	}
+	b, err := json.MarshalIndent(body, "", "  ")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "status: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// copyBuffers are the response copy buffers. SSE events are small and a
+// stream holds its buffer for as long as it is open, so they are smaller than
+// ReverseProxy's 32 KiB default: a thousand open streams stay cheap.
+var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+
+func mustStdLog(l *zap.Logger) *log.Logger {
+	std, err := zap.NewStdLogAt(l, zap.DebugLevel)
+	if err != nil {
+		return zap.NewStdLog(l)
+	}
+	return std
+}

@@ -1,0 +1,83 @@
+// Package proxy is orproxy's HTTP handler: the local guard, key injection,
+// forwarding with streaming, the 401 retry, /healthz and /status.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/orproxy/orproxy/internal/secret"
+)
+
+// KeyProvider is what the proxy needs from the credential machinery.
+type KeyProvider interface {
+	// Key returns the key for a new request. It returns an error wrapping
+	// ErrNoCredential when nobody is logged in.
+	Key(ctx context.Context) (secret.Secret, error)
+	// Replace is called when OpenRouter rejected rejected with a 401. It
+	// returns a key to retry with (one another process stored, or a rotated
+	// one), or an error saying why there is none; its message reaches the client.
+	Replace(ctx context.Context, rejected secret.Secret) (secret.Secret, error)
+	// Status describes the credential for /status; it must hold no secret.
+	Status() any
+}
+
+// ErrNoCredential means no key is stored.
+var ErrNoCredential = errors.New("no OpenRouter credential is stored; run `orproxy login`")
+
+// BodyPatcher rewrites request bodies on their way upstream (the web search tool).
+type BodyPatcher interface {
+	// Patch returns the body to send and what it learned about the request.
+	// It must not modify body.
+	Patch(r *http.Request, upstreamPath string, body []byte) (out []byte, info PatchInfo)
+	// ToolRejected reports whether an upstream answer to a patched body was
+	// caused by the patch; the proxy then sends the original body once.
+	ToolRejected(model string, status int, body []byte) bool
+	// Status describes the patcher for /status.
+	Status() any
+}
+
+// PatchInfo is what a BodyPatcher learned from a body.
+type PatchInfo struct {
+	Patched bool
+	Model   string
+	Stream  bool
+}
+
+// Options configure a Handler. Zero values take the defaults noted.
+type Options struct {
+	// Upstream is OpenRouter's API base, e.g. https://openrouter.ai/api/v1.
+	Upstream *url.URL
+	// Keys supplies and replaces the key. Required.
+	Keys KeyProvider
+	// Patcher, if set, patches request bodies.
+	Patcher BodyPatcher
+	// AccessToken, if set, must be presented by clients.
+	AccessToken secret.Secret
+	// AllowAnyHost turns off the Host check; only for non-loopback listen
+	// addresses, which require AccessToken.
+	AllowAnyHost bool
+	// MaxRequestBody bounds request bodies; default 32 MiB.
+	MaxRequestBody int64
+	// HeaderTimeout is how long to wait for upstream response headers before
+	// answering 504; default 10 minutes, because a non-streaming completion
+	// sends its headers only when the whole answer is ready.
+	HeaderTimeout time.Duration
+	// Transport reaches the upstream; default NewUpstreamTransport().
+	Transport http.RoundTripper
+	// Logger; default zap.NewNop().
+	Logger *zap.Logger
+	// Version and Listen are shown in /status.
+	Version string
+	Listen  string
+}
+
+const (
+	defaultMaxRequestBody = 32 << 20
+	defaultHeaderTimeout  = 10 * time.Minute
+)

@@ -1,0 +1,216 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/orproxy/orproxy/internal/secret"
+)
+
+// NewUpstreamTransport returns the transport to OpenRouter: connections are
+// reused across many concurrent requests (Go's default keeps 2 idle per host),
+// dialing and TLS are bounded, nothing bounds a whole stream, and the
+// environment's proxy settings and extra CA file apply.
+func NewUpstreamTransport() (*http.Transport, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = http.ProxyFromEnvironment
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = 10 * time.Second
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 128
+	t.IdleConnTimeout = 90 * time.Second
+	t.ExpectContinueTimeout = time.Second
+	t.ForceAttemptHTTP2 = true
+	// Pass the client's Accept-Encoding through untouched instead of letting
+	// the transport add gzip and decode it again on our CPU.
+	t.DisableCompression = true
+	if file := os.Getenv("SSL_CERT_FILE"); file != "" {
+		// Go reads SSL_CERT_FILE itself only on Linux and the BSDs; adding it
+		// to the system pool makes it work on macOS and Windows as well.
+		pem, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read SSL_CERT_FILE: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("SSL_CERT_FILE %s holds no PEM certificate", file)
+		}
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return t, nil
+}
+
+// errHeaderTimeout is the cause when upstream sent no response headers in time.
+var errHeaderTimeout = errors.New("upstream sent no response headers in time")
+
+// maxErrorBody bounds how much of an upstream error answer is read to decide
+// about a retry; OpenRouter's error bodies are a few hundred bytes.
+const maxErrorBody = 64 << 10
+
+// keyTransport sets the current key on every request and, before anything has
+// gone back to the client, replays the request once after a 401 with a
+// replacement key and once without the web search tool when the tool caused
+// the failure. It never retries more than that.
+type keyTransport struct {
+	base          http.RoundTripper
+	keys          KeyProvider
+	patcher       BodyPatcher
+	headerTimeout time.Duration
+	log           *zap.Logger
+}
+
+func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	st := stateFrom(ctx)
+	key, err := t.keys.Key(ctx)
+	if err != nil {
+		return nil, err
+	}
+	body := st.sendBody()
+	retried401, resent := false, false
+	for {
+		resp, err := t.send(req, body, key)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized && !retried401:
+			retried401 = true
+			errBody := readErrorBody(resp)
+			if errorMessage(resp, errBody) == "Missing Authentication header" {
+				// We always send a key, so this is our bug, not a bad key: rotating would not help.
+				t.log.Error("upstream says the Authorization header is missing; this is an orproxy bug, not a bad key",
+					zap.String("path", req.URL.Path))
+				return respondWith(resp, errBody), nil
+			}
+			next, rerr := t.keys.Replace(ctx, key)
+			if rerr != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				return unauthorized(resp, errBody, rerr), nil
+			}
+			st.retried = true
+			key = next
+			continue
+		case st.patched && !resent && t.patcher != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest):
+			errBody := readErrorBody(resp)
+			if !t.patcher.ToolRejected(st.model, resp.StatusCode, decoded(resp, errBody)) {
+				return respondWith(resp, errBody), nil
+			}
+			t.log.Warn("upstream refused the web search tool; sending the request again without it",
+				zap.String("model", st.model), zap.Int("status", resp.StatusCode))
+			resent, st.resentWithoutTool = true, true
+			body = st.original
+			continue
+		}
+		st.upstreamStatus = resp.StatusCode
+		return resp, nil
+	}
+}
+
+// send makes one attempt with its own copy of the request.
+func (t *keyTransport) send(req *http.Request, body []byte, key secret.Secret) (*http.Response, error) {
+	ctx, cancel := context.WithCancelCause(req.Context())
+	out := req.Clone(ctx)
+	out.Header.Set("Authorization", "Bearer "+key.Reveal())
+	out.ContentLength = int64(len(body))
+	if len(body) == 0 && req.ContentLength == 0 {
+		out.Body = http.NoBody
+	} else {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	timer := time.AfterFunc(t.headerTimeout, func() { cancel(errHeaderTimeout) })
+	resp, err := t.base.RoundTrip(out)
+	if !timer.Stop() {
+		// The timer fired: even if headers arrived a moment later, the context
+		// is cancelled and the body could not be read.
+		if resp != nil {
+			resp.Body.Close()
+		}
+		cancel(nil)
+		return nil, fmt.Errorf("%w (after %s)", errHeaderTimeout, t.headerTimeout)
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelOnClose releases the attempt's context once the body is done with.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel(nil)
+	return err
+}
+
+func readErrorBody(resp *http.Response) []byte {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	resp.Body.Close()
+	return b
+}
+
+// decoded returns an error body readable as JSON. The client's
+// Accept-Encoding goes upstream unchanged, so the answer may be gzipped.
+func decoded(resp *http.Response, body []byte) []byte {
+	if !strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		return body
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return nil
+	}
+	plain, _ := io.ReadAll(io.LimitReader(zr, maxErrorBody))
+	return plain
+}
+
+func errorMessage(resp *http.Response, body []byte) string {
+	return gjson.GetBytes(decoded(resp, body), "error.message").String()
+}
+
+// respondWith returns resp with a body already read from it, as it came.
+func respondWith(resp *http.Response, body []byte) *http.Response {
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return resp
+}
+
+// unauthorized turns OpenRouter's 401 into one that also says why orproxy had
+// no other key to try and what the user can do.
+func unauthorized(resp *http.Response, upstreamBody []byte, why error) *http.Response {
+	msg := errorMessage(resp, upstreamBody)
+	if msg == "" {
+		msg = "OpenRouter rejected the key"
+	}
+	body := errorBody(http.StatusUnauthorized, msg+" (orproxy: "+why.Error()+")")
+	resp.Header.Set("Content-Type", "application/json")
+	resp.Header.Del("Content-Encoding")
+	return respondWith(resp, body)
+}
