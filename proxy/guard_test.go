@@ -131,4 +131,3 @@ func port(addr string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-

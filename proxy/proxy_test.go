@@ -458,12 +458,16 @@ func TestSecretsNeverLogged(t *testing.T) {
 		return secret.Secret{}, fmt.Errorf("broker refused refresh token %s", secret.New(refreshToken))
 	}
 	paths := []func(){
-		func() { h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, map[string]string{"Authorization": "Bearer " + storedKey}) },
+		func() {
+			h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, map[string]string{"Authorization": "Bearer " + storedKey})
+		},
 		func() { h.do(t, http.MethodGet, "/v1/models", "", nil) },
 		func() { h.do(t, http.MethodGet, "/status", "", nil) },
 		func() { h.do(t, http.MethodGet, "/healthz", "", nil) },
 		func() { h.do(t, http.MethodGet, "/elsewhere", "", nil) },
-		func() { h.do(t, http.MethodGet, "/api/v1/models", "", map[string]string{"Origin": "https://evil.example"}) },
+		func() {
+			h.do(t, http.MethodGet, "/api/v1/models", "", map[string]string{"Origin": "https://evil.example"})
+		},
 		func() {
 			h.fake.Revoke(storedKey)
 			h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
