@@ -1,0 +1,88 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+// writeFileAtomic replaces path with data so that a reader, or a crash at any
+// moment, sees the old file or the new one, never a truncated mix. The new
+// file is private (0600) whatever the umask: os.CreateTemp creates it 0600.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create temporary file: %w", err)
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmpName)
+		}
+	}()
+	// CreateTemp already uses 0600; Chmod guards a platform or a future Go
+	// where it does not, since this file holds a key.
+	if runtime.GOOS != "windows" {
+		if err := tmp.Chmod(0o600); err != nil {
+			return fmt.Errorf("restrict temporary file: %w", err)
+		}
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write temporary file: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("flush temporary file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close temporary file: %w", err)
+	}
+	if err := rename(tmpName, path); err != nil {
+		return fmt.Errorf("replace file: %w", err)
+	}
+	// Without the directory fsync a power cut can forget the rename and bring
+	// back the old file after the caller was told the new one is stored.
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	return nil
+}
+
+// rename retries on Windows, where replacing a file that another process has
+// open fails with "Access is denied" until that process closes it.
+func rename(from, to string) error {
+	err := os.Rename(from, to)
+	if runtime.GOOS != "windows" {
+		return err
+	}
+	delay := 5 * time.Millisecond
+	for i := 0; err != nil && i < 10 && errors.Is(err, fs.ErrPermission); i++ {
+		time.Sleep(delay)
+		delay *= 2
+		err = os.Rename(from, to)
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be opened for sync there; NTFS journals renames
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// pathLocks serialises the goroutines of this process per lock file before
+// they compete for the file lock, so they wait on a channel instead of
+// polling. The file lock alone would also exclude them (each attempt opens
+// its own file description), but only by polling.
+var pathLocks = struct {
+	sync.Mutex
+	m map[string]chan struct{}
+}{m: map[string]chan struct{}{}}
+
+func pathLock(path string) chan struct{} {
+	pathLocks.Lock()
+	defer pathLocks.Unlock()
+	ch, ok := pathLocks.m[path]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		pathLocks.m[path] = ch
+	}
+	return ch
+}
+
+// Lock takes the advisory lock that guards read-modify-write cycles on the
+// credential file, waiting until ctx is done. It excludes other goroutines of
+// this process as well as other processes. The lock lives on <path>.lock, not
+// on the credential file itself: on Windows the lock is mandatory and would
+// block lock-free readers, and the credential file is replaced by every save.
+// The lock file is never removed, because removing it would let two
+// processes hold "the" lock on two different files.
+func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
+	sem := pathLock(s.lockPath())
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("lock credential file: %w", context.Cause(ctx))
+	}
+	release := func() { <-sem }
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		release()
+		return nil, fmt.Errorf("lock credential file: create directory: %w", err)
+	}
+	fl := flock.New(s.lockPath(), flock.SetPermissions(0o600))
+	if err := tryLock(ctx, fl); err != nil {
+		release()
+		return nil, fmt.Errorf("lock credential file %s: %w", s.lockPath(), err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			// Unlock also closes the descriptor; the kernel drops the lock
+			// with it even if Unlock reports an error.
+			_ = fl.Unlock()
+			release()
+		})
+	}, nil
+}
+
+// tryLock polls the non-blocking lock: a blocking flock(2) cannot be
+// abandoned when ctx ends. Short first waits keep an uncontended handover
+// fast; the cap keeps a long wait cheap.
+func tryLock(ctx context.Context, fl *flock.Flock) error {
+	delay := time.Millisecond
+	for {
+		ok, err := fl.TryLock()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+		if delay < 20*time.Millisecond {
+			delay *= 2
+		}
+	}
+}

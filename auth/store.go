@@ -1,0 +1,444 @@
+// Package auth keeps orproxy's OpenRouter credential: the credential file
+// (Store), the company broker that issues and rotates keys (BrokerClient), and
+// the `orproxy login` flows that fill the file (Login).
+//
+// The credential file is shared by every orproxy process of a user: the daemon,
+// `orproxy login`, `orproxy rotate` and possibly a second daemon. Writes are
+// atomic renames, so a reader never sees half a file and needs no lock;
+// read-modify-write cycles (a rotation, a login) run under an advisory lock on a
+// separate file, so no update is lost between processes.
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/orproxy/orproxy/internal/secret"
+)
+
+// Source says where a credential came from, which decides what orproxy can do
+// when OpenRouter rejects its key.
+type Source string
+
+const (
+	// SourceBroker credentials carry a refresh token; a rejected key is rotated.
+	SourceBroker Source = "broker"
+	// SourceOpenRouterOAuth keys came from OpenRouter's PKCE flow; a rejected
+	// key means logging in again.
+	SourceOpenRouterOAuth Source = "openrouter-oauth"
+	// SourceManual keys were pasted by the user.
+	SourceManual Source = "manual"
+)
+
+func (s Source) valid() bool {
+	return s == SourceBroker || s == SourceOpenRouterOAuth || s == SourceManual
+}
+
+// Credential is the content of the credential file.
+type Credential struct {
+	Source Source
+	APIKey secret.Secret
+	// RefreshToken is the broker's refresh token; zero for other sources.
+	RefreshToken secret.Secret
+	// KeyHash is OpenRouter's key hash (hex SHA-256 of the key), for display
+	// and deep links.
+	KeyHash  string
+	KeyLabel string
+	// KeyExpiresAt is zero when the key does not expire or nobody said.
+	KeyExpiresAt time.Time
+	// BrokerURL is the broker that issued the credential, so a rotation goes
+	// to the same broker even if the configuration changed since.
+	BrokerURL string
+	UpdatedAt time.Time
+}
+
+// Clone returns a copy that shares nothing mutable with c.
+func (c *Credential) Clone() *Credential {
+	if c == nil {
+		return nil
+	}
+	cp := *c
+	return &cp
+}
+
+// ErrNoCredential means the credential file does not exist: nobody has logged in.
+var ErrNoCredential = errors.New("no credential stored; run `orproxy login`")
+
+// CorruptError is returned for a credential file that exists but cannot be
+// used. It never carries the file's contents, which may hold a key.
+type CorruptError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("credential file %s is not valid: %v; fix or remove it, or run `orproxy login`", e.Path, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// maxFileSize bounds what Load reads: a credential is a few hundred bytes, and
+// a huge file is not one.
+const maxFileSize = 1 << 20
+
+// Store is the credential file at one path. It is safe for concurrent use by
+// goroutines and, through the lock file, by processes.
+type Store struct {
+	path string
+}
+
+// NewStore returns the store for the credential file at path. Nothing is
+// touched until the store is used.
+func NewStore(path string) *Store {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return &Store{path: path}
+}
+
+// Path is the credential file's absolute path.
+func (s *Store) Path() string { return s.path }
+
+func (s *Store) lockPath() string   { return s.path + ".lock" }
+func (s *Store) backupPath() string { return s.path + ".bak" }
+
+// Load reads the credential. It needs no lock: writers replace the file with
+// a rename, so Load sees either the old or the new file, never a mix. It
+// returns ErrNoCredential when the file is absent and a *CorruptError when it
+// cannot be used.
+func (s *Store) Load() (*Credential, error) {
+	c, _, err := s.LoadStamped()
+	return c, err
+}
+
+// LoadStamped is Load plus the Stamp of exactly the file that was read (taken
+// from the open file, so a write that lands between the read and a separate
+// Stamp call cannot be missed). With ErrNoCredential the stamp says "absent".
+func (s *Store) LoadStamped() (*Credential, Stamp, error) {
+	f, err := os.Open(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, Stamp{}, ErrNoCredential
+	}
+	if err != nil {
+		return nil, Stamp{}, fmt.Errorf("read credential file: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, Stamp{}, fmt.Errorf("read credential file: %w", err)
+	}
+	stamp := stampOf(info)
+	if !info.Mode().IsRegular() {
+		return nil, stamp, &CorruptError{Path: s.path, Err: errors.New("not a regular file")}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, stamp, fmt.Errorf("read credential file %s: %w", s.path, err)
+	}
+	if len(data) > maxFileSize {
+		return nil, stamp, &CorruptError{Path: s.path, Err: errors.New("larger than 1 MiB")}
+	}
+	c, err := decodeCredential(data)
+	if err != nil {
+		return nil, stamp, &CorruptError{Path: s.path, Err: err}
+	}
+	return c, stamp, nil
+}
+
+// Save stores c under the lock. See SaveLocked.
+func (s *Store) Save(ctx context.Context, c *Credential) error {
+	unlock, err := s.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return s.SaveLocked(c)
+}
+
+// SaveLocked replaces the credential file with c. The caller holds the lock.
+// A zero UpdatedAt is stored as the time of the save; c itself is not
+// modified. A file that exists but does not parse is first copied to
+// <path>.bak, so a credential the user may still need is never lost.
+func (s *Store) SaveLocked(c *Credential) error {
+	_, err := s.saveLocked(c)
+	return err
+}
+
+func (s *Store) saveLocked(c *Credential) (*Credential, error) {
+	if c == nil {
+		return nil, errors.New("save credential: nil credential")
+	}
+	stored := c.Clone()
+	if stored.UpdatedAt.IsZero() {
+		stored.UpdatedAt = time.Now().UTC().Truncate(time.Second)
+	}
+	data, err := encodeCredential(stored)
+	if err != nil {
+		return nil, fmt.Errorf("save credential: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return nil, fmt.Errorf("save credential: create directory: %w", err)
+	}
+	if err := s.backupIfCorrupt(); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(s.path, data); err != nil {
+		return nil, fmt.Errorf("save credential to %s: %w", s.path, err)
+	}
+	return stored, nil
+}
+
+// backupIfCorrupt copies a credential file that does not parse to
+// <path>.bak. A file that cannot be read at all stops the save: overwriting
+// what we cannot back up could destroy the only copy of a key.
+func (s *Store) backupIfCorrupt() error {
+	old, err := os.ReadFile(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("save credential: read the existing file %s before replacing it: %w", s.path, err)
+	}
+	if _, err := decodeCredential(old); err == nil {
+		return nil
+	}
+	if err := writeFileAtomic(s.backupPath(), old); err != nil {
+		return fmt.Errorf("save credential: back up the unreadable file %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Update runs a read-modify-write cycle under the lock: it re-reads the file
+// (fn gets nil when there is none), calls fn, and stores what fn returns. When
+// fn returns (nil, nil) nothing is written. Update returns the credential
+// stored at the end: fn's result, or the current one when fn changed nothing.
+// A corrupt file is an error and fn is not called; an error from fn is
+// returned as is (wrapped), so callers can still match it.
+func (s *Store) Update(ctx context.Context, fn func(cur *Credential) (*Credential, error)) (*Credential, error) {
+	unlock, err := s.Lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	cur, err := s.Load()
+	switch {
+	case errors.Is(err, ErrNoCredential):
+		cur = nil
+	case err != nil:
+		return nil, err
+	}
+	next, err := fn(cur.Clone())
+	if err != nil {
+		return nil, fmt.Errorf("update credential: %w", err)
+	}
+	if next == nil {
+		return cur, nil
+	}
+	return s.saveLocked(next)
+}
+
+// Remove deletes the credential file (logout) and reports whether there was
+// one. An absent file is not an error. A corrupt file is removed too: logging
+// out is one way out of it.
+func (s *Store) Remove(ctx context.Context) (removed bool, err error) {
+	unlock, err := s.Lock(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	err = os.Remove(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("remove credential file: %w", err)
+	}
+	if err := syncDir(filepath.Dir(s.path)); err != nil {
+		return true, fmt.Errorf("remove credential file: %w", err)
+	}
+	return true, nil
+}
+
+// Stamp identifies one version of the credential file cheaply (one stat),
+// so a daemon can notice that another process replaced it without reading it
+// on every request. Every save is a rename of a new file, so the identity of
+// the file changes even when size and mtime happen to match.
+type Stamp struct {
+	exists bool
+	size   int64
+	mod    time.Time
+	info   os.FileInfo
+}
+
+// Stamp returns the current file's stamp; an absent file has a valid stamp
+// that says so.
+func (s *Store) Stamp() (Stamp, error) {
+	info, err := os.Stat(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Stamp{}, nil
+	}
+	if err != nil {
+		return Stamp{}, fmt.Errorf("stat credential file: %w", err)
+	}
+	return stampOf(info), nil
+}
+
+func stampOf(info os.FileInfo) Stamp {
+	return Stamp{exists: true, size: info.Size(), mod: info.ModTime(), info: info}
+}
+
+// Exists reports whether the file existed when the stamp was taken.
+func (a Stamp) Exists() bool { return a.exists }
+
+// Equal reports whether both stamps name the same version of the file.
+func (a Stamp) Equal(b Stamp) bool {
+	if a.exists != b.exists {
+		return false
+	}
+	if !a.exists {
+		return true
+	}
+	return a.size == b.size && a.mod.Equal(b.mod) && os.SameFile(a.info, b.info)
+}
+
+// wireCredential is the file format. Credential holds secret.Secret values,
+// which marshal redacted on purpose, so the file has its own type.
+type wireCredential struct {
+	Source       string  `json:"source"`
+	APIKey       string  `json:"openrouter_api_key"`
+	RefreshToken string  `json:"broker_refresh_token,omitempty"`
+	KeyHash      string  `json:"openrouter_key_hash,omitempty"`
+	KeyLabel     string  `json:"openrouter_key_label,omitempty"`
+	KeyExpiresAt *string `json:"openrouter_key_expires_at,omitempty"`
+	BrokerURL    string  `json:"broker_url,omitempty"`
+	UpdatedAt    *string `json:"updated_at,omitempty"`
+}
+
+// decodeCredential parses the file. Its errors describe the problem without
+// quoting the file, which may hold a key.
+func decodeCredential(data []byte) (*Credential, error) {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a BOM left by an editor
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("the file is empty")
+	}
+	var w wireCredential
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, describeJSONError(err)
+	}
+	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		return nil, errors.New("it holds null, not a JSON object")
+	}
+	c := &Credential{
+		Source:       Source(w.Source),
+		APIKey:       secret.New(w.APIKey),
+		RefreshToken: secret.New(w.RefreshToken),
+		KeyHash:      w.KeyHash,
+		KeyLabel:     w.KeyLabel,
+		BrokerURL:    w.BrokerURL,
+	}
+	if w.Source == "" {
+		return nil, errors.New(`"source" is missing`)
+	}
+	if !c.Source.valid() {
+		// The value is not secret, but it is the user's text: quote it bounded.
+		return nil, fmt.Errorf(`"source" is %s; want broker, openrouter-oauth or manual`, quoteBounded(w.Source, 40))
+	}
+	if w.APIKey == "" {
+		return nil, errors.New(`"openrouter_api_key" is missing or empty`)
+	}
+	var err error
+	if c.KeyExpiresAt, err = parseFileTime(w.KeyExpiresAt); err != nil {
+		return nil, fmt.Errorf(`"openrouter_key_expires_at" %w`, err)
+	}
+	if c.UpdatedAt, err = parseFileTime(w.UpdatedAt); err != nil {
+		return nil, fmt.Errorf(`"updated_at" %w`, err)
+	}
+	return c, nil
+}
+
+func parseFileTime(v *string) (time.Time, error) {
+	if v == nil || *v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, *v)
+	if err != nil {
+		return time.Time{}, errors.New("is not an RFC 3339 time (like 2026-12-01T00:00:00Z)")
+	}
+	return t.UTC(), nil
+}
+
+func describeJSONError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Errorf("not valid JSON (syntax error at byte %d)", syn.Offset)
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Errorf("%q has the wrong type (%s, want %s)", typ.Field, typ.Value, typ.Type)
+	case errors.As(err, &typ):
+		return fmt.Errorf("not a JSON object (found %s)", typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("not valid JSON (it ends too early)")
+	default:
+		return errors.New("not valid JSON")
+	}
+}
+
+func encodeCredential(c *Credential) ([]byte, error) {
+	if !c.Source.valid() {
+		return nil, fmt.Errorf("source %s is not broker, openrouter-oauth or manual", quoteBounded(string(c.Source), 40))
+	}
+	if c.APIKey.IsZero() {
+		return nil, errors.New("the credential has no API key")
+	}
+	w := wireCredential{
+		Source:       string(c.Source),
+		APIKey:       c.APIKey.Reveal(),
+		RefreshToken: c.RefreshToken.Reveal(),
+		KeyHash:      c.KeyHash,
+		KeyLabel:     c.KeyLabel,
+		BrokerURL:    c.BrokerURL,
+	}
+	var err error
+	if w.KeyExpiresAt, err = formatFileTime(c.KeyExpiresAt); err != nil {
+		return nil, fmt.Errorf("key expiry: %w", err)
+	}
+	if w.UpdatedAt, err = formatFileTime(c.UpdatedAt); err != nil {
+		return nil, fmt.Errorf("update time: %w", err)
+	}
+	data, err := json.MarshalIndent(w, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}
+
+// formatFileTime refuses times that RFC 3339 cannot hold, so Save never
+// writes a file that Load would call corrupt.
+func formatFileTime(t time.Time) (*string, error) {
+	if t.IsZero() {
+		return nil, nil
+	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("year %d is outside what RFC 3339 can write", y)
+	}
+	s := t.UTC().Format(time.RFC3339Nano)
+	return &s, nil
+}
+
+// quoteBounded quotes user text for an error message, cut to max runes.
+func quoteBounded(s string, max int) string {
+	r := []rune(s)
+	if len(r) > max {
+		return fmt.Sprintf("%q…", string(r[:max]))
+	}
+	return fmt.Sprintf("%q", s)
+}
