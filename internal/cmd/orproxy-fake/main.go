@@ -1,8 +1,11 @@
-// Command orproxy-fake runs the fakes of OpenRouter (and, later, the broker) as
-// processes, for end-to-end tests and the demo. It prints the base URL on its
-// first line of output, so a caller can start it on port 0.
+// Command orproxy-fake runs the fakes of OpenRouter and the credential broker
+// as processes, for end-to-end tests and the demo. It prints the base URL on
+// its first line of output, so a caller can start it on port 0.
 //
 //	orproxy-fake openrouter [--listen 127.0.0.1:0] [--key sk-or-v1-…]… [--chunk-delay 50ms]
+//	orproxy-fake broker --openrouter-admin http://127.0.0.1:PORT [--listen 127.0.0.1:0]
+//	    [--naive-append] [--start-header "Name: value"]… [--missing-headers-status 403]
+//	    [--omit-rotated-refresh-token] [--rotate-refresh-tokens] [--key-ttl 720h]
 package main
 
 import (
@@ -10,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,29 +22,38 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/orproxy/orproxy/internal/fakebroker"
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "orproxy-fake:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+const usage = "usage: orproxy-fake openrouter|broker [flags]"
+
+// run serves the fake named by args[0] until ctx ends.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: orproxy-fake openrouter [flags]")
+		return errors.New(usage)
 	}
 	switch args[0] {
 	case "openrouter":
-		return runOpenRouter(args[1:])
+		return runOpenRouter(ctx, args[1:], stdout)
+	case "broker":
+		return runBroker(ctx, args[1:], stdout)
 	default:
-		return fmt.Errorf("unknown fake %q (known: openrouter)", args[0])
+		return fmt.Errorf("unknown fake %q (known: openrouter, broker)", args[0])
 	}
 }
 
-func runOpenRouter(args []string) error {
+func runOpenRouter(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("openrouter", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	delay := fs.Duration("chunk-delay", 0, "pause between SSE events")
@@ -54,11 +67,41 @@ func runOpenRouter(args []string) error {
 		return err
 	}
 	fake := fakeopenrouter.New(fakeopenrouter.Options{Keys: keys, ChunkDelay: *delay, Reply: *reply, MaxRecorded: 10000})
-	return serve(*listen, fake.Handler(), func(base string) string { return base + "/api/v1" })
+	return serve(ctx, *listen, fake.Handler(), stdout, func(base string) string { return base + "/api/v1" })
 }
 
-// serve listens, prints the URL, and serves until SIGINT or SIGTERM.
-func serve(listen string, h http.Handler, urlOf func(base string) string) error {
+func runBroker(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	admin := fs.String("openrouter-admin", "", "base URL of the fake OpenRouter that mints and revokes keys (required)")
+	var opts fakebroker.Options
+	fs.BoolVar(&opts.NaiveAppend, "naive-append", false, `append "?code=…" to return_to without parsing it`)
+	fs.Func("start-header", `a "Name: value" header the start page requires (repeatable)`, func(s string) error {
+		opts.StartHeaders = append(opts.StartHeaders, s)
+		return nil
+	})
+	fs.IntVar(&opts.MissingHeadersStatus, "missing-headers-status", 403, "answer to a start request without the headers: 403 or 200 (HTML page)")
+	fs.BoolVar(&opts.OmitRotatedRefreshToken, "omit-rotated-refresh-token", false, "leave broker_refresh_token out of rotate answers")
+	fs.BoolVar(&opts.RotateRefreshTokens, "rotate-refresh-tokens", false, "issue a new refresh token on every rotation")
+	fs.DurationVar(&opts.KeyTTL, "key-ttl", fakebroker.DefaultKeyTTL, "lifetime of issued keys; negative for none")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *admin == "" {
+		return errors.New("broker: --openrouter-admin is required (the URL the openrouter fake printed)")
+	}
+	// Accept the URL the openrouter fake prints (…/api/v1) as well as its origin.
+	base := strings.TrimSuffix(strings.TrimSuffix(*admin, "/"), "/api/v1")
+	opts.Issuer = &fakeopenrouter.AdminClient{BaseURL: base}
+	fake, err := fakebroker.New(opts)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, *listen, fake.Handler(), stdout, func(base string) string { return base })
+}
+
+// serve listens, prints the URL, and serves until ctx ends.
+func serve(ctx context.Context, listen string, h http.Handler, stdout io.Writer, urlOf func(base string) string) error {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil || !(host == "127.0.0.1" || host == "localhost" || host == "::1") {
 		return fmt.Errorf("--listen %q: the fakes listen on loopback only", listen)
@@ -68,10 +111,11 @@ func serve(listen string, h http.Handler, urlOf func(base string) string) error 
 		return err
 	}
 	base := "http://" + ln.Addr().String()
-	fmt.Println(urlOf(strings.TrimSuffix(base, "/")))
+	if _, err := fmt.Fprintln(stdout, urlOf(strings.TrimSuffix(base, "/"))); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -84,5 +128,6 @@ func serve(listen string, h http.Handler, urlOf func(base string) string) error 
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		_ = srv.Close()
 	}
+	<-errc
 	return nil
 }

@@ -1,0 +1,115 @@
+package fakebroker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+)
+
+// The admin API drives a fake broker that runs as a process. The real
+// broker has nothing like it.
+func (s *Server) adminRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /_fake/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Stats())
+	})
+	mux.HandleFunc("POST /_fake/fault", func(w http.ResponseWriter, r *http.Request) {
+		var f Fault
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err == nil && len(bytes.TrimSpace(body)) > 0 {
+			err = json.Unmarshal(body, &f)
+		}
+		if err != nil {
+			writeDetail(w, http.StatusBadRequest, "bad fault: "+err.Error())
+			return
+		}
+		s.SetFault(f)
+		writeJSON(w, http.StatusOK, f)
+	})
+	mux.HandleFunc("POST /_fake/revoke-current-key", func(w http.ResponseWriter, r *http.Request) {
+		info, err := s.RevokeCurrentKey(r.Context())
+		if err != nil {
+			writeDetail(w, http.StatusConflict, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, info)
+	})
+	mux.HandleFunc("POST /_fake/reset", func(w http.ResponseWriter, r *http.Request) {
+		s.Reset()
+		writeJSON(w, http.StatusOK, map[string]bool{"reset": true})
+	})
+}
+
+// AdminClient drives a fake broker running in another process.
+type AdminClient struct {
+	// BaseURL is the broker's base URL, as the process printed it.
+	BaseURL string
+	// HTTP defaults to a client with a 10 s timeout.
+	HTTP *http.Client
+}
+
+func (c *AdminClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("fake broker admin %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("fake broker admin %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fake broker admin %s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// SetFault replaces the broker's fault.
+func (c *AdminClient) SetFault(ctx context.Context, f Fault) error {
+	return c.do(ctx, http.MethodPost, "/_fake/fault", f, nil)
+}
+
+// Stats returns the broker's counters and request log.
+func (c *AdminClient) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	err := c.do(ctx, http.MethodGet, "/_fake/stats", nil, &st)
+	return st, err
+}
+
+// RevokeCurrentKey revokes the key issued last at the fake OpenRouter.
+func (c *AdminClient) RevokeCurrentKey(ctx context.Context) (fakeopenrouter.KeyInfo, error) {
+	var info fakeopenrouter.KeyInfo
+	err := c.do(ctx, http.MethodPost, "/_fake/revoke-current-key", nil, &info)
+	return info, err
+}
+
+// Reset forgets counters, requests and the fault.
+func (c *AdminClient) Reset(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/_fake/reset", nil, nil)
+}
