@@ -286,18 +286,14 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	st.problem = err.Error()
+	var noKey *noKeyError
 	switch {
-	case errors.Is(err, ErrNoCredential):
+	case errors.As(err, &noKey):
 		writeError(w, http.StatusUnauthorized, err.Error())
 	case errors.Is(err, errHeaderTimeout):
 		h.stats.upstreamErrors.Add(1)
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("OpenRouter sent no response headers within %s; try again, or use streaming for long completions", h.opts.HeaderTimeout))
 	default:
-		var keyErr interface{ KeyError() bool }
-		if errors.As(err, &keyErr) {
-			writeError(w, http.StatusUnauthorized, err.Error())
-			return
-		}
 		h.stats.upstreamErrors.Add(1)
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("orproxy could not reach OpenRouter at %s: %v; check the network, HTTPS_PROXY and the upstream setting", h.upstream.Redacted(), unwrapURLError(err)))
 	}

@@ -4,7 +4,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -16,8 +15,9 @@ import (
 
 // KeyProvider is what the proxy needs from the credential machinery.
 type KeyProvider interface {
-	// Key returns the key for a new request. It returns an error wrapping
-	// ErrNoCredential when nobody is logged in.
+	// Key returns the key for a new request. An error means there is none to
+	// use (nobody logged in, an unusable credential file); its message
+	// reaches the client in a 401, so it should say what to run.
 	Key(ctx context.Context) (secret.Secret, error)
 	// Replace is called when OpenRouter rejected rejected with a 401. It
 	// returns a key to retry with (one another process stored, or a rotated
@@ -26,9 +26,6 @@ type KeyProvider interface {
 	// Status describes the credential for /status; it must hold no secret.
 	Status() any
 }
-
-// ErrNoCredential means no key is stored.
-var ErrNoCredential = errors.New("no OpenRouter credential is stored; run `orproxy login`")
 
 // BodyPatcher rewrites request bodies on their way upstream (the web search tool).
 type BodyPatcher interface {

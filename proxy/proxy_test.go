@@ -290,7 +290,7 @@ func TestSlowHeadersWithinTimeoutStillWork(t *testing.T) {
 
 func TestNoCredentialIs401WithLoginHint(t *testing.T) {
 	h := newHarness(t, fakeopenrouter.Options{})
-	h.keys.key, h.keys.err = secret.Secret{}, fmt.Errorf("read credentials: %w", ErrNoCredential)
+	h.keys.key, h.keys.err = secret.Secret{}, errors.New("no credential stored; run `orproxy login`")
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	assert.Contains(t, body, `"code":401`)
@@ -478,7 +478,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 			h.fake.SetFault(fakeopenrouter.Fault{})
 		},
 		func() {
-			h.keys.err = ErrNoCredential
+			h.keys.err = errors.New("no credential stored; run `orproxy login`")
 			h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 		},
 	}

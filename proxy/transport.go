@@ -58,6 +58,12 @@ func NewUpstreamTransport() (*http.Transport, error) {
 	return t, nil
 }
 
+// noKeyError means there was no key to send: the client gets a 401 with its message.
+type noKeyError struct{ err error }
+
+func (e *noKeyError) Error() string { return e.err.Error() }
+func (e *noKeyError) Unwrap() error { return e.err }
+
 // errHeaderTimeout is the cause when upstream sent no response headers in time.
 var errHeaderTimeout = errors.New("upstream sent no response headers in time")
 
@@ -82,7 +88,10 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := stateFrom(ctx)
 	key, err := t.keys.Key(ctx)
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &noKeyError{err}
 	}
 	body := st.sendBody()
 	retried401, resent := false, false

@@ -1,0 +1,41 @@
+# orproxy: `make run` serves on the defaults, `make test` runs every check.
+GO        ?= go
+BIN       := bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS   := -s -w -X github.com/orproxy/orproxy/internal/version.Version=$(VERSION) -X github.com/orproxy/orproxy/internal/version.Commit=$(COMMIT)
+STATICCHECK_VERSION := v0.8.2
+FAKE_KEY  := sk-or-v1-fakefakefakefakefakefakefakefakefakefakefakefakefakefake0001
+
+.PHONY: build run test lint fmt vet fake clean
+
+build: ## build bin/orproxy and bin/orproxy-fake
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/orproxy ./cmd/orproxy
+	$(GO) build -trimpath -o $(BIN)/orproxy-fake ./internal/cmd/orproxy-fake
+
+run: build ## run the proxy in the foreground on its defaults (127.0.0.1:8765)
+	$(BIN)/orproxy serve
+
+test: lint ## vet, staticcheck, gofmt, and every test with the race detector
+	$(GO) test -race -count=1 ./...
+
+lint: vet $(BIN)/staticcheck ## go vet, staticcheck and a gofmt check
+	$(BIN)/staticcheck ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+$(BIN)/staticcheck:
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+fake: build ## run the fake OpenRouter on 127.0.0.1:8766 with one valid key
+	@echo "fake OpenRouter with the key $(FAKE_KEY)"
+	$(BIN)/orproxy-fake openrouter --listen 127.0.0.1:8766 --key $(FAKE_KEY) --chunk-delay 150ms
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,470 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/orproxy/orproxy/internal/logging"
+	"github.com/orproxy/orproxy/internal/secret"
+)
+
+// Rotator asks the broker for a new key; *BrokerClient is one.
+type Rotator interface {
+	Rotate(ctx context.Context, refresh secret.Secret) (*BrokerCredential, error)
+}
+
+// ManagerOptions configure a Manager. Zero durations take the defaults noted.
+type ManagerOptions struct {
+	Store *Store
+	// Broker returns the broker client for a base URL. Nil means no broker:
+	// a rejected key cannot be replaced.
+	Broker func(baseURL string) (Rotator, error)
+	// BrokerURL is the configured broker; a credential's own broker_url wins,
+	// so a key is rotated where it was issued.
+	BrokerURL string
+	// BrokerTimeout bounds one broker call; default 10 s.
+	BrokerTimeout time.Duration
+	// Check validates a key with OpenRouter (GET /key); nil disables it.
+	Check func(ctx context.Context, key secret.Secret) error
+	// ValidateOnStart checks the stored key once at Start.
+	ValidateOnStart bool
+	// RotateBeforeExpiry rotates a broker key this long before it expires.
+	RotateBeforeExpiry time.Duration
+	// BackoffBase and BackoffMax shape the wait between rotation attempts
+	// once the broker has failed FailuresBeforeBackoff times in a row;
+	// defaults 1 s and 30 s.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// RetryBase and RetryMax pace the background retries (saving a key the
+	// disk refused, rotating ahead of expiry after a failure); defaults 5 s and 5 min.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	Logger    *zap.Logger
+	// Scrubber learns every credential in use, so logs never show one.
+	Scrubber *logging.Scrubber
+}
+
+// FailuresBeforeBackoff is how many rotations in a row may fail before
+// further attempts wait: a broker that keeps failing is not hammered.
+const FailuresBeforeBackoff = 3
+
+// Manager is the daemon's view of the credential: it serves the current key
+// from memory, notices writes by other processes with one stat per request,
+// replaces a rejected key (one rotation for any number of concurrent 401s,
+// and across processes through the store's lock), rotates ahead of expiry,
+// and never loses a key the broker issued, even when the disk refuses it.
+type Manager struct {
+	opts ManagerOptions
+	log  *zap.Logger
+	sf   singleflight.Group
+
+	mu       sync.RWMutex
+	cur      *Credential // in use; nil when logged out
+	stamp    Stamp       // the file version last seen
+	fileErr  string      // why the file on disk is not in use, if so
+	pending  *Credential // issued by the broker, not yet saved
+	saveErr  string
+	saveTry  int
+	saveAt   time.Time
+	brokers  map[string]Rotator
+	rotation rotationRecord
+	expiry   retryState
+	valid    validationRecord
+
+	wake    chan struct{}
+	stop    chan struct{}
+	stopped sync.Once
+	wg      sync.WaitGroup
+}
+
+type rotationRecord struct {
+	count     int
+	lastAt    time.Time
+	lastErr   string
+	failures  int       // consecutive
+	notBefore time.Time // backoff
+}
+
+type retryState struct {
+	failures int
+	at       time.Time
+}
+
+type validationRecord struct {
+	at     time.Time
+	result string
+}
+
+// NewManager builds a manager; call Start to load the credential and begin
+// the background work, and Close to end it.
+func NewManager(opts ManagerOptions) *Manager {
+	if opts.BrokerTimeout <= 0 {
+		opts.BrokerTimeout = 10 * time.Second
+	}
+	if opts.BackoffBase <= 0 {
+		opts.BackoffBase = time.Second
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 30 * time.Second
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = 5 * time.Second
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 5 * time.Minute
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Manager{
+		opts:    opts,
+		log:     log,
+		brokers: map[string]Rotator{},
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+	}
+}
+
+// Start loads the credential and starts the background loop: validation at
+// start, rotation ahead of expiry, and retries of a failed save.
+func (m *Manager) Start() {
+	m.syncWithFile()
+	m.mu.RLock()
+	cur, fileErr := m.cur, m.fileErr
+	m.mu.RUnlock()
+	switch {
+	case cur != nil:
+		m.log.Info("credential loaded", zap.String("file", m.opts.Store.Path()), zap.String("source", string(cur.Source)),
+			secret.Field("key", cur.APIKey), zap.String("label", cur.KeyLabel))
+	case fileErr != "":
+		m.log.Error("credential file unusable", zap.String("problem", fileErr))
+	default:
+		m.log.Warn("no credential stored; requests get 401 until you run `orproxy login`", zap.String("file", m.opts.Store.Path()))
+	}
+	m.wg.Add(1)
+	go m.loop()
+}
+
+// Close stops the background loop and waits for it. A rotation in flight
+// finishes on its own within the broker timeout.
+func (m *Manager) Close() {
+	m.stopped.Do(func() { close(m.stop) })
+	m.wg.Wait()
+}
+
+// Key returns the key for a new request.
+func (m *Manager) Key(ctx context.Context) (secret.Secret, error) {
+	m.syncWithFile()
+	m.mu.RLock()
+	cur, fileErr := m.cur, m.fileErr
+	m.mu.RUnlock()
+	if cur != nil {
+		return cur.APIKey, nil
+	}
+	if fileErr != "" {
+		return secret.Secret{}, errors.New(fileErr)
+	}
+	return secret.Secret{}, ErrNoCredential
+}
+
+// Replace returns a key to retry with after OpenRouter rejected rejected:
+// the stored key if another process has replaced it meanwhile, else a key
+// rotated through the broker. Concurrent calls share one rotation, which
+// runs on its own context, so a client that goes away cancels only its wait.
+func (m *Manager) Replace(ctx context.Context, rejected secret.Secret) (secret.Secret, error) {
+	m.syncWithFile()
+	if k, ok := m.otherKey(rejected); ok {
+		return k, nil
+	}
+	ch := m.sf.DoChan("rotate", func() (any, error) {
+		return m.rotate(rejected, "OpenRouter rejected the key")
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return secret.Secret{}, res.Err
+		}
+		return res.Val.(secret.Secret), nil
+	case <-ctx.Done():
+		return secret.Secret{}, ctx.Err()
+	}
+}
+
+func (m *Manager) otherKey(rejected secret.Secret) (secret.Secret, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.cur != nil && m.cur.APIKey != rejected {
+		return m.cur.APIKey, true
+	}
+	return secret.Secret{}, false
+}
+
+// syncWithFile adopts a credential another process wrote. It costs one stat
+// when nothing changed.
+func (m *Manager) syncWithFile() {
+	st, err := m.opts.Store.Stamp()
+	if err != nil {
+		m.setFileProblem(st, err)
+		return
+	}
+	m.mu.RLock()
+	same := st.Equal(m.stamp)
+	m.mu.RUnlock()
+	if !same {
+		m.reload(st)
+	}
+}
+
+func (m *Manager) setFileProblem(st Stamp, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stamp = st
+	if msg := err.Error(); msg != m.fileErr {
+		m.fileErr = msg
+		m.log.Error("credential file unusable; keeping the last good key if there is one", zap.Error(err))
+	}
+}
+
+func (m *Manager) reload(seen Stamp) {
+	c, st, err := m.opts.Store.LoadStamped()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case err == nil:
+		m.adoptLocked(c, st, "credential changed on disk")
+	case errors.Is(err, ErrNoCredential):
+		m.stamp, m.fileErr = st, ""
+		switch {
+		case m.pending != nil:
+			// Our unsaved key is the newest there is; the save retry recreates the file.
+			m.nudge()
+		case m.cur != nil:
+			m.log.Warn("credential file removed; requests get 401 until `orproxy login`", zap.String("file", m.opts.Store.Path()))
+			m.cur = nil
+		}
+	default:
+		if !st.Exists() {
+			st = seen
+		}
+		m.stamp = st
+		if msg := err.Error(); msg != m.fileErr {
+			m.fileErr = msg
+			if m.cur != nil {
+				m.log.Error("credential file unusable; still using the last good key", zap.Error(err))
+			} else {
+				m.log.Error("credential file unusable", zap.Error(err))
+			}
+		}
+	}
+}
+
+// adoptLocked makes c, read from the file at st, the credential in use.
+func (m *Manager) adoptLocked(c *Credential, st Stamp, why string) {
+	changed := m.cur == nil || m.cur.APIKey != c.APIKey || m.cur.RefreshToken != c.RefreshToken
+	m.cur, m.stamp, m.fileErr = c, st, ""
+	if m.pending != nil {
+		// Another process stored a credential after ours was issued: theirs is newer.
+		m.pending, m.saveErr, m.saveTry = nil, "", 0
+	}
+	if changed {
+		m.log.Info(why, secret.Field("key", c.APIKey), zap.String("source", string(c.Source)))
+		// A new credential deserves fresh attempts.
+		m.rotation.failures, m.rotation.notBefore = 0, time.Time{}
+		m.expiry = retryState{}
+		m.scrubLocked()
+		m.nudge()
+	}
+}
+
+func (m *Manager) scrubLocked() {
+	if m.opts.Scrubber == nil {
+		return
+	}
+	var s []secret.Secret
+	for _, c := range []*Credential{m.cur, m.pending} {
+		if c != nil {
+			s = append(s, c.APIKey, c.RefreshToken)
+		}
+	}
+	m.opts.Scrubber.Set(s...)
+}
+
+// nudge asks the loop to recompute its timers; never blocks.
+func (m *Manager) nudge() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// RotationError explains why no replacement key could be had. Its message
+// reaches the client inside the 401, so it says what to do.
+type RotationError struct {
+	Reason string
+	// NeedsLogin is true when only a new login can help.
+	NeedsLogin bool
+}
+
+func (e *RotationError) Error() string { return e.Reason }
+
+func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, error) {
+	m.mu.RLock()
+	cur := m.cur
+	m.mu.RUnlock()
+	if cur == nil {
+		return secret.Secret{}, &RotationError{Reason: "no credential is stored; run `orproxy login`", NeedsLogin: true}
+	}
+	if cur.APIKey != rejected {
+		return cur.APIKey, nil
+	}
+	if cur.Source != SourceBroker || cur.RefreshToken.IsZero() {
+		return secret.Secret{}, &RotationError{NeedsLogin: true, Reason: fmt.Sprintf(
+			"the key came from %s and has no broker refresh token, so orproxy cannot get a new one; run `orproxy login`", describeSource(cur.Source))}
+	}
+	brokerURL := cur.BrokerURL
+	if brokerURL == "" {
+		brokerURL = m.opts.BrokerURL
+	}
+	rotator, err := m.broker(brokerURL)
+	if err != nil {
+		return secret.Secret{}, &RotationError{Reason: err.Error() + "; run `orproxy login`", NeedsLogin: true}
+	}
+	if wait, last, n := m.backoff(); wait > 0 {
+		return secret.Secret{}, &RotationError{Reason: fmt.Sprintf(
+			"the broker failed %d times in a row (last: %s); orproxy asks it again in %s", n, last, wait.Round(100*time.Millisecond))}
+	}
+
+	// Own deadline: the request that triggered this may go away, the others
+	// waiting on the same rotation must not lose it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*m.opts.BrokerTimeout+5*time.Second)
+	defer cancel()
+	unlock, lockErr := m.opts.Store.Lock(ctx)
+	if lockErr != nil {
+		// Better a rotation that another process might duplicate than none:
+		// the in-process singleflight still holds.
+		m.log.Warn("rotating without the credential file lock", zap.Error(lockErr))
+		unlock = func() {}
+	}
+	defer unlock()
+
+	// Another process may have rotated while we waited for the lock.
+	disk, st, derr := m.opts.Store.LoadStamped()
+	if derr == nil {
+		m.mu.Lock()
+		if !st.Equal(m.stamp) {
+			m.adoptLocked(disk, st, "credential rotated by another process")
+		}
+		cur = m.cur
+		m.mu.Unlock()
+		if cur.APIKey != rejected {
+			return cur.APIKey, nil
+		}
+	}
+
+	bctx, bcancel := context.WithTimeout(ctx, m.opts.BrokerTimeout)
+	answer, err := rotator.Rotate(bctx, cur.RefreshToken)
+	bcancel()
+	if err != nil {
+		return secret.Secret{}, m.rotationFailed(err, why)
+	}
+	next := answer.Credential(brokerURL)
+	saveErr := m.opts.Store.SaveLocked(next)
+	var saved Stamp
+	if saveErr == nil {
+		saved, _ = m.opts.Store.Stamp()
+	}
+
+	m.mu.Lock()
+	m.cur = next
+	m.rotation.count++
+	m.rotation.lastAt = time.Now()
+	m.rotation.lastErr = ""
+	m.rotation.failures, m.rotation.notBefore = 0, time.Time{}
+	m.expiry = retryState{}
+	if saveErr != nil {
+		m.pending, m.saveErr, m.saveTry = next, saveErr.Error(), 1
+		m.saveAt = time.Now().Add(m.opts.RetryBase)
+	} else {
+		m.pending, m.saveErr, m.saveTry = nil, "", 0
+		m.stamp, m.fileErr = saved, ""
+	}
+	m.scrubLocked()
+	m.nudge()
+	m.mu.Unlock()
+
+	m.log.Info("rotated the OpenRouter key", zap.String("reason", why),
+		secret.Field("old_key", rejected), secret.Field("new_key", next.APIKey))
+	if saveErr != nil {
+		m.log.Error("the broker issued a new key but it could not be saved; using it from memory and retrying the save",
+			zap.Error(saveErr))
+	}
+	return next.APIKey, nil
+}
+
+func (m *Manager) rotationFailed(err error, why string) error {
+	m.mu.Lock()
+	r := &m.rotation
+	r.failures++
+	r.lastErr = err.Error()
+	if r.failures >= FailuresBeforeBackoff {
+		r.notBefore = time.Now().Add(backoffDelay(m.opts.BackoffBase, m.opts.BackoffMax, r.failures-FailuresBeforeBackoff))
+	}
+	failures := r.failures
+	m.mu.Unlock()
+	m.log.Warn("key rotation failed", zap.String("reason", why), zap.Int("consecutive_failures", failures), zap.Error(err))
+	if IsRefreshRejected(err) {
+		return &RotationError{Reason: "the broker refused the refresh token (" + err.Error() + "); run `orproxy login`", NeedsLogin: true}
+	}
+	return &RotationError{Reason: "rotating the key through the broker failed: " + err.Error()}
+}
+
+// backoff returns how long rotation attempts must still wait.
+func (m *Manager) backoff() (wait time.Duration, lastErr string, failures int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return time.Until(m.rotation.notBefore), m.rotation.lastErr, m.rotation.failures
+}
+
+// backoffDelay is base·2^n, capped.
+func backoffDelay(base, max time.Duration, n int) time.Duration {
+	d := base
+	for i := 0; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+func (m *Manager) broker(url string) (Rotator, error) {
+	if url == "" || m.opts.Broker == nil {
+		return nil, errors.New("no broker is configured (broker.url or ORPROXY_BROKER_URL)")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r, ok := m.brokers[url]; ok {
+		return r, nil
+	}
+	r, err := m.opts.Broker(url)
+	if err != nil {
+		return nil, fmt.Errorf("broker %s: %w", url, err)
+	}
+	m.brokers[url] = r
+	return r, nil
+}
+
+func describeSource(s Source) string {
+	switch s {
+	case SourceOpenRouterOAuth:
+		return "OpenRouter's own login"
+	case SourceManual:
+		return "a pasted key"
+	default:
+		return string(s)
+	}
+}

@@ -1,0 +1,404 @@
+package auth_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/testenv"
+)
+
+type managerOption func(*auth.ManagerOptions)
+
+func newManager(t *testing.T, env *testenv.Env, store *auth.Store, opts ...managerOption) (*auth.Manager, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zapcore.DebugLevel)
+	o := auth.ManagerOptions{
+		Store: store,
+		Broker: func(url string) (auth.Rotator, error) {
+			return auth.NewBrokerClient(url, nil, time.Second, nil)
+		},
+		BrokerURL:     env.BrokerURL,
+		BrokerTimeout: time.Second,
+		BackoffBase:   50 * time.Millisecond,
+		BackoffMax:    200 * time.Millisecond,
+		RetryBase:     50 * time.Millisecond,
+		RetryMax:      200 * time.Millisecond,
+		Logger:        zap.New(core),
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	m := auth.NewManager(o)
+	m.Start()
+	t.Cleanup(m.Close)
+	return m, logs
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestKeyServesStoredCredential(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	cred := env.LoginBroker(t)
+	m, _ := newManager(t, env, env.Store)
+	k, err := m.Key(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, cred.APIKey, k)
+}
+
+func TestKeyWithoutCredential(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	m, _ := newManager(t, env, env.Store)
+	_, err := m.Key(ctx(t))
+	require.ErrorIs(t, err, auth.ErrNoCredential)
+	assert.Contains(t, err.Error(), "orproxy login")
+}
+
+func TestConcurrentRejectionsShareOneRotation(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	m, _ := newManager(t, env, env.Store)
+	env.OpenRouter.Revoke(old.APIKey.Reveal())
+
+	const n = 50
+	keys := make([]secret.Secret, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := m.Replace(ctx(t), old.APIKey)
+			assert.NoError(t, err)
+			keys[i] = k
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 1, env.Broker.Stats().RotateCalls)
+	stored := env.Stored(t)
+	assert.NotEqual(t, old.APIKey, stored.APIKey)
+	for _, k := range keys {
+		assert.Equal(t, stored.APIKey, k)
+	}
+	// A 401 for the old key that arrives after the rotation uses its result.
+	k, err := m.Replace(ctx(t), old.APIKey)
+	require.NoError(t, err)
+	assert.Equal(t, stored.APIKey, k)
+	assert.Equal(t, 1, env.Broker.Stats().RotateCalls)
+	st := m.Status().(auth.Status)
+	assert.Equal(t, 1, st.RotationCount)
+	assert.NotNil(t, st.LastRotationAt)
+}
+
+func TestKeyWrittenByAnotherProcessIsUsedWithoutBroker(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	m, _ := newManager(t, env, env.Store)
+
+	other := auth.NewStore(env.Store.Path()) // as another process would
+	fresh := env.OpenRouter.IssueKey("", nil)
+	next := old.Clone()
+	next.APIKey = secret.New(fresh.Key)
+	require.NoError(t, other.Save(ctx(t), next))
+
+	k, err := m.Key(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, fresh.Key, k.Reveal(), "the next request uses the new key")
+	k, err = m.Replace(ctx(t), old.APIKey)
+	require.NoError(t, err)
+	assert.Equal(t, fresh.Key, k.Reveal())
+	assert.Zero(t, env.Broker.Stats().RotateCalls)
+}
+
+func TestTwoManagersOnOneFileRotateOnce(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	a, _ := newManager(t, env, auth.NewStore(env.Store.Path()))
+	b, _ := newManager(t, env, auth.NewStore(env.Store.Path()))
+	env.OpenRouter.Revoke(old.APIKey.Reveal())
+
+	var wg sync.WaitGroup
+	got := make([]secret.Secret, 20)
+	for i := range got {
+		m := a
+		if i%2 == 1 {
+			m = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := m.Replace(ctx(t), old.APIKey)
+			assert.NoError(t, err)
+			got[i] = k
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 1, env.Broker.Stats().RotateCalls, "the file lock and the re-read make one rotation across managers")
+	stored := env.Stored(t)
+	for _, k := range got {
+		assert.Equal(t, stored.APIKey, k)
+	}
+}
+
+func TestRotateAnswerWithoutRefreshTokenKeepsTheOldOne(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{OmitRotatedRefreshToken: true}})
+	old := env.LoginBroker(t)
+	m, _ := newManager(t, env, env.Store)
+	_, err := m.Replace(ctx(t), old.APIKey)
+	require.NoError(t, err)
+	stored := env.Stored(t)
+	assert.NotEqual(t, old.APIKey, stored.APIKey)
+	assert.Equal(t, old.RefreshToken, stored.RefreshToken)
+}
+
+func TestNoRotationWithoutBroker(t *testing.T) {
+	for _, source := range []auth.Source{auth.SourceManual, auth.SourceOpenRouterOAuth} {
+		t.Run(string(source), func(t *testing.T) {
+			env := testenv.New(t, testenv.Options{})
+			cred := env.StoreKey(t, source)
+			m, _ := newManager(t, env, env.Store)
+			_, err := m.Replace(ctx(t), cred.APIKey)
+			var re *auth.RotationError
+			require.ErrorAs(t, err, &re)
+			assert.True(t, re.NeedsLogin)
+			assert.Contains(t, err.Error(), "run `orproxy login`")
+			assert.Zero(t, env.Broker.Stats().RotateCalls)
+		})
+	}
+	t.Run("broker credential but no broker configured", func(t *testing.T) {
+		env := testenv.New(t, testenv.Options{})
+		cred := env.LoginBroker(t)
+		m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.Broker = nil })
+		_, err := m.Replace(ctx(t), cred.APIKey)
+		require.ErrorContains(t, err, "no broker is configured")
+	})
+}
+
+func TestBrokerFailuresBackOffAndRecover(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) {
+		o.BackoffBase, o.BackoffMax = 300*time.Millisecond, time.Second
+	})
+	env.Broker.SetFault(fakebroker.Fault{Detail: "database is down"})
+	for i := range auth.FailuresBeforeBackoff {
+		_, err := m.Replace(ctx(t), old.APIKey)
+		require.Error(t, err, "attempt %d", i)
+		assert.Contains(t, err.Error(), "database is down")
+	}
+	_, err := m.Replace(ctx(t), old.APIKey)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "failed 3 times in a row")
+	assert.Contains(t, err.Error(), "asks it again in")
+	assert.Equal(t, auth.FailuresBeforeBackoff, env.Broker.Stats().RotateCalls, "no broker call while backing off")
+	assert.NotNil(t, m.Status().(auth.Status).RotationWaitUntil)
+
+	env.Broker.SetFault(fakebroker.Fault{})
+	require.Eventually(t, func() bool {
+		_, err := m.Replace(ctx(t), old.APIKey)
+		return err == nil
+	}, 3*time.Second, 50*time.Millisecond)
+	assert.Equal(t, auth.FailuresBeforeBackoff+1, env.Broker.Stats().RotateCalls)
+	st := m.Status().(auth.Status)
+	assert.Empty(t, st.LastRotationError)
+	assert.Zero(t, st.RotationFailures)
+}
+
+func TestCredentialChangeFromAnotherProcessResetsBackoff(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.BackoffBase, o.BackoffMax = time.Minute, time.Minute })
+	env.Broker.SetFault(fakebroker.Fault{Detail: "down"})
+	for range auth.FailuresBeforeBackoff {
+		_, _ = m.Replace(ctx(t), old.APIKey)
+	}
+	env.Broker.SetFault(fakebroker.Fault{})
+	env.LoginBroker(t) // another process logs in again
+	fresh := env.Stored(t)
+	k, err := m.Key(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, fresh.APIKey, k)
+	_, err = m.Replace(ctx(t), fresh.APIKey)
+	require.NoError(t, err, "the backoff ended with the new credential")
+}
+
+func TestRefreshTokenRejectedAsksForLogin(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	m, _ := newManager(t, env, env.Store)
+	env.Broker.SetFault(fakebroker.Fault{RejectRefresh: true})
+	_, err := m.Replace(ctx(t), old.APIKey)
+	var re *auth.RotationError
+	require.ErrorAs(t, err, &re)
+	assert.True(t, re.NeedsLogin)
+	assert.Contains(t, err.Error(), "refused the refresh token")
+}
+
+func TestBrokerHangIsBounded(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.BrokerTimeout = 300 * time.Millisecond })
+	env.Broker.SetFault(fakebroker.Fault{Hang: true})
+	start := time.Now()
+	_, err := m.Replace(ctx(t), old.APIKey)
+	require.Error(t, err)
+	assert.Less(t, time.Since(start), 2*time.Second)
+}
+
+// TestSaveFailureKeepsTheNewKey: the broker has revoked the old key by the
+// time it answers, so a new key that cannot be saved must still be used and
+// saved later.
+func TestSaveFailureKeepsTheNewKey(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	m, _ := newManager(t, env, env.Store)
+	// A directory where the file should be defeats any save, even as root.
+	require.NoError(t, os.Remove(env.Store.Path()))
+	require.NoError(t, os.MkdirAll(env.Store.Path()+"/blocker", 0o700))
+
+	k, err := m.Key(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, old.APIKey, k, "an unusable file does not log the daemon out")
+
+	next, err := m.Replace(ctx(t), old.APIKey)
+	require.NoError(t, err)
+	assert.NotEqual(t, old.APIKey, next)
+	k, err = m.Key(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, next, k, "requests use the new key from memory")
+	st := m.Status().(auth.Status)
+	assert.NotEmpty(t, st.SaveError)
+
+	require.NoError(t, os.RemoveAll(env.Store.Path()))
+	require.Eventually(t, func() bool {
+		c, err := env.Store.Load()
+		return err == nil && c.APIKey == next
+	}, 3*time.Second, 20*time.Millisecond, "the save is retried")
+	assert.Eventually(t, func() bool { return m.Status().(auth.Status).SaveError == "" }, time.Second, 10*time.Millisecond)
+}
+
+func TestRotationAheadOfExpiry(t *testing.T) {
+	// The broker writes expiry times in whole seconds, so the window is
+	// seconds wide: the key expires in about 3 s and is due 2 s earlier.
+	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{KeyTTL: 3 * time.Second}})
+	old := env.LoginBroker(t)
+	expires := old.KeyExpiresAt
+	require.False(t, expires.IsZero())
+	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.RotateBeforeExpiry = 2 * time.Second })
+
+	require.Eventually(t, func() bool { return env.Broker.Stats().RotateCalls >= 1 }, 4*time.Second, 10*time.Millisecond)
+	assert.True(t, time.Now().Before(expires), "rotated without any request, ahead of the expiry")
+	stored := env.Stored(t)
+	assert.NotEqual(t, old.APIKey, stored.APIKey)
+	assert.True(t, stored.KeyExpiresAt.After(expires))
+	k, err := m.Key(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, stored.APIKey, k)
+	assert.GreaterOrEqual(t, m.Status().(auth.Status).RotationCount, 1)
+}
+
+func TestRotationAheadOfExpiryBacksOff(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{KeyTTL: time.Hour}})
+	env.LoginBroker(t)
+	env.Broker.SetFault(fakebroker.Fault{Detail: "down"})
+	// Already inside the rotation window at start.
+	newManager(t, env, env.Store, func(o *auth.ManagerOptions) {
+		o.RotateBeforeExpiry = 2 * time.Hour
+		o.RetryBase, o.RetryMax = 100*time.Millisecond, 400*time.Millisecond
+	})
+	time.Sleep(1500 * time.Millisecond) // a window to count attempts in, not synchronisation
+	calls := env.Broker.Stats().RotateCalls
+	// 0, 100, 300, 700, 1100, 1500 ms: about six attempts, never a spin.
+	assert.GreaterOrEqual(t, calls, 3)
+	assert.LessOrEqual(t, calls, 8)
+}
+
+func TestValidateOnStart(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	env.OpenRouter.Revoke(old.APIKey.Reveal())
+	check := func(ctx context.Context, key secret.Secret) error {
+		_, err := auth.CheckKey(ctx, httpClient, env.UpstreamURL, key)
+		return err
+	}
+	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.Check, o.ValidateOnStart = check, true })
+	require.Eventually(t, func() bool { return env.Broker.Stats().RotateCalls == 1 }, 3*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		v := m.Status().(auth.Status).LastValidation
+		return v != nil && v.Result == "rejected; replaced"
+	}, time.Second, 10*time.Millisecond)
+}
+
+func TestValidateOnStartNetworkErrorIsNotARejection(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	env.LoginBroker(t)
+	check := func(context.Context, secret.Secret) error { return errors.New("dial tcp: connection refused") }
+	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.Check, o.ValidateOnStart = check, true })
+	require.Eventually(t, func() bool { return m.Status().(auth.Status).LastValidation != nil }, time.Second, 10*time.Millisecond)
+	assert.Contains(t, m.Status().(auth.Status).LastValidation.Result, "unknown")
+	assert.Zero(t, env.Broker.Stats().RotateCalls)
+}
+
+func TestFileProblemsWhileRunning(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	cred := env.LoginBroker(t)
+	m, logs := newManager(t, env, env.Store)
+
+	require.NoError(t, os.WriteFile(env.Store.Path(), []byte("{garbage"), 0o600))
+	k, err := m.Key(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, cred.APIKey, k, "garbage on disk: the last good key stays in use")
+	assert.Contains(t, m.Status().(auth.Status).FileError, "not valid JSON")
+	assert.NotEmpty(t, logs.FilterMessageSnippet("unusable").All())
+
+	// A rotation now saves over the garbage, which is kept as .bak.
+	next, err := m.Replace(ctx(t), cred.APIKey)
+	require.NoError(t, err)
+	bak, err := os.ReadFile(env.Store.Path() + ".bak")
+	require.NoError(t, err)
+	assert.Equal(t, "{garbage", string(bak))
+	assert.Equal(t, next, env.Stored(t).APIKey)
+	assert.Empty(t, m.Status().(auth.Status).FileError)
+
+	require.NoError(t, os.Remove(env.Store.Path()))
+	_, err = m.Key(ctx(t))
+	assert.ErrorIs(t, err, auth.ErrNoCredential, "deleting the file is a logout")
+}
+
+func TestStatusHoldsNoSecret(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	cred := env.LoginBroker(t)
+	m, logs := newManager(t, env, env.Store)
+	_, err := m.Replace(ctx(t), cred.APIKey)
+	require.NoError(t, err)
+	next := env.Stored(t)
+	b, err := json.Marshal(m.Status())
+	require.NoError(t, err)
+	for _, s := range []secret.Secret{cred.APIKey, cred.RefreshToken, next.APIKey, next.RefreshToken} {
+		assert.NotContains(t, string(b), s.Reveal())
+		for _, e := range logs.All() {
+			line, _ := json.Marshal(e.ContextMap())
+			assert.NotContains(t, e.Message+string(line), s.Reveal())
+		}
+	}
+	assert.Contains(t, string(b), next.APIKey.String())
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orproxy/orproxy/internal/config"
+)
+
+// streams are the command's standard streams, replaceable in tests.
+type streams struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// Exit codes of DESIGN.md.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// usageError marks a mistake in the command line itself.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// execute runs the command line and maps its outcome to an exit code, in one
+// place: usage 2, failure 1, with one clear message on stderr.
+func execute(args []string, s streams) int {
+	root := newRootCmd(s)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var usage usageError
+	if errors.As(err, &usage) || strings.HasPrefix(err.Error(), "unknown command") {
+		fmt.Fprintf(s.err, "orproxy: %v\nRun 'orproxy --help' for usage.\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(s.err, "orproxy: %v\n", err)
+	return exitFailure
+}
+
+// globalFlags are the flags every command takes.
+type globalFlags struct {
+	configFile string
+}
+
+func newRootCmd(s streams) *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "orproxy",
+		Short: "A local credential proxy for OpenRouter",
+		Long: `orproxy listens on 127.0.0.1:8765 in front of OpenRouter's API. Point a client's
+base URL at http://127.0.0.1:8765/api/v1 with any API key: orproxy sends your
+current OpenRouter key, adds OpenRouter's web search tool to chat requests, and
+replaces a rejected key through your company's credential broker.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
+	}
+	root.SetIn(s.in)
+	root.SetOut(s.out)
+	root.SetErr(s.err)
+	root.PersistentFlags().StringVar(&g.configFile, "config", "", "config file (default: "+defaultConfigHint()+"; env "+config.EnvConfig+")")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newServeCmd(g, s),
+		newVersionCmd(s),
+	)
+	return root
+}
+
+// noArgs rejects positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+	}
+	return nil
+}
+
+func defaultConfigHint() string {
+	dir, err := config.Dir()
+	if err != nil {
+		return "<config dir>/orproxy/config.yaml"
+	}
+	return dir + "/config.yaml"
+}
+
+// loadConfig loads the configuration with the flags the user set on cmd, by
+// config key.
+func loadConfig(g *globalFlags, cmd *cobra.Command, flagKeys map[string]string) (*config.Loaded, error) {
+	flags := map[string]string{}
+	for flag, key := range flagKeys {
+		if f := cmd.Flags().Lookup(flag); f != nil && f.Changed {
+			flags[key] = f.Value.String()
+		}
+	}
+	return config.Load(config.Options{File: g.configFile, Flags: flags})
+}

@@ -1,0 +1,115 @@
+// Package daemon wires orproxy's parts from a loaded configuration and runs
+// the proxy until its context ends. `orproxy serve` and the system service
+// both run it.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/logging"
+	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/version"
+	"github.com/orproxy/orproxy/proxy"
+)
+
+// Options are what Run needs besides the configuration.
+type Options struct {
+	Logger   *zap.Logger
+	Scrubber *logging.Scrubber
+	// DrainTimeout bounds how long open requests may finish after shutdown
+	// begins; default 30 s.
+	DrainTimeout time.Duration
+	// Ready, if set, is called with the listening address once requests are served.
+	Ready func(addr net.Addr)
+}
+
+// Run serves until ctx is done and then shuts down gracefully.
+func Run(ctx context.Context, cfg config.Config, opts Options) error {
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	upstream, err := url.Parse(cfg.Upstream)
+	if err != nil {
+		return fmt.Errorf("upstream: %w", err)
+	}
+	transport, err := proxy.NewUpstreamTransport()
+	if err != nil {
+		return err
+	}
+	defer transport.CloseIdleConnections()
+	credFile, err := cfg.CredentialsFile()
+	if err != nil {
+		return fmt.Errorf("find the credential file: %w", err)
+	}
+	store := auth.NewStore(credFile)
+	keys := auth.NewManager(auth.ManagerOptions{
+		Store:              store,
+		Broker:             brokerFactory(cfg),
+		BrokerURL:          cfg.Broker.URL,
+		BrokerTimeout:      cfg.Broker.Timeout,
+		Check:              keyChecker(cfg.Upstream, transport),
+		ValidateOnStart:    cfg.Credentials.ValidateOnStart,
+		RotateBeforeExpiry: cfg.Credentials.RotateBeforeExpiry,
+		Logger:             log.Named("credentials"),
+		Scrubber:           opts.Scrubber,
+	})
+
+	host, _, _ := net.SplitHostPort(cfg.Listen)
+	handler, err := proxy.NewHandler(proxy.Options{
+		Upstream:       upstream,
+		Keys:           keys,
+		AccessToken:    secret.New(cfg.AccessToken),
+		AllowAnyHost:   !config.IsLoopbackHost(host),
+		MaxRequestBody: int64(cfg.Limits.MaxRequestBody),
+		Transport:      transport,
+		Logger:         log,
+		Version:        version.String(),
+		Listen:         cfg.Listen,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := proxy.Listen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	keys.Start()
+	defer keys.Close()
+	log.Info("orproxy serving",
+		zap.String("listen", "http://"+ln.Addr().String()+"/api/v1"),
+		zap.String("upstream", upstream.Redacted()),
+		zap.String("credentials", credFile),
+		zap.String("version", version.String()))
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr())
+	}
+	srv := proxy.NewServer(handler, log)
+	return proxy.Serve(ctx, srv, ln, proxy.ServerOptions{DrainTimeout: opts.DrainTimeout, Logger: log})
+}
+
+func brokerFactory(cfg config.Config) func(string) (auth.Rotator, error) {
+	// One transport for all broker calls: it honours HTTPS_PROXY like the
+	// upstream one, and its connections are reused between rotations.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	return func(baseURL string) (auth.Rotator, error) {
+		return auth.NewBrokerClient(baseURL, cfg.Broker.StartHeaders, cfg.Broker.Timeout, transport)
+	}
+}
+
+func keyChecker(upstream string, transport http.RoundTripper) func(context.Context, secret.Secret) error {
+	client := &http.Client{Transport: transport, Timeout: 15 * time.Second}
+	return func(ctx context.Context, key secret.Secret) error {
+		_, err := auth.CheckKey(ctx, client, upstream, key)
+		return err
+	}
+}
