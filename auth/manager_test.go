@@ -303,7 +303,7 @@ func TestRotationAheadOfExpiry(t *testing.T) {
 	require.False(t, expires.IsZero())
 	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.RotateBeforeExpiry = 2 * time.Second })
 
-	require.Eventually(t, func() bool { return env.Broker.Stats().RotateCalls >= 1 }, 4*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return m.Status().(auth.Status).RotationCount >= 1 }, 4*time.Second, 10*time.Millisecond)
 	assert.True(t, time.Now().Before(expires), "rotated without any request, ahead of the expiry")
 	stored := env.Stored(t)
 	assert.NotEqual(t, old.APIKey, stored.APIKey)
@@ -311,7 +311,6 @@ func TestRotationAheadOfExpiry(t *testing.T) {
 	k, err := m.Key(ctx(t))
 	require.NoError(t, err)
 	assert.Equal(t, stored.APIKey, k)
-	assert.GreaterOrEqual(t, m.Status().(auth.Status).RotationCount, 1)
 }
 
 func TestRotationAheadOfExpiryBacksOff(t *testing.T) {
