@@ -34,6 +34,9 @@ type Env struct {
 type Options struct {
 	OpenRouter fakeopenrouter.Options
 	Broker     fakebroker.Options
+	// WrapIssuer, if set, wraps how the broker mints keys at the fake
+	// OpenRouter, e.g. to make it issue keys OpenRouter rejects.
+	WrapIssuer func(fakebroker.KeyIssuer) fakebroker.KeyIssuer
 }
 
 // New starts the fakes; they stop when the test ends.
@@ -43,6 +46,9 @@ func New(t testing.TB, opts Options) *Env {
 	orSrv := httptest.NewServer(or.Handler())
 	t.Cleanup(orSrv.Close)
 	opts.Broker.Issuer = fakebroker.ServerIssuer(or)
+	if opts.WrapIssuer != nil {
+		opts.Broker.Issuer = opts.WrapIssuer(opts.Broker.Issuer)
+	}
 	b, err := fakebroker.New(opts.Broker)
 	require.NoError(t, err)
 	bSrv := httptest.NewServer(b.Handler())

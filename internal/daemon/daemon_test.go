@@ -1,0 +1,269 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const chatBody = `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+
+type daemonUnderTest struct {
+	url  string
+	logs *observer.ObservedLogs
+}
+
+// startDaemon runs the real daemon against the fakes of env, until the test ends.
+func startDaemon(t *testing.T, env *testenv.Env, mutate ...func(*config.Config)) *daemonUnderTest {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Upstream = env.UpstreamURL
+	cfg.Broker.URL = env.BrokerURL
+	cfg.Broker.Timeout = time.Second
+	cfg.Credentials.File = env.Store.Path()
+	cfg.Credentials.ValidateOnStart = false
+	for _, f := range mutate {
+		f(&cfg)
+	}
+	require.Empty(t, cfg.Validate())
+	core, logs := observer.New(zapcore.DebugLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, Options{Logger: zap.New(core), DrainTimeout: 2 * time.Second, Ready: func(a net.Addr) { ready <- a }})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("daemon did not start: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not start in time")
+	}
+	t.Cleanup(func() {
+		cancel()
+		assert.NoError(t, <-done)
+		client.CloseIdleConnections()
+	})
+	return &daemonUnderTest{url: "http://" + addr.String(), logs: logs}
+}
+
+var client = &http.Client{Timeout: 20 * time.Second}
+
+func (d *daemonUnderTest) post(t *testing.T, body string) (int, string) {
+	t.Helper()
+	resp, err := client.Post(d.url+"/api/v1/chat/completions", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+func TestRevokedKeyManyConcurrentRequestsOneRotation(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	d := startDaemon(t, env)
+	env.OpenRouter.Revoke(old.APIKey.Reveal())
+
+	const n = 50
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], _ = d.post(t, chatBody)
+		}()
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		assert.Equal(t, http.StatusOK, s, "request %d", i)
+	}
+	assert.Equal(t, 1, env.Broker.Stats().RotateCalls)
+	stored := env.Stored(t)
+	assert.NotEqual(t, old.APIKey, stored.APIKey)
+	reqs := env.OpenRouter.Requests()
+	assert.Equal(t, "Bearer "+stored.APIKey.Reveal(), reqs[len(reqs)-1].Header.Get("Authorization"))
+}
+
+func TestStreamingRequestRecoveredAfter401(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	d := startDaemon(t, env)
+	env.OpenRouter.Revoke(old.APIKey.Reveal())
+	resp, err := client.Post(d.url+"/api/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	sc := bufio.NewScanner(resp.Body)
+	var last string
+	for sc.Scan() {
+		if sc.Text() != "" {
+			last = sc.Text()
+		}
+	}
+	assert.Equal(t, "data: [DONE]", last)
+	assert.Equal(t, 1, env.Broker.Stats().RotateCalls)
+}
+
+func TestKeyFromAnotherProcessRecoversWithoutBroker(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	d := startDaemon(t, env)
+	status, _ := d.post(t, chatBody)
+	require.Equal(t, http.StatusOK, status)
+
+	fresh := env.OpenRouter.IssueKey("", nil)
+	next := old.Clone()
+	next.APIKey = secret.New(fresh.Key)
+	require.NoError(t, auth.NewStore(env.Store.Path()).Save(context.Background(), next))
+	env.OpenRouter.Revoke(old.APIKey.Reveal())
+
+	status, body := d.post(t, chatBody)
+	assert.Equal(t, http.StatusOK, status, body)
+	assert.Zero(t, env.Broker.Stats().RotateCalls)
+}
+
+func TestBrokerFailuresGiveTheOriginal401WithTheReason(t *testing.T) {
+	faults := []struct {
+		name  string
+		fault fakebroker.Fault
+		want  string
+	}{
+		{"500 detail", fakebroker.Fault{Detail: "vault sealed"}, "vault sealed"},
+		{"500 error.message", fakebroker.Fault{ErrorMessage: "upstream key service down"}, "upstream key service down"},
+		{"garbage", fakebroker.Fault{Garbage: true}, "broker"},
+		{"hang", fakebroker.Fault{Hang: true}, "broker"},
+	}
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			env := testenv.New(t, testenv.Options{})
+			old := env.LoginBroker(t)
+			d := startDaemon(t, env)
+			env.OpenRouter.Revoke(old.APIKey.Reveal())
+			env.Broker.SetFault(f.fault)
+
+			start := time.Now()
+			status, body := d.post(t, chatBody)
+			assert.Equal(t, http.StatusUnauthorized, status)
+			assert.Less(t, time.Since(start), time.Second+2*time.Second, "bounded by broker.timeout plus a margin")
+			assert.Contains(t, body, `"code":401`)
+			assert.Contains(t, body, "User not found.", "the original 401 message stays")
+			assert.Contains(t, body, "rotating the key through the broker failed")
+			assert.Contains(t, body, f.want)
+
+			resp, err := client.Get(d.url + "/healthz")
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "the daemon stays healthy")
+
+			env.Broker.SetFault(fakebroker.Fault{})
+			status, body = d.post(t, chatBody)
+			assert.Equal(t, http.StatusOK, status, "recovers once the broker does: %s", body)
+		})
+	}
+}
+
+// rejectingIssuer mints keys and revokes them at once, like a broker that
+// hands out keys OpenRouter does not accept.
+type rejectingIssuer struct {
+	fakebroker.KeyIssuer
+	issued int
+	mu     sync.Mutex
+}
+
+func (r *rejectingIssuer) IssueKey(ctx context.Context, label string, exp *time.Time) (fakeopenrouter.KeyInfo, error) {
+	info, err := r.KeyIssuer.IssueKey(ctx, label, exp)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.issued++
+	if err == nil && r.issued > 1 { // the first key is the login's
+		err = r.KeyIssuer.Revoke(ctx, info.Key)
+	}
+	return info, err
+}
+
+func TestRotatedKeyAlsoRejectedIsRetriedOnlyOnce(t *testing.T) {
+	env := testenv.New(t, testenv.Options{WrapIssuer: func(i fakebroker.KeyIssuer) fakebroker.KeyIssuer { return &rejectingIssuer{KeyIssuer: i} }})
+	old := env.LoginBroker(t)
+	d := startDaemon(t, env)
+	env.OpenRouter.Revoke(old.APIKey.Reveal())
+	status, body := d.post(t, chatBody)
+	assert.Equal(t, http.StatusUnauthorized, status, body)
+	assert.Equal(t, 2, env.OpenRouter.Count("/api/v1/chat/completions"), "one attempt, one retry, no loop")
+	assert.Equal(t, 1, env.Broker.Stats().RotateCalls)
+}
+
+func TestLargeBodyReplayedIntactAfter401(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	d := startDaemon(t, env)
+	env.OpenRouter.Revoke(old.APIKey.Reveal())
+
+	var b bytes.Buffer
+	b.WriteString(`{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"`)
+	for b.Len() < 20<<20 {
+		fmt.Fprintf(&b, "line %d of a long pasted log \\n", b.Len())
+	}
+	b.WriteString(`"}]}`)
+	body := b.String()
+	status, resp := d.post(t, body)
+	require.Equal(t, http.StatusOK, status, resp)
+	reqs := env.OpenRouter.Requests()
+	require.Len(t, reqs, 2)
+	want := sha256.Sum256([]byte(body))
+	for i, r := range reqs {
+		assert.Equal(t, want, sha256.Sum256(r.Body), "attempt %d carried the whole body", i)
+	}
+}
+
+func TestBodyOverConfiguredLimit(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	env.LoginBroker(t)
+	d := startDaemon(t, env, func(c *config.Config) { c.Limits.MaxRequestBody = 64 * config.KiB })
+	status, body := d.post(t, `{"messages":[{"role":"user","content":"`+strings.Repeat("z", 70<<10)+`"}]}`)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, status)
+	assert.Contains(t, body, "limits.max_request_body")
+	assert.Zero(t, env.OpenRouter.Count("/api/v1/chat/completions"))
+}
+
+func TestNoCredentialFile(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	d := startDaemon(t, env)
+	status, body := d.post(t, chatBody)
+	assert.Equal(t, http.StatusUnauthorized, status)
+	assert.Contains(t, body, "run `orproxy login`")
+	assert.Zero(t, env.OpenRouter.Count("/api/v1/chat/completions"))
+}
