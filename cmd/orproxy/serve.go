@@ -54,4 +54,3 @@ func newServeCmd(g *globalFlags, s streams) *cobra.Command {
 	f.String("log-format", "", "auto, console or json (default auto)")
 	return cmd
 }
-
