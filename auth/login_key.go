@@ -1,0 +1,121 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode"
+
+	"golang.org/x/term"
+
+	"github.com/orproxy/orproxy/internal/secret"
+)
+
+// maxKeyLen bounds a pasted key; OpenRouter keys are 73 characters.
+const maxKeyLen = 1024
+
+// pastedKey stores a key the user pastes on Stdin (never argv, which other
+// users can read in the process list) after asking OpenRouter about it.
+func (l *login) pastedKey(ctx context.Context) (*Credential, error) {
+	key, err := l.readKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &Credential{Source: SourceManual, APIKey: key, KeyHash: keyHash(key)}
+	info, err := checkKey(ctx, l.opts.HTTP, l.opts.Upstream, key)
+	var rejected *KeyRejectedError
+	switch {
+	case errors.As(err, &rejected):
+		return nil, fmt.Errorf("%w; nothing was stored. Check that you pasted the whole key", err)
+	case err != nil:
+		l.say("Warning: could not check the key with OpenRouter (%v); storing it anyway.", err)
+	default:
+		c.KeyLabel, c.KeyExpiresAt = info.label, info.expiresAt
+	}
+	return l.finish(ctx, c, "with a pasted key")
+}
+
+// readKey reads one key from Stdin, without echo on a terminal.
+func (l *login) readKey(ctx context.Context) (secret.Secret, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	var line string
+	if fd, ok := terminalFd(l.opts.Stdin); ok && l.opts.StdinIsTerminal {
+		l.say("Paste your OpenRouter API key and press Enter (it is not shown): ")
+		s, err := readPassword(ctx, fd)
+		l.say("")
+		if err != nil {
+			return secret.Secret{}, err
+		}
+		line = s
+	} else {
+		if l.opts.StdinIsTerminal {
+			l.say("Paste your OpenRouter API key and press Enter: ")
+		}
+		for {
+			s, ok := l.stdinLines().next(ctx)
+			if !ok {
+				if ctx.Err() != nil {
+					return secret.Secret{}, fmt.Errorf("no key read within %v: %w", l.opts.Timeout, context.Cause(ctx))
+				}
+				return secret.Secret{}, errors.New("no key on standard input; pipe it in, e.g. `orproxy login --method key < keyfile`")
+			}
+			if strings.TrimSpace(s) != "" {
+				line = s
+				break
+			}
+		}
+	}
+	key := strings.TrimSpace(line)
+	switch {
+	case key == "":
+		return secret.Secret{}, errors.New("no key was entered")
+	case len(key) > maxKeyLen:
+		return secret.Secret{}, errors.New("that is too long to be an OpenRouter key")
+	case strings.ContainsFunc(key, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return secret.Secret{}, errors.New("the key contains spaces or control characters; paste only the key")
+	}
+	return secret.New(key), nil
+}
+
+type fder interface{ Fd() uintptr }
+
+func terminalFd(r io.Reader) (int, bool) {
+	f, ok := r.(fder)
+	if !ok {
+		return 0, false
+	}
+	fd := int(f.Fd())
+	return fd, term.IsTerminal(fd)
+}
+
+// readPassword reads a line without echo. The read cannot be abandoned, so
+// when ctx ends first the terminal's echo is restored here; the pending read
+// ends with the process.
+func readPassword(ctx context.Context, fd int) (string, error) {
+	state, err := term.GetState(fd)
+	if err != nil {
+		return "", fmt.Errorf("read key from terminal: %w", err)
+	}
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := term.ReadPassword(fd)
+		done <- result{b, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return "", fmt.Errorf("read key from terminal: %w", r.err)
+		}
+		return string(r.b), nil
+	case <-ctx.Done():
+		_ = term.Restore(fd, state)
+		return "", fmt.Errorf("no key read: %w", context.Cause(ctx))
+	}
+}
