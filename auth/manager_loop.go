@@ -160,10 +160,11 @@ func (m *Manager) validate() {
 	}()
 	err := m.opts.Check(ctx, cur.APIKey)
 	result := "ok"
+	var rejected *KeyRejectedError
 	switch {
 	case err == nil:
 		m.log.Info("stored key accepted by OpenRouter")
-	case errors.Is(err, ErrKeyRejected):
+	case errors.As(err, &rejected):
 		result = "rejected"
 		m.log.Warn("OpenRouter rejects the stored key; replacing it", zap.Error(err))
 		if _, rerr := m.Replace(ctx, cur.APIKey); rerr != nil {

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"time"
 )
 
@@ -74,4 +75,19 @@ func timePtr(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// Describe reads the credential file for `orproxy status`, without a daemon.
+func Describe(store *Store) Status {
+	s := Status{File: store.Path()}
+	c, err := store.Load()
+	switch {
+	case errors.Is(err, ErrNoCredential):
+	case err != nil:
+		s.FileError = err.Error()
+	default:
+		describe(&s, c)
+		s.CanRotate = c.Source == SourceBroker && !c.RefreshToken.IsZero()
+	}
+	return s
 }

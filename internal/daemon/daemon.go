@@ -109,7 +109,6 @@ func brokerFactory(cfg config.Config) func(string) (auth.Rotator, error) {
 func keyChecker(upstream string, transport http.RoundTripper) func(context.Context, secret.Secret) error {
 	client := &http.Client{Transport: transport, Timeout: 15 * time.Second}
 	return func(ctx context.Context, key secret.Secret) error {
-		_, err := auth.CheckKey(ctx, client, upstream, key)
-		return err
+		return auth.CheckKey(ctx, client, upstream, key)
 	}
 }
