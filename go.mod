@@ -4,8 +4,13 @@ go 1.26.0
 
 require (
 	github.com/stretchr/testify v1.12.1
+	github.com/tidwall/gjson v1.20.1
 	go.uber.org/zap v1.28.0
 	go.yaml.in/yaml/v3 v3.0.6
 )
 
-require go.uber.org/multierr v1.10.0 // indirect
+require (
+	github.com/tidwall/match v1.1.1 // indirect
+	github.com/tidwall/pretty v1.2.0 // indirect
+	go.uber.org/multierr v1.10.0 // indirect
+)
