@@ -35,6 +35,9 @@ func (s span) ok() bool { return s.end > 0 }
 // JavaScript's JSON.parse (OpenRouter's side).
 type topLevel struct {
 	tools, model, messages, input, plugins, models, stream span
+
+	// nTools counts "tools" members; with two, parsers disagree on which
+	// list counts.
 	nTools int
 	// dupKey is set when a member other than tools that the patch decision
 	// reads appears more than once.
