@@ -336,6 +336,12 @@ func TestPatchAllocations(t *testing.T) {
 	})
 	// The output body and the model string.
 	assert.LessOrEqual(t, allocs, 2.0)
+	c, err := parseCatalog([]byte(modelList))
+	require.NoError(t, err)
+	in.catalog.Store(c)
+	require.True(t, in.ToolRejected("other/model", 404, []byte(`{"error":{"message":"No endpoints found that support tool use."}}`)))
+	allocs = testing.AllocsPerRun(50, func() { in.Patch(chatReq, body) })
+	assert.LessOrEqual(t, allocs, 2.0, "with a catalogue and a cooldown to look up")
 	skip := Request{Method: "POST", Path: "/chat/completions", OptOut: true}
 	allocs = testing.AllocsPerRun(50, func() { in.Patch(skip, body) })
 	assert.LessOrEqual(t, allocs, 1.0, "a skip costs at most the model string")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,4 +163,38 @@ func TestNewCopiesExcludeModels(t *testing.T) {
 	assert.Equal(t, ReasonExcludedModel, d.Reason)
 	in.Stats().ExcludeModels[0] = "c/*"
 	assert.Equal(t, []string{"a/*"}, in.Stats().ExcludeModels)
+}
+
+func TestConcurrentUse(t *testing.T) {
+	// Run with -race: patches, rejections, catalogue updates and snapshots
+	// at once.
+	in := newTestInjector(t, testSettings())
+	rejected := []byte(`{"error":{"message":"Server tool request failed"}}`)
+	c, err := parseCatalog([]byte(modelList))
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				model := fmt.Sprintf("m/%d", (g+i)%7)
+				_, d := in.Patch(chatReq, []byte(`{"model":"`+model+`","messages":[]}`))
+				if d.Patched && i%5 == 0 {
+					in.ToolRejected(model, 400, rejected)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 50 {
+			in.catalog.Store(c)
+			in.Stats()
+		}
+	})
+	wg.Wait()
+	s := in.Stats()
+	var skipped uint64
+	for _, n := range s.Skipped {
+		skipped += n
+	}
+	assert.Equal(t, uint64(4*200), s.Patched+skipped, "every call counted once")
 }
