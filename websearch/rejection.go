@@ -22,6 +22,11 @@ func IsToolRejection(status int, body []byte) bool {
 	if status != http.StatusNotFound && status != http.StatusBadRequest {
 		return false
 	}
+	// gjson reads what it can of broken JSON; an answer that is not JSON is
+	// not OpenRouter's error shape.
+	if !gjson.ValidBytes(body) {
+		return false
+	}
 	msg := gjson.GetBytes(body, "error.message")
 	if msg.Type != gjson.String {
 		return false

@@ -46,6 +46,8 @@ func TestIsToolRejection(t *testing.T) {
 		{"400 message elsewhere", 400, `{"message":"tools are bad"}`, false},
 		{"400 empty body", 400, ``, false},
 		{"400 truncated", 400, `{"error":{"message":"Server tool req`, false},
+		{"400 truncated after the message", 400, `{"error":{"message":"Server tool request failed"`, false},
+		{"404 trailing garbage", 404, `{"error":{"message":"No endpoints found that support tool use."}}<html>`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
