@@ -46,7 +46,8 @@ type Decision struct {
 // form is stable and serves as a counter key in Stats.
 type Reason uint8
 
-// The reasons, roughly in the order they are checked.
+// The reasons, in the order they are checked; a Decision carries the first
+// that applies.
 const (
 	ReasonNone           Reason = iota // patched
 	ReasonDisabled                     // web_search.enabled is false
