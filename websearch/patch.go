@@ -297,12 +297,15 @@ func isIdentity(encoding string) bool {
 	return e == "" || strings.EqualFold(e, "identity")
 }
 
-// isJSONType accepts an empty Content-Type (curl and some SDKs omit it; the
-// body scan decides) and application/json with any parameters.
+// isJSONType accepts application/json with any parameters, an empty
+// Content-Type (some SDKs omit it), and application/x-www-form-urlencoded,
+// which curl -d sends unless told otherwise: OpenRouter reads those bodies as
+// JSON all the same. The body scan still decides whether it is a JSON object.
 func isJSONType(contentType string) bool {
 	if contentType == "" {
 		return true
 	}
 	mt, _, _ := strings.Cut(contentType, ";")
-	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
+	mt = strings.TrimSpace(mt)
+	return strings.EqualFold(mt, "application/json") || strings.EqualFold(mt, "application/x-www-form-urlencoded")
 }

@@ -206,6 +206,8 @@ var patchCases = []struct {
 	{name: "lower-case method", req: Request{Method: "post", Path: "/chat/completions"}, body: `{"messages":[]}`, reason: ReasonNotChat},
 	{name: "gzip", req: Request{Method: "POST", Path: "/chat/completions", ContentEncoding: "gzip"}, body: `{"messages":[]}`, reason: ReasonEncoded},
 	{name: "text content type", req: Request{Method: "POST", Path: "/chat/completions", ContentType: "text/plain"}, body: `{"messages":[]}`, reason: ReasonNotJSON},
+	{name: "curl's default form content type", req: Request{Method: "POST", Path: "/chat/completions", ContentType: "application/x-www-form-urlencoded"}, body: `{"messages":[]}`, want: `{"messages":[],"tools":[` + webTool + `]}`},
+	{name: "form content type that is not JSON", req: Request{Method: "POST", Path: "/chat/completions", ContentType: "application/x-www-form-urlencoded"}, body: `a=1&b=2`, reason: ReasonInvalidJSON},
 	{name: "json-ish content type", req: Request{Method: "POST", Path: "/chat/completions", ContentType: "application/jsonl"}, body: `{"messages":[]}`, reason: ReasonNotJSON},
 	{name: "opt-out", req: Request{Method: "POST", Path: "/chat/completions", OptOut: true}, body: `{"model":"m","messages":[],"stream":true}`, reason: ReasonOptOut, model: "m", stream: true},
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/version"
 	"github.com/orproxy/orproxy/proxy"
+	"github.com/orproxy/orproxy/websearch"
 )
 
 // Options are what Run needs besides the configuration.
@@ -30,6 +31,9 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Ready, if set, is called with the listening address once requests are served.
 	Ready func(addr net.Addr)
+	// WebSearch tunes the model catalogue refresh and cooldowns; zero values
+	// take the defaults.
+	WebSearch websearch.Options
 }
 
 // Run serves until ctx is done and then shuts down gracefully.
@@ -64,10 +68,22 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		Scrubber:           opts.Scrubber,
 	})
 
+	search, err := websearch.New(websearch.Settings{
+		Enabled:       cfg.WebSearch.Enabled,
+		Engine:        cfg.WebSearch.Engine,
+		MaxResults:    cfg.WebSearch.MaxResults,
+		MaxCharacters: cfg.WebSearch.MaxCharacters,
+		ExcludeModels: cfg.WebSearch.ExcludeModels,
+	}, cfg.Upstream, &http.Client{Transport: transport}, log.Named("websearch"), opts.WebSearch)
+	if err != nil {
+		return fmt.Errorf("web search: %w", err)
+	}
+
 	host, _, _ := net.SplitHostPort(cfg.Listen)
 	handler, err := proxy.NewHandler(proxy.Options{
 		Upstream:       upstream,
 		Keys:           keys,
+		Patcher:        webSearchPatcher{search},
 		AccessToken:    secret.New(cfg.AccessToken),
 		AllowAnyHost:   !config.IsLoopbackHost(host),
 		MaxRequestBody: int64(cfg.Limits.MaxRequestBody),
@@ -85,6 +101,16 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 	keys.Start()
 	defer keys.Close()
+	bg, stopBackground := context.WithCancel(context.Background())
+	searchDone := make(chan struct{})
+	go func() {
+		defer close(searchDone)
+		search.Run(bg)
+	}()
+	defer func() {
+		stopBackground()
+		<-searchDone
+	}()
 	log.Info("orproxy serving",
 		zap.String("listen", "http://"+ln.Addr().String()+"/api/v1"),
 		zap.String("upstream", upstream.Redacted()),

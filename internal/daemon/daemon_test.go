@@ -239,13 +239,26 @@ func TestLargeBodyReplayedIntactAfter401(t *testing.T) {
 	}
 	b.WriteString(`"}]}`)
 	body := b.String()
-	status, resp := d.post(t, body)
-	require.Equal(t, http.StatusOK, status, resp)
-	reqs := env.OpenRouter.Requests()
-	require.Len(t, reqs, 2)
+	// Without the web search tool, so both attempts must be byte for byte the client's body.
+	req, err := http.NewRequest(http.MethodPost, d.url+"/api/v1/chat/completions", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("X-Orproxy-Web-Search", "off")
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var chats []fakeopenrouter.Request
+	for _, r := range env.OpenRouter.Requests() {
+		if r.Path == "/api/v1/chat/completions" {
+			chats = append(chats, r)
+		}
+	}
+	require.Equal(t, 2, len(chats), "the rejected attempt and the replay")
 	want := sha256.Sum256([]byte(body))
-	for i, r := range reqs {
+	for i, r := range chats {
 		assert.Equal(t, want, sha256.Sum256(r.Body), "attempt %d carried the whole body", i)
+		assert.Empty(t, r.Header.Values("X-Orproxy-Web-Search"), "control headers stay local")
 	}
 }
 
