@@ -7,7 +7,9 @@ LDFLAGS   := -s -w -X github.com/orproxy/orproxy/internal/version.Version=$(VERS
 STATICCHECK_VERSION := v0.8.2
 FAKE_KEY  := sk-or-v1-fakefakefakefakefakefakefakefakefakefakefakefakefakefake0001
 
-.PHONY: build run test lint fmt vet fake clean
+E2E_DEPS  := test/e2e/node_modules/.installed
+
+.PHONY: build run test lint fmt vet fake clean e2e-deps
 
 build: ## build bin/orproxy and bin/orproxy-fake
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/orproxy ./cmd/orproxy
@@ -16,8 +18,16 @@ build: ## build bin/orproxy and bin/orproxy-fake
 run: build ## run the proxy in the foreground on its defaults (127.0.0.1:8765)
 	$(BIN)/orproxy serve
 
-test: lint ## vet, staticcheck, gofmt, and every test with the race detector
+test: lint $(E2E_DEPS) ## vet, staticcheck, gofmt, and every test with the race detector (end-to-end tests included)
 	$(GO) test -race -count=1 ./...
+
+e2e-deps: $(E2E_DEPS) ## install the real clients the end-to-end tests drive (Node.js 20+)
+
+# No lock file: one written here would list only this platform's OpenCode binary.
+$(E2E_DEPS): test/e2e/package.json
+	@command -v node >/dev/null || { echo "the end-to-end tests need Node.js 20 or newer (and npm) on PATH"; exit 1; }
+	cd test/e2e && npm install --no-audit --no-fund --no-package-lock
+	touch $@
 
 lint: vet $(BIN)/staticcheck ## go vet, staticcheck and a gofmt check
 	$(BIN)/staticcheck ./...
