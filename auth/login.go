@@ -32,8 +32,8 @@ const DefaultLoginTimeout = 5 * time.Minute
 // client the caller passed.
 const httpCallTimeout = 30 * time.Second
 
-// LoginOptions configure Login. The zero value of every field but Method's
-// companions (Broker, Upstream) is usable.
+// LoginOptions configure Login. Zero values are usable defaults, except that
+// the broker method needs Broker and the other two need Upstream.
 type LoginOptions struct {
 	// Method is broker (the default when empty), openrouter or key.
 	Method string

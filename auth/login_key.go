@@ -19,12 +19,17 @@ const maxKeyLen = 1024
 // pastedKey stores a key the user pastes on Stdin (never argv, which other
 // users can read in the process list) after asking OpenRouter about it.
 func (l *login) pastedKey(ctx context.Context) (*Credential, error) {
+	// A bad upstream would make the check fail like a network error and the
+	// key be stored unchecked; say so before the user pastes anything.
+	if _, err := origin(l.opts.Upstream); err != nil {
+		return nil, err
+	}
 	key, err := l.readKey(ctx)
 	if err != nil {
 		return nil, err
 	}
 	c := &Credential{Source: SourceManual, APIKey: key, KeyHash: keyHash(key)}
-	info, err := checkKey(ctx, l.opts.HTTP, l.opts.Upstream, key)
+	info, err := CheckKey(ctx, l.opts.HTTP, l.opts.Upstream, key)
 	var rejected *KeyRejectedError
 	switch {
 	case errors.As(err, &rejected):
@@ -32,7 +37,7 @@ func (l *login) pastedKey(ctx context.Context) (*Credential, error) {
 	case err != nil:
 		l.say("Warning: could not check the key with OpenRouter (%v); storing it anyway.", err)
 	default:
-		c.KeyLabel, c.KeyExpiresAt = info.label, info.expiresAt
+		c.KeyLabel, c.KeyExpiresAt = info.Label, info.ExpiresAt
 	}
 	return l.finish(ctx, c, "with a pasted key")
 }
