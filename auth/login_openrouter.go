@@ -53,42 +53,16 @@ func authPageURL(upstream, callback string, p pkce) (string, error) {
 
 // openRouter runs OpenRouter's own OAuth PKCE login with a callback.
 func (l *login) openRouter(ctx context.Context) (*Credential, error) {
+	if _, err := origin(l.opts.Upstream); err != nil {
+		return nil, err
+	}
 	p, err := newPKCE()
 	if err != nil {
 		return nil, err
 	}
-	state, err := randomToken()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := origin(l.opts.Upstream); err != nil {
-		return nil, err
-	}
-	g := newGate()
-	cs, err := startCallbackServer(l.opts.CallbackPort, state, g, l.log)
-	if err != nil {
-		return nil, err
-	}
-	defer cs.close()
-	authURL, err := authPageURL(l.opts.Upstream, cs.URL(), p)
-	if err != nil {
-		return nil, err
-	}
-	l.showURL("Open this address in a browser to log in with your OpenRouter account:", authURL)
-	l.say("Waiting up to %v for the browser to come back to %s ...", l.opts.Timeout, callbackPath)
-	if l.acceptsPaste() {
-		l.say("If the browser runs on another machine, paste the address it ends on (http://127.0.0.1:…/callback?…) here and press Enter.")
-		l.readPastedCallbacks(state, g)
-	}
-	a, err := l.wait(ctx, g)
-	if err != nil {
-		return nil, err
-	}
-	c, err := l.openRouterExchange(ctx, a, p)
-	if a.outcome != nil {
-		a.outcome <- err
-	}
-	return c, err
+	return l.browserFlow(ctx, "Open this address in a browser to log in with your OpenRouter account:",
+		func(callback string) (string, error) { return authPageURL(l.opts.Upstream, callback, p) },
+		func(ctx context.Context, a arrival) (*Credential, error) { return l.openRouterExchange(ctx, a, p) })
 }
 
 // openRouterHeadless runs OpenRouter's headless mode: the consent page shows
@@ -153,9 +127,6 @@ func parsePastedCode(line string) (secret.Secret, error) {
 }
 
 func (l *login) openRouterExchange(ctx context.Context, a arrival, p pkce) (*Credential, error) {
-	if a.refused != nil {
-		return nil, a.refused
-	}
 	l.say("Got the code; asking OpenRouter for a key ...")
 	key, err := exchangePKCE(ctx, l.opts.HTTP, l.opts.Upstream, a.code, p.verifier)
 	if err != nil {

@@ -155,12 +155,18 @@ func (s *Store) LoadStamped() (*Credential, Stamp, error) {
 
 // Save stores c under the lock. See SaveLocked.
 func (s *Store) Save(ctx context.Context, c *Credential) error {
+	_, err := s.save(ctx, c)
+	return err
+}
+
+// save is Save returning what was stored.
+func (s *Store) save(ctx context.Context, c *Credential) (*Credential, error) {
 	unlock, err := s.Lock(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer unlock()
-	return s.SaveLocked(c)
+	return s.saveLocked(c)
 }
 
 // SaveLocked replaces the credential file with c. The caller holds the lock.
