@@ -54,7 +54,7 @@ func TestCheckKey(t *testing.T) {
 	defer hang.Close()
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	_, err = CheckKey(short, &http.Client{}, hang.URL, secret.New(good.Key))
+	_, err = CheckKey(short, &http.Client{Timeout: 5 * time.Second}, hang.URL, secret.New(good.Key))
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 }
 

@@ -354,8 +354,8 @@ func decodeCredential(data []byte) (*Credential, error) {
 		return nil, errors.New(`"source" is missing`)
 	}
 	if !c.Source.valid() {
-		// The value is not secret, but it is the user's text: quote it bounded.
-		return nil, fmt.Errorf(`"source" is %s; want broker, openrouter-oauth or manual`, quoteBounded(w.Source, 40))
+		// Not quoted: a key pasted into the wrong field must not reach the message.
+		return nil, errors.New(`"source" is not broker, openrouter-oauth or manual`)
 	}
 	if w.APIKey == "" {
 		return nil, errors.New(`"openrouter_api_key" is missing or empty`)
@@ -400,7 +400,7 @@ func describeJSONError(err error) error {
 
 func encodeCredential(c *Credential) ([]byte, error) {
 	if !c.Source.valid() {
-		return nil, fmt.Errorf("source %s is not broker, openrouter-oauth or manual", quoteBounded(string(c.Source), 40))
+		return nil, errors.New("source is not broker, openrouter-oauth or manual")
 	}
 	if c.APIKey.IsZero() {
 		return nil, errors.New("the credential has no API key")
