@@ -48,6 +48,12 @@ func (l *login) readKey(ctx context.Context) (secret.Secret, error) {
 	defer cancel()
 	var line string
 	if fd, ok := terminalFd(l.opts.Stdin); ok && l.opts.StdinIsTerminal {
+		restore, err := disableEcho(fd)
+		if err != nil {
+			return secret.Secret{}, fmt.Errorf("read key from terminal: %w", err)
+		}
+		// Also restores echo when ctx ends while the read is still pending.
+		defer restore()
 		l.say("Paste your OpenRouter API key and press Enter (it is not shown): ")
 		s, err := readPassword(ctx, fd)
 		l.say("")
@@ -97,13 +103,9 @@ func terminalFd(r io.Reader) (int, bool) {
 }
 
 // readPassword reads a line without echo. The read cannot be abandoned, so
-// when ctx ends first the terminal's echo is restored here; the pending read
+// when ctx ends first the caller restores the terminal and the pending read
 // ends with the process.
 func readPassword(ctx context.Context, fd int) (string, error) {
-	state, err := term.GetState(fd)
-	if err != nil {
-		return "", fmt.Errorf("read key from terminal: %w", err)
-	}
 	type result struct {
 		b   []byte
 		err error
@@ -120,7 +122,6 @@ func readPassword(ctx context.Context, fd int) (string, error) {
 		}
 		return string(r.b), nil
 	case <-ctx.Done():
-		_ = term.Restore(fd, state)
 		return "", fmt.Errorf("no key read: %w", context.Cause(ctx))
 	}
 }
