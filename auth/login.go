@@ -32,8 +32,8 @@ const DefaultLoginTimeout = 5 * time.Minute
 // client the caller passed.
 const httpCallTimeout = 30 * time.Second
 
-// LoginOptions configure Login. The zero value of every field but Method's
-// companions (Broker, Upstream) is usable.
+// LoginOptions configure Login. Zero values are usable defaults, except that
+// the broker method needs Broker and the other two need Upstream.
 type LoginOptions struct {
 	// Method is broker (the default when empty), openrouter or key.
 	Method string
@@ -85,6 +85,9 @@ func Login(ctx context.Context, store *Store, opts LoginOptions) (*Credential, e
 		return nil, err
 	}
 	defer l.stop()
+	if l.opts.Headless && l.opts.Method != MethodOpenRouter {
+		return nil, errors.New("--headless works with --method openrouter only")
+	}
 	switch l.opts.Method {
 	case MethodBroker:
 		return l.broker(ctx)
@@ -191,6 +194,49 @@ func (l *login) showURL(intro, u string) {
 	})
 }
 
+// browserFlow runs a login whose browser comes back to the callback server
+// with a code: pageURL builds the address to open from the callback
+// address, exchange turns the code into the stored credential. The browser
+// that delivered the code waits for the outcome, so its page tells the truth.
+func (l *login) browserFlow(ctx context.Context, intro string, pageURL func(callback string) (string, error),
+	exchange func(context.Context, arrival) (*Credential, error)) (*Credential, error) {
+	state, err := randomToken()
+	if err != nil {
+		return nil, err
+	}
+	g := newGate()
+	cs, err := startCallbackServer(l.opts.CallbackPort, state, g, l.log)
+	if err != nil {
+		return nil, err
+	}
+	defer cs.close()
+	u, err := pageURL(cs.URL())
+	if err != nil {
+		return nil, err
+	}
+	l.showURL(intro, u)
+	l.say("Waiting up to %v for the browser to come back to %s ...", l.opts.Timeout, callbackPath)
+	if l.acceptsPaste() {
+		l.say("If the browser runs on another machine, paste the address it ends on (http://127.0.0.1:…/callback?…) here and press Enter.")
+		l.readPastedCallbacks(state, g)
+	}
+	a, err := l.wait(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	if a.refused != nil {
+		err = a.refused
+	}
+	var c *Credential
+	if err == nil {
+		c, err = exchange(ctx, a)
+	}
+	if a.outcome != nil {
+		a.outcome <- err
+	}
+	return c, err
+}
+
 // acceptsPaste reports whether the user can paste the redirect address.
 func (l *login) acceptsPaste() bool { return l.opts.StdinIsTerminal || l.opts.Paste }
 
@@ -259,12 +305,9 @@ func (l *login) stdinLines() *lineReader {
 func (l *login) finish(ctx context.Context, c *Credential, what string) (*Credential, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := l.store.Save(ctx, c); err != nil {
-		return nil, fmt.Errorf("store the new credential: %w", err)
-	}
-	stored, err := l.store.Load()
+	stored, err := l.store.save(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("read back the stored credential: %w", err)
+		return nil, fmt.Errorf("store the new credential: %w", err)
 	}
 	l.log.Info("logged in", zap.String("source", string(stored.Source)), secret.Field("key", stored.APIKey),
 		zap.String("key_label", stored.KeyLabel), zap.String("file", l.store.Path()))

@@ -18,44 +18,19 @@ func (l *login) broker(ctx context.Context) (*Credential, error) {
 	if l.opts.Broker == nil {
 		return nil, errNoBroker
 	}
-	state, err := randomToken()
-	if err != nil {
-		return nil, err
-	}
-	g := newGate()
-	cs, err := startCallbackServer(l.opts.CallbackPort, state, g, l.log)
-	if err != nil {
-		return nil, err
-	}
-	defer cs.close()
-
-	startURL, err := l.opts.Broker.StartURL(ctx, cs.URL())
-	if err != nil {
-		return nil, fmt.Errorf("start the broker login: %w", err)
-	}
-	l.log.Debug("broker login started", zap.String("broker", l.opts.Broker.BaseURL()), zap.String("callback", cs.URL()))
-	l.showURL("Open this address in a browser to log in through the broker:", startURL)
-	l.say("Waiting up to %v for the browser to come back to %s ...", l.opts.Timeout, callbackPath)
-	if l.acceptsPaste() {
-		l.say("If the browser runs on another machine, paste the address it ends on (http://127.0.0.1:…/callback?…) here and press Enter.")
-		l.readPastedCallbacks(state, g)
-	}
-
-	a, err := l.wait(ctx, g)
-	if err != nil {
-		return nil, err
-	}
-	c, err := l.brokerExchange(ctx, a)
-	if a.outcome != nil {
-		a.outcome <- err
-	}
-	return c, err
+	return l.browserFlow(ctx, "Open this address in a browser to log in through the broker:",
+		func(callback string) (string, error) {
+			u, err := l.opts.Broker.StartURL(ctx, callback)
+			if err != nil {
+				return "", fmt.Errorf("start the broker login: %w", err)
+			}
+			l.log.Debug("broker login started", zap.String("broker", l.opts.Broker.BaseURL()), zap.String("callback", callback))
+			return u, nil
+		},
+		l.brokerExchange)
 }
 
 func (l *login) brokerExchange(ctx context.Context, a arrival) (*Credential, error) {
-	if a.refused != nil {
-		return nil, a.refused
-	}
 	l.say("Got the answer; asking the broker for a key ...")
 	bc, err := l.opts.Broker.Exchange(ctx, a.code)
 	if err != nil {

@@ -19,12 +19,17 @@ const maxKeyLen = 1024
 // pastedKey stores a key the user pastes on Stdin (never argv, which other
 // users can read in the process list) after asking OpenRouter about it.
 func (l *login) pastedKey(ctx context.Context) (*Credential, error) {
+	// A bad upstream would make the check fail like a network error and the
+	// key be stored unchecked; say so before the user pastes anything.
+	if _, err := origin(l.opts.Upstream); err != nil {
+		return nil, err
+	}
 	key, err := l.readKey(ctx)
 	if err != nil {
 		return nil, err
 	}
 	c := &Credential{Source: SourceManual, APIKey: key, KeyHash: keyHash(key)}
-	info, err := checkKey(ctx, l.opts.HTTP, l.opts.Upstream, key)
+	info, err := CheckKey(ctx, l.opts.HTTP, l.opts.Upstream, key)
 	var rejected *KeyRejectedError
 	switch {
 	case errors.As(err, &rejected):
@@ -32,7 +37,7 @@ func (l *login) pastedKey(ctx context.Context) (*Credential, error) {
 	case err != nil:
 		l.say("Warning: could not check the key with OpenRouter (%v); storing it anyway.", err)
 	default:
-		c.KeyLabel, c.KeyExpiresAt = info.label, info.expiresAt
+		c.KeyLabel, c.KeyExpiresAt = info.Label, info.ExpiresAt
 	}
 	return l.finish(ctx, c, "with a pasted key")
 }
@@ -43,6 +48,12 @@ func (l *login) readKey(ctx context.Context) (secret.Secret, error) {
 	defer cancel()
 	var line string
 	if fd, ok := terminalFd(l.opts.Stdin); ok && l.opts.StdinIsTerminal {
+		restore, err := disableEcho(fd)
+		if err != nil {
+			return secret.Secret{}, fmt.Errorf("read key from terminal: %w", err)
+		}
+		// Also restores echo when ctx ends while the read is still pending.
+		defer restore()
 		l.say("Paste your OpenRouter API key and press Enter (it is not shown): ")
 		s, err := readPassword(ctx, fd)
 		l.say("")
@@ -92,13 +103,9 @@ func terminalFd(r io.Reader) (int, bool) {
 }
 
 // readPassword reads a line without echo. The read cannot be abandoned, so
-// when ctx ends first the terminal's echo is restored here; the pending read
+// when ctx ends first the caller restores the terminal and the pending read
 // ends with the process.
 func readPassword(ctx context.Context, fd int) (string, error) {
-	state, err := term.GetState(fd)
-	if err != nil {
-		return "", fmt.Errorf("read key from terminal: %w", err)
-	}
 	type result struct {
 		b   []byte
 		err error
@@ -115,7 +122,6 @@ func readPassword(ctx context.Context, fd int) (string, error) {
 		}
 		return string(r.b), nil
 	case <-ctx.Done():
-		_ = term.Restore(fd, state)
 		return "", fmt.Errorf("no key read: %w", context.Cause(ctx))
 	}
 }

@@ -1,19 +1,13 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
-	"time"
 	"unicode"
 
 	"go.uber.org/zap"
@@ -59,42 +53,16 @@ func authPageURL(upstream, callback string, p pkce) (string, error) {
 
 // openRouter runs OpenRouter's own OAuth PKCE login with a callback.
 func (l *login) openRouter(ctx context.Context) (*Credential, error) {
+	if _, err := origin(l.opts.Upstream); err != nil {
+		return nil, err
+	}
 	p, err := newPKCE()
 	if err != nil {
 		return nil, err
 	}
-	state, err := randomToken()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := origin(l.opts.Upstream); err != nil {
-		return nil, err
-	}
-	g := newGate()
-	cs, err := startCallbackServer(l.opts.CallbackPort, state, g, l.log)
-	if err != nil {
-		return nil, err
-	}
-	defer cs.close()
-	authURL, err := authPageURL(l.opts.Upstream, cs.URL(), p)
-	if err != nil {
-		return nil, err
-	}
-	l.showURL("Open this address in a browser to log in with your OpenRouter account:", authURL)
-	l.say("Waiting up to %v for the browser to come back to %s ...", l.opts.Timeout, callbackPath)
-	if l.acceptsPaste() {
-		l.say("If the browser runs on another machine, paste the address it ends on (http://127.0.0.1:…/callback?…) here and press Enter.")
-		l.readPastedCallbacks(state, g)
-	}
-	a, err := l.wait(ctx, g)
-	if err != nil {
-		return nil, err
-	}
-	c, err := l.openRouterExchange(ctx, a, p)
-	if a.outcome != nil {
-		a.outcome <- err
-	}
-	return c, err
+	return l.browserFlow(ctx, "Open this address in a browser to log in with your OpenRouter account:",
+		func(callback string) (string, error) { return authPageURL(l.opts.Upstream, callback, p) },
+		func(ctx context.Context, a arrival) (*Credential, error) { return l.openRouterExchange(ctx, a, p) })
 }
 
 // openRouterHeadless runs OpenRouter's headless mode: the consent page shows
@@ -159,123 +127,17 @@ func parsePastedCode(line string) (secret.Secret, error) {
 }
 
 func (l *login) openRouterExchange(ctx context.Context, a arrival, p pkce) (*Credential, error) {
-	if a.refused != nil {
-		return nil, a.refused
-	}
 	l.say("Got the code; asking OpenRouter for a key ...")
 	key, err := exchangePKCE(ctx, l.opts.HTTP, l.opts.Upstream, a.code, p.verifier)
 	if err != nil {
 		return nil, err
 	}
 	c := &Credential{Source: SourceOpenRouterOAuth, APIKey: key, KeyHash: keyHash(key)}
-	if info, err := checkKey(ctx, l.opts.HTTP, l.opts.Upstream, key); err == nil {
-		c.KeyLabel, c.KeyExpiresAt = info.label, info.expiresAt
+	if info, err := CheckKey(ctx, l.opts.HTTP, l.opts.Upstream, key); err == nil {
+		c.KeyLabel, c.KeyExpiresAt = info.Label, info.ExpiresAt
 	} else {
 		// The key was just issued; details are a nicety.
 		l.log.Debug("could not read the new key's details", zap.Error(err))
 	}
 	return l.finish(ctx, c, "with OpenRouter")
-}
-
-// exchangePKCE trades the code and verifier for a key at {upstream}/auth/keys.
-func exchangePKCE(ctx context.Context, hc *http.Client, upstream string, code, verifier secret.Secret) (secret.Secret, error) {
-	body, err := json.Marshal(map[string]string{
-		"code":                  code.Reveal(),
-		"code_verifier":         verifier.Reveal(),
-		"code_challenge_method": "S256",
-	})
-	if err != nil {
-		return secret.Secret{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, httpCallTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(upstream, "/")+"/auth/keys", bytes.NewReader(body))
-	if err != nil {
-		return secret.Secret{}, fmt.Errorf("exchange code with OpenRouter: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return secret.Secret{}, fmt.Errorf("exchange code with OpenRouter: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerSize))
-	if err != nil {
-		return secret.Secret{}, fmt.Errorf("exchange code with OpenRouter: read answer: %w", err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		msg := scrub(scrub(errorMessage(scrubBytes(scrubBytes(data, code), verifier)), code), verifier)
-		return secret.Secret{}, fmt.Errorf("OpenRouter refused the code: %d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), msg)
-	}
-	var out struct {
-		Key string `json:"key"`
-	}
-	if err := json.Unmarshal(data, &out); err != nil || strings.TrimSpace(out.Key) == "" {
-		return secret.Secret{}, errors.New("exchange code with OpenRouter: the answer carries no key")
-	}
-	return secret.New(strings.TrimSpace(out.Key)), nil
-}
-
-// keyHash is OpenRouter's key hash: hex SHA-256 of the key, which its site
-// uses in links to the key and its logs.
-func keyHash(key secret.Secret) string {
-	sum := sha256.Sum256([]byte(key.Reveal()))
-	return hex.EncodeToString(sum[:])
-}
-
-// keyInfo is what GET {upstream}/key tells about a key.
-type keyInfo struct {
-	label     string
-	expiresAt time.Time
-}
-
-// KeyRejectedError is OpenRouter refusing a key (401 or 403 from /key).
-type KeyRejectedError struct {
-	Status  int
-	Message string
-}
-
-func (e *KeyRejectedError) Error() string {
-	msg := fmt.Sprintf("OpenRouter rejected the key (%d %s", e.Status, http.StatusText(e.Status))
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
-	return msg + ")"
-}
-
-// checkKey asks OpenRouter about key. A *KeyRejectedError means the key is
-// no good; any other error means the question could not be answered.
-func checkKey(ctx context.Context, hc *http.Client, upstream string, key secret.Secret) (keyInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, httpCallTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(upstream, "/")+"/key", nil)
-	if err != nil {
-		return keyInfo{}, fmt.Errorf("check key: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key.Reveal())
-	resp, err := hc.Do(req)
-	if err != nil {
-		return keyInfo{}, fmt.Errorf("check key: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerSize))
-	if err != nil {
-		return keyInfo{}, fmt.Errorf("check key: read answer: %w", err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return keyInfo{}, &KeyRejectedError{Status: resp.StatusCode, Message: scrub(errorMessage(scrubBytes(data, key)), key)}
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return keyInfo{}, fmt.Errorf("check key: %d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), scrub(errorMessage(scrubBytes(data, key)), key))
-	}
-	var out struct {
-		Data struct {
-			Label     string          `json:"label"`
-			ExpiresAt json.RawMessage `json:"expires_at"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(data, &out); err != nil {
-		return keyInfo{}, errors.New("check key: the answer is not JSON")
-	}
-	return keyInfo{label: out.Data.Label, expiresAt: parseLenientTime(out.Data.ExpiresAt)}, nil
 }

@@ -450,6 +450,8 @@ func TestLoginBrokerFailures(t *testing.T) {
 	assert.EqualError(t, err, "no broker is configured: set broker.url or ORPROXY_BROKER_URL, or use --method openrouter|key")
 	_, err = Login(context.Background(), newTestStore(t), LoginOptions{Method: "magic"})
 	assert.ErrorContains(t, err, "not one of broker, openrouter, key")
+	_, err = Login(context.Background(), newTestStore(t), LoginOptions{Method: MethodKey, Headless: true})
+	assert.EqualError(t, err, "--headless works with --method openrouter only")
 
 	f := newFakes(t, fakebroker.Options{})
 	f.broker.SetFault(fakebroker.Fault{Endpoint: "exchange", Detail: "code already used", Status: 400})

@@ -30,8 +30,8 @@ type ManagerOptions struct {
 	BrokerURL string
 	// BrokerTimeout bounds one broker call; default 10 s.
 	BrokerTimeout time.Duration
-	// Check validates a key with OpenRouter (GET /key); a *KeyRejectedError
-	// means the key is refused. Nil disables validation.
+	// Check validates a key with OpenRouter (GET /key); an error for which
+	// IsKeyRejected holds means the key is refused. Nil disables validation.
 	Check func(ctx context.Context, key secret.Secret) error
 	// ValidateOnStart checks the stored key once at Start.
 	ValidateOnStart bool

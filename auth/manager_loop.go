@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -160,11 +159,10 @@ func (m *Manager) validate() {
 	}()
 	err := m.opts.Check(ctx, cur.APIKey)
 	result := "ok"
-	var rejected *KeyRejectedError
 	switch {
 	case err == nil:
 		m.log.Info("stored key accepted by OpenRouter")
-	case errors.As(err, &rejected):
+	case IsKeyRejected(err):
 		result = "rejected"
 		m.log.Warn("OpenRouter rejects the stored key; replacing it", zap.Error(err))
 		if _, rerr := m.Replace(ctx, cur.APIKey); rerr != nil {

@@ -334,7 +334,8 @@ func TestValidateOnStart(t *testing.T) {
 	old := env.LoginBroker(t)
 	env.OpenRouter.Revoke(old.APIKey.Reveal())
 	check := func(ctx context.Context, key secret.Secret) error {
-		return auth.CheckKey(ctx, httpClient, env.UpstreamURL, key)
+		_, err := auth.CheckKey(ctx, httpClient, env.UpstreamURL, key)
+		return err
 	}
 	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.Check, o.ValidateOnStart = check, true })
 	require.Eventually(t, func() bool { return env.Broker.Stats().RotateCalls == 1 }, 3*time.Second, 10*time.Millisecond)

@@ -135,6 +135,7 @@ func brokerFactory(cfg config.Config) func(string) (auth.Rotator, error) {
 func keyChecker(upstream string, transport http.RoundTripper) func(context.Context, secret.Secret) error {
 	client := &http.Client{Transport: transport, Timeout: 15 * time.Second}
 	return func(ctx context.Context, key secret.Secret) error {
-		return auth.CheckKey(ctx, client, upstream, key)
+		_, err := auth.CheckKey(ctx, client, upstream, key)
+		return err
 	}
 }
