@@ -181,3 +181,30 @@ func TestOpenAISDK(t *testing.T) {
 	require.Len(t, s.chatRequests()[from:], 2, "the rejected attempt and its one retry")
 	s.assertRecovered(from, before)
 }
+
+// TestRotateCommandWhileServing: `orproxy rotate` in another process; the
+// daemon serves the new key on its next request without a broker call of
+// its own.
+func TestRotateCommandWhileServing(t *testing.T) {
+	s := newStack(t)
+	s.login()
+	s.startProxy()
+	before := s.storedKey()
+	curl(t, s.proxyURL+"/api/v1/chat/completions", "-d", `{"model":"openai/gpt-4o-mini","messages":[]}`)
+
+	out, errOut, err := s.orproxy("", "rotate")
+	require.NoError(t, err, errOut)
+	assert.Contains(t, out, "Rotated")
+	after := s.storedKey()
+	require.NotEqual(t, before, after)
+	assert.NotContains(t, out+errOut, after)
+
+	from := len(s.chatRequests())
+	curl(t, s.proxyURL+"/api/v1/chat/completions", "-d", `{"model":"openai/gpt-4o-mini","messages":[]}`)
+	reqs := s.chatRequests()[from:]
+	require.Len(t, reqs, 1, "no 401 on the way: the daemon already uses the new key")
+	assert.Equal(t, "Bearer "+after, reqs[0].Header.Get("Authorization"))
+	stats, err := s.broker.Stats(s.ctx())
+	require.NoError(t, err)
+	assert.Equal(t, 1, stats.RotateCalls)
+}
