@@ -52,7 +52,7 @@ func benchProxy(b *testing.B) (*httptest.Server, *http.Client) {
 		b.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(h)
-	srv.Config = NewServer(h, nil)
+	srv.Config = NewServer(h, ServerOptions{})
 	srv.Start()
 	b.Cleanup(srv.Close)
 	b.Cleanup(tr.CloseIdleConnections)

@@ -95,7 +95,7 @@ func newHarness(t *testing.T, fakeOpts fakeopenrouter.Options, opts ...harnessOp
 	require.NoError(t, err)
 	// The real server settings matter here (OPTIONS *, header limits).
 	srv := httptest.NewUnstartedServer(h)
-	srv.Config = NewServer(h, o.Logger)
+	srv.Config = NewServer(h, ServerOptions{Logger: o.Logger})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &harness{fake: fake, upstream: upstream, handler: h, proxy: srv, keys: keys, logs: logs}
@@ -513,7 +513,7 @@ func TestGracefulShutdownFinishesStream(t *testing.T) {
 	h := newHarness(t, fakeopenrouter.Options{ChunkDelay: 100 * time.Millisecond, Reply: "a b c d e f"})
 	ln, err := Listen("127.0.0.1:0")
 	require.NoError(t, err)
-	srv := NewServer(h.handler, nil)
+	srv := NewServer(h.handler, ServerOptions{})
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, srv, ln, ServerOptions{DrainTimeout: 5 * time.Second}) }()
@@ -535,7 +535,7 @@ func TestShutdownDrainTimeoutCutsLongStream(t *testing.T) {
 	h := newHarness(t, fakeopenrouter.Options{ChunkDelay: 200 * time.Millisecond, Reply: strings.Repeat("w ", 50)})
 	ln, err := Listen("127.0.0.1:0")
 	require.NoError(t, err)
-	srv := NewServer(h.handler, nil)
+	srv := NewServer(h.handler, ServerOptions{})
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, srv, ln, ServerOptions{DrainTimeout: 300 * time.Millisecond}) }()

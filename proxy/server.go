@@ -12,13 +12,20 @@ import (
 	"go.uber.org/zap"
 )
 
-// ServerOptions configure Serve.
+// ServerOptions configure NewServer and Serve. Zero values take the defaults noted.
 type ServerOptions struct {
 	// DrainTimeout is how long in-flight requests (open streams included)
 	// may run on after shutdown begins; default 30 s.
 	DrainTimeout time.Duration
-	Logger       *zap.Logger
+	// ReadHeaderTimeout is how long a client may take to send its request
+	// headers before the connection is closed (slow-loris clients); default
+	// DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	Logger            *zap.Logger
 }
+
+// DefaultReadHeaderTimeout is ServerOptions.ReadHeaderTimeout's default.
+const DefaultReadHeaderTimeout = 10 * time.Second
 
 // Listen opens the listening socket, turning "address in use" into advice.
 func Listen(addr string) (net.Listener, error) {
@@ -35,13 +42,17 @@ func Listen(addr string) (net.Listener, error) {
 // NewServer returns the http.Server for h. No WriteTimeout: it would cut SSE
 // streams. ReadHeaderTimeout stops slow-loris clients; the general OPTIONS *
 // handler is off so the guard answers it.
-func NewServer(h http.Handler, logger *zap.Logger) *http.Server {
+func NewServer(h http.Handler, opts ServerOptions) *http.Server {
+	logger := opts.Logger
 	if logger == nil {
 		logger = zap.NewNop()
 	}
+	if opts.ReadHeaderTimeout <= 0 {
+		opts.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
 	return &http.Server{
 		Handler:                      h,
-		ReadHeaderTimeout:            10 * time.Second,
+		ReadHeaderTimeout:            opts.ReadHeaderTimeout,
 		IdleTimeout:                  2 * time.Minute,
 		MaxHeaderBytes:               64 << 10,
 		DisableGeneralOptionsHandler: true,

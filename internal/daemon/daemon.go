@@ -123,8 +123,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr())
 	}
-	srv := proxy.NewServer(handler, log)
-	return proxy.Serve(ctx, srv, ln, proxy.ServerOptions{DrainTimeout: opts.DrainTimeout, Logger: log})
+	serverOpts := proxy.ServerOptions{DrainTimeout: opts.DrainTimeout, Logger: log}
+	return proxy.Serve(ctx, proxy.NewServer(handler, serverOpts), ln, serverOpts)
 }
 
 func brokerFactory(cfg config.Config) func(string) (auth.Rotator, error) {
