@@ -220,6 +220,9 @@ func (h *Handler) forward(w *recorder, r *http.Request, st *requestState) {
 	out := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	out.Body = http.NoBody
 	out.ContentLength = int64(len(st.sendBody()))
+	// The body is whole in memory: it goes upstream with its length, not
+	// in the chunks the client may have used.
+	out.TransferEncoding = nil
 	h.rp.ServeHTTP(w, out)
 }
 

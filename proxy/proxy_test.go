@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -381,6 +382,24 @@ func TestBodyLimit(t *testing.T) {
 	resp2.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp2.StatusCode)
 	assert.Equal(t, 0, h.fake.Count("/api/v1/chat/completions"))
+}
+
+// TestChunkedRequestGoesUpstreamWithItsLength: the body is read whole before
+// it goes upstream, so it goes with a Content-Length, whatever framing the
+// client used.
+func TestChunkedRequestGoesUpstreamWithItsLength(t *testing.T) {
+	h := newHarness(t, fakeopenrouter.Options{})
+	req, err := http.NewRequest(http.MethodPost, h.proxy.URL+"/api/v1/chat/completions", io.MultiReader(strings.NewReader(chatBody)))
+	require.NoError(t, err)
+	req.ContentLength = -1 // sent chunked
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	reqs := h.fake.Requests()
+	require.Len(t, reqs, 1)
+	assert.Equal(t, chatBody, string(reqs[0].Body))
+	assert.Equal(t, strconv.Itoa(len(chatBody)), reqs[0].Header.Get("Content-Length"))
 }
 
 func TestHealthStatusAndNotFound(t *testing.T) {
