@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -31,7 +32,19 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	dir, err := os.MkdirTemp("", "orproxy-daemon-test-")
+	if err == nil {
+		err = trustTestCA(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "daemon tests:", err)
+		os.Exit(1)
+	}
+	// goleak's VerifyTestMain exits, so the directory goes before it reports.
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 const chatBody = `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
