@@ -6,17 +6,31 @@ import (
 	"fmt"
 )
 
+// ErrRotatedMeanwhile is what RotateStored returns, with the key it meant to
+// rotate and the one stored now, when another process (a daemon that met a
+// 401, another `orproxy rotate`) replaced the key while it waited for the
+// lock. The key it was asked to replace is gone already, so rotating again
+// would only cost a second broker call.
+var ErrRotatedMeanwhile = errors.New("another orproxy process replaced the key meanwhile")
+
 // RotateStored rotates the stored broker key now, under the store's lock, as
 // `orproxy rotate` does. A running daemon notices the new file on its next
 // request. brokerFor returns the client for a broker URL; configURL is used
 // when the credential does not name its broker.
 func RotateStored(ctx context.Context, store *Store, brokerFor func(url string) (Rotator, error), configURL string) (old, next *Credential, err error) {
+	// The key to rotate is the one stored now. If it has changed by the
+	// time the lock is ours, someone else rotated it: lock, re-read and
+	// compare, as the daemon does, so a revoked key is rotated once.
+	seen, _ := store.Load()
 	unlock, err := store.Lock(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rotate key: %w", err)
 	}
 	defer unlock()
 	old, err = store.Load()
+	if err == nil && seen != nil && seen.APIKey != old.APIKey {
+		return seen, old, ErrRotatedMeanwhile
+	}
 	if errors.Is(err, ErrNoCredential) {
 		return nil, nil, errors.New("nothing to rotate: no credential is stored; run `orproxy login`")
 	}

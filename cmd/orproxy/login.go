@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -130,6 +131,10 @@ func newRotateCmd(g *globalFlags, s streams) *cobra.Command {
 				return auth.NewBrokerClient(url, cfg.Broker.StartHeaders, cfg.Broker.Timeout, nil)
 			}
 			old, next, err := auth.RotateStored(cmd.Context(), store, brokerFor, cfg.Broker.URL)
+			if errors.Is(err, auth.ErrRotatedMeanwhile) {
+				fmt.Fprintf(s.out, "Not rotated again: another orproxy process replaced %s with %s a moment ago (in %s).\n", old.APIKey, next.APIKey, store.Path())
+				return nil
+			}
 			if err != nil {
 				return err
 			}
