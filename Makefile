@@ -9,7 +9,7 @@ FAKE_KEY  := sk-or-v1-fakefakefakefakefakefakefakefakefakefakefakefakefakefake00
 
 E2E_DEPS  := test/e2e/node_modules/.installed
 
-.PHONY: build run test lint fmt vet fake clean e2e-deps
+.PHONY: build run test lint fmt vet fake clean e2e-deps demo
 
 build: ## build bin/orproxy and bin/orproxy-fake
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/orproxy ./cmd/orproxy
@@ -46,6 +46,9 @@ $(BIN)/staticcheck:
 fake: build ## run the fake OpenRouter on 127.0.0.1:8766 with one valid key
 	@echo "fake OpenRouter with the key $(FAKE_KEY)"
 	$(BIN)/orproxy-fake openrouter --listen 127.0.0.1:8766 --key $(FAKE_KEY) --chunk-delay 150ms
+
+demo: build ## log in, stream, revoke and rotate against the fakes; no network needed
+	BIN=$(BIN) bash scripts/demo.sh
 
 clean:
 	rm -rf $(BIN)
