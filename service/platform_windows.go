@@ -34,10 +34,11 @@ func (windowsPlatform) logs(scope) string {
 
 // config: kardianos ignores UserService on Windows; every service is a
 // system service run as LocalSystem (see prepare in service.go).
+//
+// Nothing is rendered here: kardianos quotes the command line for the
+// service manager itself and puts EnvVars in the registry, so Definition's
+// Unix-path and template checks do not apply.
 func (windowsPlatform) config(def Definition, _ scope) (*service.Config, error) {
-	if err := def.validate(); err != nil {
-		return nil, err
-	}
 	env := map[string]string{}
 	for _, e := range def.Env {
 		env[e.Name] = e.Value

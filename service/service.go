@@ -207,8 +207,11 @@ func (r *run) installed(ctx context.Context, s service.Service) (bool, string, e
 		}
 	}
 	_, err = s.Status()
-	if errors.Is(err, service.ErrNotInstalled) {
+	switch {
+	case errors.Is(err, service.ErrNotInstalled):
 		return false, "", nil
+	case err != nil:
+		return false, "", r.p.explain(ctx, r.sc, "query", err)
 	}
 	return true, "", nil
 }
