@@ -9,7 +9,7 @@ FAKE_KEY  := sk-or-v1-fakefakefakefakefakefakefakefakefakefakefakefakefakefake00
 
 E2E_DEPS  := test/e2e/node_modules/.installed
 
-.PHONY: build run test lint fmt vet fake clean e2e-deps
+.PHONY: build run test lint fmt vet cross fake clean e2e-deps demo
 
 build: ## build bin/orproxy and bin/orproxy-fake
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/orproxy ./cmd/orproxy
@@ -29,13 +29,19 @@ $(E2E_DEPS): test/e2e/package.json
 	cd test/e2e && npm install --no-audit --no-fund --no-package-lock
 	touch $@
 
-lint: vet $(BIN)/staticcheck ## go vet, staticcheck and a gofmt check
+lint: vet cross $(BIN)/staticcheck ## go vet (also for macOS and Windows), staticcheck and a gofmt check
 	$(BIN)/staticcheck ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
+
+cross: ## vet and build for macOS and Windows too
+	GOOS=darwin $(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
+	GOOS=darwin $(GO) build -o /dev/null ./cmd/orproxy
+	GOOS=windows $(GO) build -o /dev/null ./cmd/orproxy
 
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
@@ -46,6 +52,9 @@ $(BIN)/staticcheck:
 fake: build ## run the fake OpenRouter on 127.0.0.1:8766 with one valid key
 	@echo "fake OpenRouter with the key $(FAKE_KEY)"
 	$(BIN)/orproxy-fake openrouter --listen 127.0.0.1:8766 --key $(FAKE_KEY) --chunk-delay 150ms
+
+demo: build ## log in, stream, revoke and rotate against the fakes; no network needed
+	BIN=$(BIN) bash scripts/demo.sh
 
 clean:
 	rm -rf $(BIN)

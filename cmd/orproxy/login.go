@@ -28,16 +28,12 @@ The browser flows print the URL to open on a line of its own. On a machine
 without a browser, open it elsewhere and paste the final redirect URL here.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(g, cmd, map[string]string{"method": "login.method"})
+			cfg, store, err := loadStore(g, cmd, map[string]string{"method": "login.method"})
 			if err != nil {
 				return err
 			}
 			if headless && cfg.Login.Method != auth.MethodOpenRouter {
 				return usageError{fmt.Errorf("--headless is for --method openrouter")}
-			}
-			store, err := credentialStore(cfg)
-			if err != nil {
-				return err
 			}
 			var broker *auth.BrokerClient
 			if cfg.Broker.URL != "" {
@@ -77,12 +73,18 @@ without a browser, open it elsewhere and paste the final redirect URL here.`,
 	return cmd
 }
 
-func credentialStore(cfg *config.Loaded) (*auth.Store, error) {
+// loadStore loads the configuration (with the flags the user set on cmd, by
+// config key) and opens the credential store it names.
+func loadStore(g *globalFlags, cmd *cobra.Command, flagKeys map[string]string) (*config.Loaded, *auth.Store, error) {
+	cfg, err := loadConfig(g, cmd, flagKeys)
+	if err != nil {
+		return nil, nil, err
+	}
 	path, err := cfg.CredentialsFile()
 	if err != nil {
-		return nil, fmt.Errorf("find the credential file: %w", err)
+		return nil, nil, fmt.Errorf("find the credential file: %w", err)
 	}
-	return auth.NewStore(path), nil
+	return cfg, auth.NewStore(path), nil
 }
 
 func newLogoutCmd(g *globalFlags, s streams) *cobra.Command {
@@ -91,11 +93,7 @@ func newLogoutCmd(g *globalFlags, s streams) *cobra.Command {
 		Short: "Remove the stored credential",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(g, cmd, nil)
-			if err != nil {
-				return err
-			}
-			store, err := credentialStore(cfg)
+			_, store, err := loadStore(g, cmd, nil)
 			if err != nil {
 				return err
 			}
@@ -119,11 +117,7 @@ func newRotateCmd(g *globalFlags, s streams) *cobra.Command {
 		Short: "Rotate the key through the broker now",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(g, cmd, nil)
-			if err != nil {
-				return err
-			}
-			store, err := credentialStore(cfg)
+			cfg, store, err := loadStore(g, cmd, nil)
 			if err != nil {
 				return err
 			}

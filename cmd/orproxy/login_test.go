@@ -156,24 +156,6 @@ func TestRotateCommand(t *testing.T) {
 	assert.Contains(t, errOut, "run `orproxy login`")
 }
 
-// lockedBuffer is an output stream the test may read while a process writes it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func freePort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -218,7 +200,7 @@ func TestBrokerLoginWithTheBinary(t *testing.T) {
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	stderr := &lockedBuffer{}
+	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
@@ -288,4 +270,22 @@ func TestStartHeadersAnsweredWith200(t *testing.T) {
 	code, _, errOut := runWithStdin(t, "", "--config", cfg, "login", "--no-browser", "--timeout", "5s")
 	assert.Equal(t, exitFailure, code)
 	assert.Contains(t, errOut, "200")
+}
+
+// syncBuffer can be read while a child process writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -77,6 +77,8 @@ replaces a rejected key through your company's credential broker.`,
 		newLogoutCmd(g, s),
 		newStatusCmd(g, s),
 		newRotateCmd(g, s),
+		newServiceCmd(g, s),
+		newOpenCodeCmd(g, s),
 		newVersionCmd(s),
 	)
 	return root

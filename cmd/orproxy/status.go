@@ -38,11 +38,7 @@ func newStatusCmd(g *globalFlags, s streams) *cobra.Command {
 		Short: "Show the stored credential (key redacted) and whether a daemon answers",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(g, cmd, nil)
-			if err != nil {
-				return err
-			}
-			store, err := credentialStore(cfg)
+			cfg, store, err := loadStore(g, cmd, nil)
 			if err != nil {
 				return err
 			}
