@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/orproxy/orproxy/internal/secret"
@@ -166,6 +167,7 @@ func (s *Store) save(ctx context.Context, c *Credential) (*Credential, error) {
 		return nil, err
 	}
 	defer unlock()
+	s.removeTempFiles()
 	return s.saveLocked(c)
 }
 
@@ -234,6 +236,7 @@ func (s *Store) Update(ctx context.Context, fn func(cur *Credential) (*Credentia
 		return nil, err
 	}
 	defer unlock()
+	s.removeTempFiles()
 	cur, err := s.Load()
 	switch {
 	case errors.Is(err, ErrNoCredential):
@@ -260,6 +263,7 @@ func (s *Store) Remove(ctx context.Context) (removed bool, err error) {
 		return false, err
 	}
 	defer unlock()
+	s.removeTempFiles()
 	err = os.Remove(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -271,6 +275,24 @@ func (s *Store) Remove(ctx context.Context) (removed bool, err error) {
 		return true, fmt.Errorf("remove credential file: %w", err)
 	}
 	return true, nil
+}
+
+// removeTempFiles deletes the temporary files of saves that never finished
+// (the writer was killed between creating and renaming one). Each may hold
+// a key, and nothing else would ever remove them, not even a logout. The
+// caller holds the lock, so no live writer is using one.
+func (s *Store) removeTempFiles() {
+	dir, base := filepath.Split(s.path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, "."+base+".tmp-") || strings.HasPrefix(name, "."+base+".bak.tmp-") {
+			_ = os.Remove(filepath.Join(dir, name))
+		}
+	}
 }
 
 // Stamp identifies one version of the credential file cheaply (one stat),

@@ -189,6 +189,43 @@ func TestStoreAtomicWriteLeavesNoTempFiles(t *testing.T) {
 	assert.ElementsMatch(t, []string{"credentials.json", "credentials.json.lock"}, names)
 }
 
+// TestStoreRemovesTempFilesOfDeadWriters: a writer killed between creating
+// its temporary file and renaming it leaves a file holding a key. The next
+// save or update under the lock removes it, and so does a logout.
+func TestStoreRemovesTempFilesOfDeadWriters(t *testing.T) {
+	s := newTestStore(t)
+	dir := filepath.Dir(s.Path())
+	leave := func() []string {
+		var names []string
+		for _, n := range []string{".credentials.json.tmp-123", ".credentials.json.bak.tmp-456"} {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, n), []byte(`{"openrouter_api_key":"`+testKey+`"}`), 0o600))
+			names = append(names, n)
+		}
+		// Not ours: a file of another name stays.
+		require.NoError(t, os.WriteFile(filepath.Join(dir, ".other.tmp-1"), nil, 0o600))
+		return names
+	}
+	for _, op := range []struct {
+		name string
+		do   func() error
+	}{
+		{"save", func() error { return s.Save(testCtx(t), fullCredential()) }},
+		{"update", func() error {
+			_, err := s.Update(testCtx(t), func(c *Credential) (*Credential, error) { return nil, nil })
+			return err
+		}},
+		{"logout", func() error { _, err := s.Remove(testCtx(t)); return err }},
+	} {
+		require.NoError(t, os.MkdirAll(dir, 0o700))
+		names := leave()
+		require.NoError(t, op.do(), op.name)
+		for _, n := range names {
+			assert.NoFileExists(t, filepath.Join(dir, n), op.name)
+		}
+		assert.FileExists(t, filepath.Join(dir, ".other.tmp-1"), op.name)
+	}
+}
+
 func TestStoreWriteFailureRemovesTemp(t *testing.T) {
 	dir := t.TempDir()
 	// A non-empty directory where the file should be: the temporary file is
