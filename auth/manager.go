@@ -72,10 +72,11 @@ type Manager struct {
 	sf   singleflight.Group
 
 	mu       sync.RWMutex
-	cur      *Credential // in use; nil when logged out
-	stamp    Stamp       // the file version last seen
-	fileErr  string      // why the file on disk is not in use, if so
-	pending  *Credential // issued by the broker, not yet saved
+	cur      *Credential   // in use; nil when logged out
+	stamp    Stamp         // the file version last seen
+	fileErr  string        // why the file on disk is not in use, if so
+	pending  *Credential   // issued by the broker, not yet saved
+	replaced secret.Secret // the file's key that pending replaced; a file holding it is older
 	saveErr  string
 	saveTry  int
 	saveAt   time.Time
@@ -343,8 +344,17 @@ func (m *Manager) reload(seen Stamp) {
 	}
 }
 
-// adoptLocked makes c, read from the file at st, the credential in use.
-func (m *Manager) adoptLocked(c *Credential, st Stamp, why string) {
+// adoptLocked makes c, read from the file at st, the credential in use, and
+// reports whether it did. A file that holds the key an unsaved rotation
+// replaced (it was unreadable, or came back after its directory was gone) is
+// older than the key in memory: that key stays, and its save is due now.
+func (m *Manager) adoptLocked(c *Credential, st Stamp, why string) bool {
+	if m.pending != nil && c.APIKey == m.replaced {
+		m.stamp, m.fileErr = st, ""
+		m.saveAt = time.Now()
+		m.nudge()
+		return false
+	}
 	changed := m.cur == nil || m.cur.APIKey != c.APIKey || m.cur.RefreshToken != c.RefreshToken
 	m.cur, m.stamp, m.fileErr = c, st, ""
 	if m.pending != nil {
@@ -359,6 +369,7 @@ func (m *Manager) adoptLocked(c *Credential, st Stamp, why string) {
 		m.scrubLocked()
 		m.nudge()
 	}
+	return true
 }
 
 func (m *Manager) scrubLocked() {
@@ -467,6 +478,9 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 	m.rotation.failures, m.rotation.notBefore = 0, time.Time{}
 	m.expiry = retryState{}
 	if saveErr != nil {
+		if m.pending == nil {
+			m.replaced = rejected
+		}
 		m.pending, m.saveErr, m.saveTry = next, saveErr.Error(), 1
 		m.saveAt = time.Now().Add(m.opts.RetryBase)
 	} else {

@@ -115,9 +115,11 @@ func (m *Manager) retrySave() {
 		m.mu.RUnlock()
 		if changed {
 			m.mu.Lock()
-			m.adoptLocked(disk, st, "credential changed on disk while a save was pending")
+			adopted := m.adoptLocked(disk, st, "credential changed on disk while a save was pending")
 			m.mu.Unlock()
-			return
+			if adopted {
+				return
+			}
 		}
 		err = m.opts.Store.SaveLocked(pending)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -401,3 +402,41 @@ func TestStatusHoldsNoSecret(t *testing.T) {
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// TestCredentialDirectoryReplacedByAFile: a path component that is a regular
+// file stops every read and write, for root too. The daemon keeps its key,
+// says what is wrong, keeps a key the broker issues in memory, and saves it
+// once the directory is back.
+func TestCredentialDirectoryReplacedByAFile(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	m, logs := newManager(t, env, env.Store)
+	dir := filepath.Dir(env.Store.Path())
+	moved := dir + ".moved"
+	require.NoError(t, os.Rename(dir, moved))
+	require.NoError(t, os.WriteFile(dir, []byte("not a directory"), 0o600))
+
+	k, err := m.Key(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, old.APIKey, k, "the last good key stays in use")
+	assert.Contains(t, m.Status().(auth.Status).FileError, "not a directory")
+	assert.NotEmpty(t, logs.FilterMessageSnippet("unusable").All())
+
+	next, err := m.Replace(ctx(t), old.APIKey)
+	require.NoError(t, err, "the broker is reachable, so a rotation works")
+	k, err = m.Key(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, next, k, "the new key is used from memory")
+	assert.NotEmpty(t, m.Status().(auth.Status).SaveError)
+
+	require.NoError(t, os.Remove(dir))
+	require.NoError(t, os.Rename(moved, dir))
+	require.Eventually(t, func() bool {
+		c, err := env.Store.Load()
+		return err == nil && c.APIKey == next
+	}, 3*time.Second, 20*time.Millisecond, "saved once the directory is back")
+	assert.Eventually(t, func() bool { return m.Status().(auth.Status).SaveError == "" }, time.Second, 10*time.Millisecond)
+	k, err = m.Key(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, next, k)
+}
