@@ -151,8 +151,19 @@ func TestServeSurvivesCredentialFileProblems(t *testing.T) {
 		assert.Contains(t, st.FileError, credFile, "the error names the file")
 		revokeAndServe("unreadable file")
 		assert.Contains(t, status().SaveError, "before replacing it", "an unreadable file is not overwritten blindly")
-		require.NoError(t, os.Chmod(credFile, 0o600))
-		require.Eventually(t, func() bool { return stored() == current() }, 20*time.Second, 50*time.Millisecond, "saved once the file is readable")
+		// The user puts a readable copy of the old file in its place: it
+		// holds the key the rotation replaced, so it is older than the one
+		// in memory, which must not be dropped for it.
+		issued, rotations := current(), env.Broker.Stats().RotateCalls
+		old, err := os.ReadFile(credFile)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(credFile+".copy", old, 0o600))
+		require.NoError(t, os.Lchown(credFile+".copy", user.uid, user.gid))
+		require.NoError(t, os.Rename(credFile+".copy", credFile))
+		code, body = post()
+		require.Equal(t, http.StatusOK, code, body)
+		assert.Equal(t, rotations, env.Broker.Stats().RotateCalls, "the key in memory stayed in use: no second rotation")
+		require.Eventually(t, func() bool { return stored() == issued }, 20*time.Second, 50*time.Millisecond, "the issued key is saved once the file is readable")
 	})
 
 	t.Run("garbage", func(t *testing.T) {
