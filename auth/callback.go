@@ -210,6 +210,9 @@ func startCallbackServer(port int, state string, g *gate, log *zap.Logger) (*cal
 		ReadTimeout:       10 * time.Second,
 		IdleTimeout:       30 * time.Second,
 		ErrorLog:          zap.NewStdLog(log),
+		// The handler answers everything but its own path with 404,
+		// OPTIONS * included.
+		DisableGeneralOptionsHandler: true,
 	}
 	go func() {
 		defer close(cs.served)
