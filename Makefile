@@ -9,7 +9,14 @@ FAKE_KEY  := sk-or-v1-fakefakefakefakefakefakefakefakefakefakefakefakefakefake00
 
 E2E_DEPS  := test/e2e/node_modules/.installed
 
-.PHONY: build run test lint fmt vet cross fake clean e2e-deps demo
+.PHONY: build run test lint fmt vet cross fake clean e2e-deps demo fuzz
+
+# Fuzz targets as package:Name. `make fuzz` runs each for FUZZTIME; `make test`
+# runs each for TEST_FUZZTIME. Seed corpora are in <package>/testdata/fuzz/.
+FUZZ_TARGETS  := internal/config:FuzzDecode auth:FuzzDecodeCredential auth:FuzzDecodeBrokerAnswer \
+                 auth:FuzzParseCallback websearch:FuzzPatch websearch:FuzzScan
+FUZZTIME      ?= 10s
+TEST_FUZZTIME ?= 3s
 
 build: ## build bin/orproxy and bin/orproxy-fake
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/orproxy ./cmd/orproxy
@@ -18,8 +25,16 @@ build: ## build bin/orproxy and bin/orproxy-fake
 run: build ## run the proxy in the foreground on its defaults (127.0.0.1:8765)
 	$(BIN)/orproxy serve
 
-test: lint $(E2E_DEPS) ## vet, staticcheck, gofmt, and every test with the race detector (end-to-end tests included)
+test: lint $(E2E_DEPS) ## vet, staticcheck, gofmt, every test with the race detector (end-to-end tests included), a short fuzz run
 	$(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
+
+fuzz: ## run each fuzz target for FUZZTIME (default 10s), one after another
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$name in ./$$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./$$pkg/; \
+	done
 
 e2e-deps: $(E2E_DEPS) ## install the real clients the end-to-end tests drive (Node.js 20+)
 
