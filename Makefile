@@ -9,7 +9,7 @@ FAKE_KEY  := sk-or-v1-fakefakefakefakefakefakefakefakefakefakefakefakefakefake00
 
 E2E_DEPS  := test/e2e/node_modules/.installed
 
-.PHONY: build run test lint fmt vet cross fake clean e2e-deps demo fuzz
+.PHONY: build run test lint fmt vet cross fake clean e2e-deps demo fuzz soak
 
 # Fuzz targets as package:Name. `make fuzz` runs each for FUZZTIME; `make test`
 # runs each for TEST_FUZZTIME. Seed corpora are in <package>/testdata/fuzz/.
@@ -28,6 +28,11 @@ run: build ## run the proxy in the foreground on its defaults (127.0.0.1:8765)
 test: lint $(E2E_DEPS) ## vet, staticcheck, gofmt, every test with the race detector (end-to-end tests included), a short fuzz run
 	$(GO) test -race -count=1 ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
+
+SOAK_DURATION ?= 10m
+
+soak: ## load the proxy for SOAK_DURATION (default 10 min) through key revocations; figures in bench/README.md
+	$(GO) run ./bench/cmd/soak -duration $(SOAK_DURATION)
 
 fuzz: ## run each fuzz target for FUZZTIME (default 10s), one after another
 	@set -e; for t in $(FUZZ_TARGETS); do \

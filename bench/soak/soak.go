@@ -1,0 +1,550 @@
+// Package soak runs orproxy under steady load for a while, through key
+// revocations, and reports whether anything failed or grew. The daemon runs
+// in this process (internal/daemon, as `orproxy serve` runs it) in front of
+// the fake OpenRouter and the fake broker, all on loopback.
+package soak
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/daemon"
+	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/secret"
+)
+
+// Options shape a soak run. Zero values take the defaults noted.
+type Options struct {
+	// Duration of the load; default 60 s.
+	Duration time.Duration
+	// Clients is the number of concurrent clients; default 64.
+	Clients int
+	// Rate is the requests per second the clients start together; default 200.
+	Rate float64
+	// StreamEvery makes every n-th request a streaming (SSE) one, the rest
+	// JSON; default 2 (half and half).
+	StreamEvery int
+	// RevokeEvery is how often the current key is revoked behind the
+	// daemon's back; default 5 s.
+	RevokeEvery time.Duration
+	// SampleEvery is how often goroutines and RSS are sampled; default 5 s.
+	SampleEvery time.Duration
+	// ChunkDelay spaces the fake's SSE events; default 10 ms.
+	ChunkDelay time.Duration
+	// Progress, if set, receives a line per sample.
+	Progress io.Writer
+}
+
+func (o *Options) defaults() {
+	if o.Duration <= 0 {
+		o.Duration = 60 * time.Second
+	}
+	if o.Clients <= 0 {
+		o.Clients = 64
+	}
+	if o.Rate <= 0 {
+		o.Rate = 200
+	}
+	if o.StreamEvery <= 0 {
+		o.StreamEvery = 2
+	}
+	if o.RevokeEvery <= 0 {
+		o.RevokeEvery = 5 * time.Second
+	}
+	if o.SampleEvery <= 0 {
+		o.SampleEvery = 5 * time.Second
+	}
+	if o.ChunkDelay <= 0 {
+		o.ChunkDelay = 10 * time.Millisecond
+	}
+}
+
+// Sample is the process's state at one moment.
+type Sample struct {
+	At         time.Duration `json:"at"`
+	Goroutines int           `json:"goroutines"`
+	RSS        int64         `json:"rss_bytes"`
+	HeapInUse  uint64        `json:"heap_in_use_bytes"`
+	Sent       int64         `json:"sent"`
+}
+
+// Report is what a run found.
+type Report struct {
+	Options     Options
+	Elapsed     time.Duration
+	Sent        int64
+	Failed      int64
+	JSON, SSE   int64
+	Failures    []string // the first few, for the reader
+	Revocations int
+	// Rotations is how often the broker rotated; DaemonRotations is the
+	// daemon's own count (/status rotation_count).
+	Rotations, DaemonRotations int
+	// Latency of the whole answer, by kind: JSON, and SSE up to [DONE].
+	JSONLatency, SSELatency Latency
+	// Before is the process with the daemon up and no load yet, Samples
+	// are taken under load, After once the load stopped and the pooled
+	// connections were closed, the daemon still up.
+	Before, After Sample
+	Samples       []Sample
+}
+
+// Run starts the fakes and the daemon, loads it for opts.Duration and
+// reports. It returns an error only when the run itself could not be set up;
+// failed requests are in the report.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	opts.defaults()
+	started := time.Now()
+	rep := &Report{Options: opts}
+
+	or := fakeopenrouter.New(fakeopenrouter.Options{ChunkDelay: opts.ChunkDelay, MaxRecorded: 100})
+	orSrv := httptest.NewServer(or.Handler())
+	defer orSrv.Close()
+	broker, err := fakebroker.New(fakebroker.Options{Issuer: fakebroker.ServerIssuer(or)})
+	if err != nil {
+		return nil, err
+	}
+	bSrv := httptest.NewServer(broker.Handler())
+	defer bSrv.Close()
+	dir, err := os.MkdirTemp("", "orproxy-soak-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	store := auth.NewStore(filepath.Join(dir, "credentials.json"))
+	if err := login(ctx, bSrv.URL, store); err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Upstream = orSrv.URL + "/api/v1"
+	cfg.Broker.URL = bSrv.URL
+	cfg.Broker.Timeout = 5 * time.Second
+	cfg.Credentials.File = store.Path()
+	cfg.Credentials.ValidateOnStart = false
+	if problems := cfg.Validate(); len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "; "))
+	}
+	// Warnings and errors only: a request line each would be the whole log.
+	logger := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(os.Stderr), zapcore.WarnLevel))
+	dctx, stopDaemon := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(dctx, cfg, daemon.Options{Logger: logger, DrainTimeout: 5 * time.Second, Ready: func(a net.Addr) { ready <- a }})
+	}()
+	stop := sync.OnceValue(func() error {
+		stopDaemon()
+		return <-done
+	})
+	defer stop()
+	var base string
+	select {
+	case a := <-ready:
+		base = "http://" + a.String()
+	case <-time.After(10 * time.Second):
+		return nil, errors.New("daemon did not start")
+	}
+	runtime.GC()
+	rep.Before = sample(started, 0)
+
+	tr := &http.Transport{MaxIdleConnsPerHost: opts.Clients, IdleConnTimeout: 30 * time.Second}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	l := &load{client: client, base: base, streamEvery: opts.StreamEvery}
+
+	lctx, stopLoad := context.WithTimeout(ctx, opts.Duration)
+	defer stopLoad()
+	tokens := make(chan int64)
+	var wg sync.WaitGroup
+	for range opts.Clients {
+		wg.Go(func() {
+			for n := range tokens {
+				l.one(lctx, n)
+			}
+		})
+	}
+	wg.Go(func() { // the steady rate
+		defer close(tokens)
+		interval := time.Duration(float64(time.Second) / opts.Rate)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for n := int64(0); ; n++ {
+			select {
+			case <-lctx.Done():
+				return
+			case <-tick.C:
+			}
+			select {
+			case tokens <- n:
+			case <-lctx.Done():
+				return
+			}
+		}
+	})
+	revokeErr := make(chan error, 1)
+	wg.Go(func() { revokeErr <- revoke(lctx, broker, opts, &rep.Revocations) })
+	sampleTick := time.NewTicker(opts.SampleEvery)
+	defer sampleTick.Stop()
+sampling:
+	for {
+		select {
+		case <-lctx.Done():
+			break sampling
+		case <-sampleTick.C:
+			s := sample(started, l.sent.Load())
+			rep.Samples = append(rep.Samples, s)
+			if opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "%6.0fs  sent %7d  failed %d  revocations %d  rotations %d  goroutines %5d  rss %6.1f MiB\n",
+					s.At.Seconds(), s.Sent, l.failed.Load(), rep.Revocations, broker.Stats().RotateCalls, s.Goroutines, mib(s.RSS))
+			}
+		}
+	}
+	wg.Wait()
+	if err := <-revokeErr; err != nil {
+		return nil, err
+	}
+	rep.Elapsed = time.Since(started)
+	rep.Sent, rep.Failed, rep.JSON, rep.SSE = l.sent.Load(), l.failed.Load(), l.json.Load(), l.sse.Load()
+	rep.Failures = l.failures
+	rep.Rotations = broker.Stats().RotateCalls
+	rep.DaemonRotations, _ = daemonRotations(client, base)
+	rep.JSONLatency, rep.SSELatency = l.jsonLat.summary(), l.sseLat.summary()
+
+	// Idle, with the daemon still serving: once the pooled connections on
+	// both sides of it are closed, its goroutines should be back to where
+	// they were before the load.
+	tr.CloseIdleConnections()
+	orSrv.CloseClientConnections()
+	bSrv.CloseClientConnections()
+	rep.After = settle(started, rep.Before.Goroutines, l.sent.Load())
+	if err := stop(); err != nil {
+		return rep, fmt.Errorf("daemon: %w", err)
+	}
+	return rep, nil
+}
+
+// login does what `orproxy login` does through the broker, with this code as
+// the browser, and stores the credential.
+func login(ctx context.Context, brokerURL string, store *auth.Store) error {
+	bc, err := auth.NewBrokerClient(brokerURL, nil, 5*time.Second, nil)
+	if err != nil {
+		return err
+	}
+	start, err := bc.StartURL(ctx, "http://127.0.0.1:1/callback?state=soak")
+	if err != nil {
+		return err
+	}
+	noRedirect := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(start)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		return err
+	}
+	answer, err := bc.Exchange(ctx, secret.New(loc.Query().Get("code")))
+	if err != nil {
+		return err
+	}
+	return store.Save(ctx, answer.Credential(brokerURL))
+}
+
+// revoke revokes the broker's current key every opts.RevokeEvery, but only
+// once the daemon has rotated away from the previous one, and never in the
+// last interval, so every revocation has had its rotation when the load ends.
+func revoke(ctx context.Context, broker *fakebroker.Server, opts Options, count *int) error {
+	last := opts.Duration - opts.RevokeEvery
+	begun := time.Now()
+	tick := time.NewTicker(opts.RevokeEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if time.Since(begun) > last || broker.Stats().RotateCalls < *count {
+			continue
+		}
+		if _, err := broker.RevokeCurrentKey(context.Background()); err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		*count++
+	}
+}
+
+type load struct {
+	client      *http.Client
+	base        string
+	streamEvery int
+
+	sent, failed, json, sse atomic.Int64
+	jsonLat, sseLat         histogram
+	mu                      sync.Mutex
+	failures                []string
+}
+
+const (
+	jsonBody   = `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"Say hi"}]}`
+	streamBody = `{"model":"openai/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hi"}]}`
+)
+
+// one sends request n and records how it went. A request cut by the end of
+// the run is not counted.
+func (l *load) one(ctx context.Context, n int64) {
+	stream := n%int64(l.streamEvery) == 0
+	body := jsonBody
+	if stream {
+		body = streamBody
+	}
+	start := time.Now()
+	err := l.do(ctx, body, stream)
+	if err != nil && ctx.Err() != nil {
+		return
+	}
+	l.sent.Add(1)
+	if stream {
+		l.sse.Add(1)
+	} else {
+		l.json.Add(1)
+	}
+	if err != nil {
+		l.failed.Add(1)
+		l.mu.Lock()
+		if len(l.failures) < 10 {
+			l.failures = append(l.failures, err.Error())
+		}
+		l.mu.Unlock()
+		return
+	}
+	if stream {
+		l.sseLat.add(time.Since(start))
+	} else {
+		l.jsonLat.add(time.Since(start))
+	}
+}
+
+func (l *load) do(ctx context.Context, body string, stream bool) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/api/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer dummy")
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("reading the answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d: %.200s", resp.StatusCode, data)
+	}
+	if stream {
+		if !bytes.HasSuffix(data, []byte("data: [DONE]\n\n")) {
+			return fmt.Errorf("stream ended without [DONE]: %.200s", data)
+		}
+		return nil
+	}
+	if !bytes.Contains(data, []byte(`"choices"`)) {
+		return fmt.Errorf("answer without choices: %.200s", data)
+	}
+	return nil
+}
+
+// histogram keeps latencies in buckets 1 % wide, so a run of any length
+// uses the same memory and the soak measures the proxy's growth, not its own.
+type histogram struct {
+	mu     sync.Mutex
+	counts [histBuckets]int64
+	n      int64
+	max    time.Duration
+}
+
+// histBuckets of 1 % from 1 µs reach beyond ten minutes.
+const histBuckets = 2100
+
+var histStep = math.Log(1.01)
+
+func (h *histogram) add(d time.Duration) {
+	b := 0
+	if us := d.Microseconds(); us > 1 {
+		b = min(int(math.Log(float64(us))/histStep), histBuckets-1)
+	}
+	h.mu.Lock()
+	h.counts[b]++
+	h.n++
+	h.max = max(h.max, d)
+	h.mu.Unlock()
+}
+
+// Latency summarises a histogram; percentiles are the upper edge of their
+// bucket, so at most 1 % high.
+type Latency struct {
+	Count         int64
+	P50, P99, Max time.Duration
+}
+
+func (h *histogram) summary() Latency {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := Latency{Count: h.n, Max: h.max}
+	if h.n == 0 {
+		return s
+	}
+	at := func(p float64) time.Duration {
+		target := int64(math.Ceil(p * float64(h.n)))
+		var seen int64
+		for b, c := range h.counts {
+			if seen += c; seen >= target {
+				return min(time.Duration(math.Exp(float64(b+1)*histStep)*float64(time.Microsecond)), h.max)
+			}
+		}
+		return h.max
+	}
+	s.P50, s.P99 = at(0.50), at(0.99)
+	return s
+}
+
+func daemonRotations(c *http.Client, base string) (int, error) {
+	resp, err := c.Get(base + "/status")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Credential struct {
+			RotationCount int `json:"rotation_count"`
+		} `json:"credential"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return 0, err
+	}
+	return st.Credential.RotationCount, nil
+}
+
+func sample(started time.Time, sent int64) Sample {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return Sample{At: time.Since(started), Goroutines: runtime.NumGoroutine(), RSS: rss(), HeapInUse: ms.HeapInuse, Sent: sent}
+}
+
+// settle waits (up to 5 s) for the goroutines of finished connections to
+// exit, then samples.
+func settle(started time.Time, target int, sent int64) Sample {
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > target && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling for exits, bounded
+	}
+	runtime.GC()
+	return sample(started, sent)
+}
+
+// rss is the resident set size from /proc (Linux); 0 elsewhere.
+func rss() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func round(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
+
+// Print writes the report for people.
+func (r *Report) Print(w io.Writer) {
+	o := r.Options
+	fmt.Fprintf(w, "soak: %s of load, %d clients, %.0f requests/s (1 in %d streaming, the rest JSON), key revoked every %s\n",
+		o.Duration, o.Clients, o.Rate, o.StreamEvery, o.RevokeEvery)
+	fmt.Fprintf(w, "requests:    %d sent (%d JSON, %d SSE), %d failed, %.1f/s achieved\n",
+		r.Sent, r.JSON, r.SSE, r.Failed, float64(r.Sent)/o.Duration.Seconds())
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "  failure: %s\n", f)
+	}
+	fmt.Fprintf(w, "keys:        %d revocations, %d broker rotations, %d rotations counted by the daemon\n", r.Revocations, r.Rotations, r.DaemonRotations)
+	j, e := r.JSONLatency, r.SSELatency
+	fmt.Fprintf(w, "JSON:        p50 %s, p99 %s, max %s (whole answer)\n", round(j.P50), round(j.P99), round(j.Max))
+	fmt.Fprintf(w, "SSE:         p50 %s, p99 %s, max %s (whole stream to [DONE]; the fake spaces its events %s)\n",
+		round(e.P50), round(e.P99), round(e.Max), o.ChunkDelay)
+	first, last := r.Before, r.Before
+	if len(r.Samples) > 0 {
+		first, last = r.Samples[0], r.Samples[len(r.Samples)-1]
+	}
+	fmt.Fprintf(w, "goroutines:  %d before, %d at the first sample under load, %d at the last, %d after (idle)\n",
+		r.Before.Goroutines, first.Goroutines, last.Goroutines, r.After.Goroutines)
+	fmt.Fprintf(w, "RSS:         %.1f MiB before, %.1f MiB at the first sample under load, %.1f MiB at the last, %.1f MiB after\n",
+		mib(r.Before.RSS), mib(first.RSS), mib(last.RSS), mib(r.After.RSS))
+	fmt.Fprintf(w, "heap in use: %.1f MiB at the first sample under load, %.1f MiB at the last, %.1f MiB after\n",
+		mib(int64(first.HeapInUse)), mib(int64(last.HeapInUse)), mib(int64(r.After.HeapInUse)))
+	fmt.Fprintf(w, "(one process: daemon, fakes and clients; before and after are idle with the daemon up)\n")
+}
+
+// OK reports whether the run met its targets: nothing failed, every
+// revocation was followed by exactly one rotation, and the goroutines came
+// back down once the load stopped.
+func (r *Report) OK() error {
+	var problems []string
+	if r.Failed != 0 {
+		problems = append(problems, fmt.Sprintf("%d requests failed", r.Failed))
+	}
+	if r.Sent == 0 {
+		problems = append(problems, "no request was sent")
+	}
+	if r.Rotations != r.Revocations || r.DaemonRotations != r.Revocations {
+		problems = append(problems, fmt.Sprintf("%d revocations but %d broker rotations (%d by the daemon's count)", r.Revocations, r.Rotations, r.DaemonRotations))
+	}
+	if r.Revocations == 0 {
+		problems = append(problems, "no revocation happened; run longer than the revocation interval")
+	}
+	if r.After.Goroutines > r.Before.Goroutines+goroutineSlack {
+		problems = append(problems, fmt.Sprintf("%d goroutines after the load, %d before", r.After.Goroutines, r.Before.Goroutines))
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// goroutineSlack allows for runtime and library goroutines started once
+// (timers, the HTTP/2 probe) that are not leaks.
+const goroutineSlack = 10
