@@ -24,15 +24,14 @@ func TestTwoDaemonsAndRotateRaceOnARevokedKey(t *testing.T) {
 	s.login()
 	s.startProxy()
 	first := s.proxyURL
-	s.startProxy()
-	second := s.proxyURL
+	second := s.startAnotherProxy()
 	for _, d := range []string{first, second} {
 		curl(t, d+"/api/v1/chat/completions", "-d", `{"model":"openai/gpt-4o-mini","messages":[]}`)
 	}
 	old := s.storedKey()
 
 	ctx := s.ctx()
-	require.NoError(t, s.broker.SetFault(ctx, fakebroker.Fault{Endpoint: "rotate", Delay: 1500 * time.Millisecond}))
+	require.NoError(t, s.broker.SetFault(ctx, fakebroker.Fault{Endpoint: "rotate", Delay: 3 * time.Second}))
 	_, err := s.broker.RevokeCurrentKey(ctx)
 	require.NoError(t, err)
 
@@ -83,4 +82,17 @@ func TestTwoDaemonsAndRotateRaceOnARevokedKey(t *testing.T) {
 		require.Len(t, reqs, 1, "daemon %d needed no retry", i+1)
 		assert.Equal(t, "Bearer "+key, reqs[0].Header.Get("Authorization"), "daemon %d", i+1)
 	}
+}
+
+// startAnotherProxy runs a second `orproxy serve` on the stack's config and
+// credential file, on a port of its own, and returns its base URL.
+func (s *stack) startAnotherProxy() string {
+	s.t.Helper()
+	_, line := start(s.t, s.env, func(line string) bool {
+		var e struct{ Msg string }
+		return json.Unmarshal([]byte(line), &e) == nil && e.Msg == "orproxy serving"
+	}, "orproxy", "serve", "--config", s.configFile, "--listen", "127.0.0.1:0")
+	var e struct{ Listen string }
+	require.NoError(s.t, json.Unmarshal([]byte(line), &e))
+	return strings.TrimSuffix(e.Listen, "/api/v1")
 }
