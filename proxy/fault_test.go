@@ -130,7 +130,7 @@ func TestClientHangupMidStreamLeavesNothing(t *testing.T) {
 }
 
 func TestHeaderTimeoutReleasesTheUpstreamRequest(t *testing.T) {
-	const timeout = 300 * time.Millisecond
+	const timeout = 500 * time.Millisecond
 	h, c, verifyNoLeak := leakFree(t, fakeopenrouter.Options{}, func(o *Options) { o.HeaderTimeout = timeout })
 	h.fake.SetFault(fakeopenrouter.Fault{HangBeforeHeaders: true})
 
@@ -149,7 +149,7 @@ func TestHeaderTimeoutReleasesTheUpstreamRequest(t *testing.T) {
 		"the upstream request is abandoned, not left hanging")
 
 	// A completion slower than a short header delay but within the timeout works.
-	h.fake.SetFault(fakeopenrouter.Fault{HeaderDelay: timeout / 2})
+	h.fake.SetFault(fakeopenrouter.Fault{HeaderDelay: timeout / 4})
 	resp, err = c.Post(h.proxy.URL+"/api/v1/chat/completions", "application/json", strings.NewReader(chatBody))
 	require.NoError(t, err)
 	body, _ = io.ReadAll(resp.Body)
