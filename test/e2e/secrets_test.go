@@ -1,0 +1,223 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
+
+	"github.com/orproxy/orproxy/internal/fakebroker"
+)
+
+// outputs collects everything orproxy says to anyone: command output,
+// the daemon's log, HTTP answers and the browser pages of the logins.
+type outputs struct {
+	t     *testing.T
+	texts []string
+	names []string
+}
+
+func (o *outputs) add(name, text string) {
+	o.names = append(o.names, name)
+	o.texts = append(o.texts, text)
+}
+
+// answer sends a request to the daemon and keeps the whole answer,
+// headers included.
+func (o *outputs) answer(name, method, u, body string, header map[string]string) (int, string) {
+	o.t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	require.NoError(o.t, err)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := httpClient.Do(req)
+	require.NoError(o.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(o.t, err)
+	var head strings.Builder
+	_ = resp.Header.Write(&head)
+	o.add(name, head.String()+"\n"+string(b))
+	return resp.StatusCode, string(b)
+}
+
+// interactiveLogin runs `orproxy login` with the given flags, plays the
+// browser with browse once it prints the address to open, and keeps what
+// the command and the browser's page said.
+func (s *stack) interactiveLogin(o *outputs, name string, browse func(loginURL string) string, args ...string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "orproxy"), append([]string{"--config", s.configFile, "login", "--no-browser"}, args...)...)
+	cmd.Env = s.env
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(s.t, err)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	require.NoError(s.t, cmd.Start())
+	var printed strings.Builder
+	sc := bufio.NewScanner(stdout)
+	loginURL := ""
+	for loginURL == "" && sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		printed.WriteString(line + "\n")
+		if strings.HasPrefix(line, "http://") || strings.HasPrefix(line, "https://") {
+			loginURL = line
+		}
+	}
+	require.NotEmpty(s.t, loginURL, "%s printed no URL: %s %s", name, printed.String(), stderr.String())
+	rest := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(stdout); rest <- string(b) }()
+	o.add(name+" browser page", browse(loginURL))
+	require.NoError(s.t, cmd.Wait(), "%s: %s", name, stderr.String())
+	o.add(name+" stdout", printed.String()+<-rest)
+	o.add(name+" stderr", stderr.String())
+}
+
+func (s *stack) run(o *outputs, name, stdin string, args ...string) error {
+	s.t.Helper()
+	out, errOut, err := s.orproxy(stdin, args...)
+	o.add(name+" stdout", out)
+	o.add(name+" stderr", errOut)
+	return err
+}
+
+// TestNoSecretReachesAnyOutput drives every flow with the real binary:
+// the three logins, status, serving, a rotation, broker failures, the
+// rotate command, error answers and logout. Every key OpenRouter issued,
+// every refresh token, the PKCE code and verifier and the broker's code are
+// then looked for in everything orproxy printed, logged or answered: none
+// may appear. The credential file is private.
+func TestNoSecretReachesAnyOutput(t *testing.T) {
+	s := newStack(t)
+	o := &outputs{t: t}
+	ctx := s.ctx()
+	var secrets []string
+	refreshTokens := func() {
+		data, err := os.ReadFile(s.credFile)
+		if err == nil {
+			if rt := gjson.GetBytes(data, "broker_refresh_token").String(); rt != "" {
+				secrets = append(secrets, rt)
+			}
+		}
+	}
+	noFollow := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	page := func(c *http.Client, u string) string {
+		resp, err := c.Get(u)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", u, b)
+		return string(b)
+	}
+
+	// A pasted key.
+	pasted, err := s.openrouter.IssueKey(ctx, "pasted", nil)
+	require.NoError(t, err)
+	require.NoError(t, s.run(o, "login --method key", pasted.Key+"\n", "login", "--method", "key"))
+	require.NoError(t, s.run(o, "status", "", "status"))
+
+	// OpenRouter's PKCE flow, the test as the browser.
+	s.interactiveLogin(o, "login --method openrouter", func(u string) string { return page(httpClient, u) }, "--method", "openrouter")
+	reqs, err := s.openrouter.Requests(ctx)
+	require.NoError(t, err)
+	var pkce []string
+	for _, r := range reqs {
+		if r.Path == "/api/v1/auth/keys" {
+			pkce = append(pkce, gjson.GetBytes(r.Body, "code").String(), gjson.GetBytes(r.Body, "code_verifier").String())
+		}
+	}
+	require.Len(t, pkce, 2, "the fake saw one PKCE exchange")
+	secrets = append(secrets, pkce...)
+	require.NoError(t, s.run(o, "status --json", "", "status", "--json"))
+
+	// The broker flow: the test follows the broker's redirect itself to
+	// learn the code it carries.
+	s.interactiveLogin(o, "login (broker)", func(u string) string {
+		resp, err := noFollow.Get(u)
+		require.NoError(t, err)
+		resp.Body.Close()
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		require.NoError(t, err)
+		code := loc.Query().Get("code")
+		require.NotEmpty(t, code)
+		secrets = append(secrets, code)
+		return page(httpClient, loc.String())
+	})
+	refreshTokens()
+	for path, want := range map[string]os.FileMode{s.credFile: 0o600, s.credFile + ".lock": 0o600, filepath.Dir(s.credFile): 0o700} {
+		info, err := os.Stat(path)
+		require.NoError(t, err)
+		assert.Equal(t, want, info.Mode().Perm(), path)
+	}
+
+	// Serving: answers, a rotation, broker failures, error answers.
+	s.startProxy()
+	api := s.proxyURL + "/api/v1"
+	chat := `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+	o.answer("chat", "POST", api+"/chat/completions", chat, map[string]string{"Authorization": "Bearer client-placeholder"})
+	o.answer("stream", "POST", api+"/chat/completions", `{"model":"openai/gpt-4o-mini","stream":true,"messages":[]}`, nil)
+	o.answer("models", "GET", api+"/models", "", nil)
+	o.answer("healthz", "GET", s.proxyURL+"/healthz", "", nil)
+	o.answer("not found", "GET", s.proxyURL+"/nope", "", nil)
+	o.answer("guard", "POST", api+"/chat/completions", chat, map[string]string{"Origin": "https://evil.example"})
+
+	_, err = s.broker.RevokeCurrentKey(ctx)
+	require.NoError(t, err)
+	status, body := o.answer("chat after revocation", "POST", api+"/chat/completions", chat, nil)
+	require.Equal(t, http.StatusOK, status, body)
+	refreshTokens()
+
+	for _, f := range []fakebroker.Fault{{Detail: "vault sealed"}, {ErrorMessage: "key service down"}, {Garbage: true}, {RejectRefresh: true}} {
+		require.NoError(t, s.broker.SetFault(ctx, f))
+		_, err = s.broker.RevokeCurrentKey(ctx)
+		require.NoError(t, err)
+		status, body = o.answer(fmt.Sprintf("chat with broker fault %+v", f), "POST", api+"/chat/completions", chat, nil)
+		assert.Equal(t, http.StatusUnauthorized, status, body)
+		assert.Error(t, s.run(o, fmt.Sprintf("rotate with broker fault %+v", f), "", "rotate"))
+		require.NoError(t, s.broker.SetFault(ctx, fakebroker.Fault{}))
+		status, body = o.answer("chat after the fault", "POST", api+"/chat/completions", chat, nil)
+		require.Equal(t, http.StatusOK, status, body)
+		refreshTokens()
+	}
+	require.NoError(t, s.run(o, "rotate", "", "rotate"))
+	refreshTokens()
+	require.NoError(t, s.run(o, "status with the daemon", "", "status"))
+	require.NoError(t, s.run(o, "status --json with the daemon", "", "status", "--json"))
+	o.answer("/status", "GET", s.proxyURL+"/status", "", nil)
+	require.NoError(t, s.run(o, "logout", "", "logout"))
+	status, _ = o.answer("chat logged out", "POST", api+"/chat/completions", chat, nil)
+	assert.Equal(t, http.StatusUnauthorized, status)
+	o.add("daemon log", s.proxy.Output())
+
+	// Every key OpenRouter ever issued: pasted, PKCE, the broker's.
+	keys, err := s.openrouter.Keys(ctx)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(keys), 8)
+	for _, k := range keys {
+		secrets = append(secrets, k.Key)
+	}
+	for _, sec := range secrets {
+		require.GreaterOrEqual(t, len(sec), 16, "a secret to look for is too short to mean anything: %q", sec)
+	}
+	for i, text := range o.texts {
+		for _, sec := range secrets {
+			assert.NotContains(t, text, sec, "%s shows a secret", o.names[i])
+		}
+	}
+	// The redacted form is what users see instead.
+	assert.Contains(t, strings.Join(o.texts, "\n"), "sk-or-v1-…")
+}
