@@ -285,7 +285,13 @@ func (cs *callbackServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	select {
 	case outcome = <-a.outcome:
 	case <-cs.finished:
-		outcome = errors.New("the login ended before the answer could be used")
+		// The login reports the outcome before it ends, so both may be
+		// ready by now; the outcome is what the page must show.
+		select {
+		case outcome = <-a.outcome:
+		default:
+			outcome = errors.New("the login ended before the answer could be used")
+		}
 	case <-r.Context().Done():
 		return
 	case <-t.C:
