@@ -216,6 +216,9 @@ sampling:
 		case <-lctx.Done():
 			break sampling
 		case <-sampleTick.C:
+			if dl, ok := lctx.Deadline(); ok && time.Until(dl) < opts.SampleEvery/2 {
+				continue // the load is winding down; not a sample of it
+			}
 			s := sample(started, l.sent.Load())
 			rep.Samples = append(rep.Samples, s)
 			if opts.Progress != nil {
@@ -516,6 +519,13 @@ func (r *Report) Print(w io.Writer) {
 		mib(r.Before.RSS), mib(first.RSS), mib(last.RSS), mib(r.After.RSS))
 	fmt.Fprintf(w, "heap in use: %.1f MiB at the first sample under load, %.1f MiB at the last, %.1f MiB after\n",
 		mib(int64(first.HeapInUse)), mib(int64(last.HeapInUse)), mib(int64(r.After.HeapInUse)))
+	if len(r.Samples) > 0 {
+		g0, g1, m0, m1 := first.Goroutines, first.Goroutines, first.RSS, first.RSS
+		for _, s := range r.Samples {
+			g0, g1, m0, m1 = min(g0, s.Goroutines), max(g1, s.Goroutines), min(m0, s.RSS), max(m1, s.RSS)
+		}
+		fmt.Fprintf(w, "under load:  %d samples, goroutines %d–%d, RSS %.1f–%.1f MiB\n", len(r.Samples), g0, g1, mib(m0), mib(m1))
+	}
 	fmt.Fprintf(w, "(one process: daemon, fakes and clients; before and after are idle with the daemon up)\n")
 }
 
