@@ -67,7 +67,12 @@ func FuzzParseCallback(f *testing.F) {
 			assert.NotEmpty(t, p.State)
 			assert.True(t, !p.Code.IsZero() || p.Error != "")
 			// Accepted input reads back the same from its canonical form,
-			// as a query and as a full callback address.
+			// as a query and as a full callback address, unless that form
+			// outgrows the limit on what a pasted address may be (escaping
+			// can triple a value's length).
+			if len(p.encode())+len("http://127.0.0.1:8080/callback?") > 2*maxCodeLen {
+				return
+			}
 			again, err := parseCallbackQuery(p.encode())
 			require.NoError(t, err)
 			assert.Equal(t, p, again)
@@ -75,7 +80,7 @@ func FuzzParseCallback(f *testing.F) {
 			require.NoError(t, err)
 			assert.Equal(t, p, again)
 		}
-		if q, err := parseCallbackQuery(line); err == nil {
+		if q, err := parseCallbackQuery(line); err == nil && len(q.encode()) <= 2*maxCodeLen {
 			again, err := parseCallbackQuery(q.encode())
 			require.NoError(t, err)
 			assert.Equal(t, q, again)
