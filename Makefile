@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X github.com/orproxy/orproxy/internal/version.Version=$(VERS
 STATICCHECK_VERSION := v0.8.2
 FAKE_KEY  := sk-or-v1-fakefakefakefakefakefakefakefakefakefakefakefakefakefake0001
 
-.PHONY: build run test lint fmt vet fake clean
+.PHONY: build run test lint fmt vet fake bench clean
 
 build: ## build bin/orproxy and bin/orproxy-fake
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/orproxy ./cmd/orproxy
@@ -36,6 +36,9 @@ $(BIN)/staticcheck:
 fake: build ## run the fake OpenRouter on 127.0.0.1:8766 with one valid key
 	@echo "fake OpenRouter with the key $(FAKE_KEY)"
 	$(BIN)/orproxy-fake openrouter --listen 127.0.0.1:8766 --key $(FAKE_KEY) --chunk-delay 150ms
+
+bench: ## compare orproxy with direct, nginx and a naive Go proxy; prints one markdown table (see bench/README.md)
+	bash bench/run.sh
 
 clean:
 	rm -rf $(BIN)
