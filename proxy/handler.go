@@ -93,6 +93,7 @@ type requestState struct {
 	upstreamStatus    int
 	clientGone        bool
 	problem           string
+	probe             bool // a health check: not logged
 }
 
 func (s *requestState) sendBody() []byte {
@@ -116,7 +117,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.stats.inFlight.Add(1)
 	rec := &recorder{ResponseWriter: w}
 	st := &requestState{}
-	logged := false
 	defer func() {
 		h.stats.inFlight.Add(-1)
 		if v := recover(); v != nil {
@@ -130,46 +130,56 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.finish(r, rec, st, start)
 			panic(v)
 		}
-		if !logged {
+		if !st.probe {
 			h.finish(r, rec, st, start)
 		}
 	}()
+	// Everything before forwarding happens in serve, which has returned by
+	// the time the response is copied: an open stream holds only this frame
+	// and ReverseProxy's, so its goroutine keeps a small stack.
+	if out := h.serve(rec, r, st); out != nil {
+		h.rp.ServeHTTP(rec, out)
+	}
+}
 
+// serve answers the request itself, or returns the request to forward.
+func (h *Handler) serve(rec *recorder, r *http.Request, st *requestState) *http.Request {
 	if ref := h.guard(r); ref != nil {
 		h.stats.refused.Add(1)
 		st.problem = ref.message
 		writeError(rec, ref.status, ref.message)
-		return
+		return nil
 	}
 	switch p := r.URL.Path; p {
 	case "/healthz":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(rec, http.StatusMethodNotAllowed, "use GET /healthz")
-			return
+			return nil
 		}
 		rec.Header().Set("Content-Type", "application/json")
 		rec.Header().Set("Cache-Control", "no-store")
 		_, _ = io.WriteString(rec, `{"status":"ok"}`)
 		// Probes stay out of the request log.
-		logged = true
+		st.probe = true
 		if ce := h.log.Check(zap.DebugLevel, "health check"); ce != nil {
 			ce.Write()
 		}
 	case "/status":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(rec, http.StatusMethodNotAllowed, "use GET /status")
-			return
+			return nil
 		}
 		h.serveStatus(rec)
 	default:
 		rest, raw, ok := h.route(r)
 		if !ok {
 			writeError(rec, http.StatusNotFound, "no such path "+quote(p)+": orproxy serves /api/v1/…, /v1/…, /healthz and /status")
-			return
+			return nil
 		}
 		st.upstreamPath, st.upstreamRawPath = rest, raw
-		h.forward(rec, r, st)
+		return h.prepare(rec, r, st)
 	}
+	return nil
 }
 
 // route maps /api/v1/X and /v1/X to the upstream-relative path /X.
@@ -183,11 +193,13 @@ func (h *Handler) route(r *http.Request) (rest, raw string, ok bool) {
 	return "", "", false
 }
 
-func (h *Handler) forward(w *recorder, r *http.Request, st *requestState) {
+// prepare reads and patches the body and returns the request to forward, or
+// nil when it has answered.
+func (h *Handler) prepare(w *recorder, r *http.Request, st *requestState) *http.Request {
 	limit := h.opts.MaxRequestBody
 	if r.ContentLength > limit {
 		h.tooLarge(w, st, limit)
-		return
+		return nil
 	}
 	// The whole body is read before anything goes upstream: it is needed to
 	// replay the request after a 401, and it avoids golang/go#40747, where a
@@ -197,11 +209,11 @@ func (h *Handler) forward(w *recorder, r *http.Request, st *requestState) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			h.tooLarge(w, st, limit)
-			return
+			return nil
 		}
 		st.clientGone = true
 		st.problem = "reading the request body: " + err.Error()
-		return
+		return nil
 	}
 	st.original = body
 	if h.opts.Patcher != nil {
@@ -217,7 +229,7 @@ func (h *Handler) forward(w *recorder, r *http.Request, st *requestState) {
 	out := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	out.Body = http.NoBody
 	out.ContentLength = int64(len(st.sendBody()))
-	h.rp.ServeHTTP(w, out)
+	return out
 }
 
 func (h *Handler) tooLarge(w http.ResponseWriter, st *requestState, limit int64) {
