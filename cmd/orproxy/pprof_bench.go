@@ -11,12 +11,18 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
+	"strconv"
 )
 
 func init() {
 	addr := os.Getenv("ORPROXY_PPROF_ADDR")
 	if addr == "" {
 		return
+	}
+	// ORPROXY_MEMPROFILERATE=1 records every allocation, for exact heap profiles.
+	if n, err := strconv.Atoi(os.Getenv("ORPROXY_MEMPROFILERATE")); err == nil && n > 0 {
+		runtime.MemProfileRate = n
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
