@@ -380,10 +380,13 @@ func (h *Handler) serveStatus(w http.ResponseWriter) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// copyBuffers are the response copy buffers. SSE events are small and a
-// stream holds its buffer for as long as it is open, so they are smaller than
-// ReverseProxy's 32 KiB default: a thousand open streams stay cheap.
-var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}}
+// copyBuffers are the response copy buffers. A stream holds its buffer for
+// as long as it is open, and OpenRouter's SSE events are a few hundred bytes
+// each, flushed one by one: 2 KiB holds several of them, where ReverseProxy's
+// default is 32 KiB. A large answer only takes a few more reads.
+var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}}
+
+const copyBufferSize = 2 << 10
 
 type bufferPool struct{ pool sync.Pool }
 
