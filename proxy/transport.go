@@ -39,6 +39,11 @@ func NewUpstreamTransport() (*http.Transport, error) {
 	// Pass the client's Accept-Encoding through untouched instead of letting
 	// the transport add gzip and decode it again on our CPU.
 	t.DisableCompression = true
+	// An HTTP/1 connection keeps both buffers for as long as a stream is
+	// open. 2 KiB still takes the request headers and a small body in one
+	// write; larger bodies go out directly, and SSE events are small.
+	t.ReadBufferSize = 2 << 10
+	t.WriteBufferSize = 2 << 10
 	if file := os.Getenv("SSL_CERT_FILE"); file != "" {
 		// Go reads SSL_CERT_FILE itself only on Linux and the BSDs; adding it
 		// to the system pool makes it work on macOS and Windows as well.
