@@ -7,7 +7,9 @@ LDFLAGS   := -s -w -X github.com/orproxy/orproxy/internal/version.Version=$(VERS
 STATICCHECK_VERSION := v0.8.2
 FAKE_KEY  := sk-or-v1-fakefakefakefakefakefakefakefakefakefakefakefakefakefake0001
 
-.PHONY: build run test lint fmt vet fake bench clean
+E2E_DEPS  := test/e2e/node_modules/.installed
+
+.PHONY: build run test lint fmt vet cross fake clean e2e-deps demo bench
 
 build: ## build bin/orproxy and bin/orproxy-fake
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/orproxy ./cmd/orproxy
@@ -16,16 +18,30 @@ build: ## build bin/orproxy and bin/orproxy-fake
 run: build ## run the proxy in the foreground on its defaults (127.0.0.1:8765)
 	$(BIN)/orproxy serve
 
-test: lint ## vet, staticcheck, gofmt, and every test with the race detector
+test: lint $(E2E_DEPS) ## vet, staticcheck, gofmt, and every test with the race detector (end-to-end tests included)
 	$(GO) test -race -count=1 ./...
 
-lint: vet $(BIN)/staticcheck ## go vet, staticcheck and a gofmt check
+e2e-deps: $(E2E_DEPS) ## install the real clients the end-to-end tests drive (Node.js 20+)
+
+# No lock file: one written here would list only this platform's OpenCode binary.
+$(E2E_DEPS): test/e2e/package.json
+	@command -v node >/dev/null || { echo "the end-to-end tests need Node.js 20 or newer (and npm) on PATH"; exit 1; }
+	cd test/e2e && npm install --no-audit --no-fund --no-package-lock
+	touch $@
+
+lint: vet cross $(BIN)/staticcheck ## go vet (also for macOS and Windows), staticcheck and a gofmt check
 	$(BIN)/staticcheck ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
+
+cross: ## vet and build for macOS and Windows too
+	GOOS=darwin $(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
+	GOOS=darwin $(GO) build -o /dev/null ./cmd/orproxy
+	GOOS=windows $(GO) build -o /dev/null ./cmd/orproxy
 
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
@@ -36,6 +52,9 @@ $(BIN)/staticcheck:
 fake: build ## run the fake OpenRouter on 127.0.0.1:8766 with one valid key
 	@echo "fake OpenRouter with the key $(FAKE_KEY)"
 	$(BIN)/orproxy-fake openrouter --listen 127.0.0.1:8766 --key $(FAKE_KEY) --chunk-delay 150ms
+
+demo: build ## log in, stream, revoke and rotate against the fakes; no network needed
+	BIN=$(BIN) bash scripts/demo.sh
 
 bench: ## compare orproxy with direct, nginx and a naive Go proxy; prints one markdown table (see bench/README.md)
 	bash bench/run.sh

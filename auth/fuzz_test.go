@@ -59,3 +59,27 @@ func FuzzDecodeBrokerAnswer(f *testing.F) {
 		assert.LessOrEqual(t, len([]rune(errorMessage(data))), maxMessageLen+1)
 	})
 }
+
+func FuzzParseCallback(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line string) {
+		p, err := parsePastedCallback(line)
+		if err == nil {
+			assert.NotEmpty(t, p.State)
+			assert.True(t, !p.Code.IsZero() || p.Error != "")
+			// Accepted input reads back the same from its canonical form,
+			// as a query and as a full callback address.
+			again, err := parseCallbackQuery(p.encode())
+			require.NoError(t, err)
+			assert.Equal(t, p, again)
+			again, err = parsePastedCallback("http://127.0.0.1:8080/callback?" + p.encode())
+			require.NoError(t, err)
+			assert.Equal(t, p, again)
+		}
+		if q, err := parseCallbackQuery(line); err == nil {
+			again, err := parseCallbackQuery(q.encode())
+			require.NoError(t, err)
+			assert.Equal(t, q, again)
+		}
+		_, _ = parsePastedCode(line)
+	})
+}

@@ -39,6 +39,11 @@ func pathLock(path string) chan struct{} {
 // The lock file is never removed, because removing it would let two
 // processes hold "the" lock on two different files.
 func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
+	// select picks at random among ready cases; a done ctx must not win
+	// the lock by chance.
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("lock credential file: %w", context.Cause(ctx))
+	}
 	sem := pathLock(s.lockPath())
 	select {
 	case sem <- struct{}{}:

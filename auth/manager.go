@@ -30,7 +30,8 @@ type ManagerOptions struct {
 	BrokerURL string
 	// BrokerTimeout bounds one broker call; default 10 s.
 	BrokerTimeout time.Duration
-	// Check validates a key with OpenRouter (GET /key); nil disables it.
+	// Check validates a key with OpenRouter (GET /key); an error for which
+	// IsKeyRejected holds means the key is refused. Nil disables validation.
 	Check func(ctx context.Context, key secret.Secret) error
 	// ValidateOnStart checks the stored key once at Start.
 	ValidateOnStart bool
@@ -48,6 +49,12 @@ type ManagerOptions struct {
 	Logger    *zap.Logger
 	// Scrubber learns every credential in use, so logs never show one.
 	Scrubber *logging.Scrubber
+	// AutoLogin, when set, runs a login (storing the credential) for a
+	// request that finds none; show receives the URL the user must open.
+	// Concurrent requests share one login.
+	AutoLogin func(ctx context.Context, show func(url string)) error
+	// LoginTimeout bounds an automatic login; default 5 min.
+	LoginTimeout time.Duration
 }
 
 // FailuresBeforeBackoff is how many rotations in a row may fail before
@@ -76,6 +83,7 @@ type Manager struct {
 	rotation rotationRecord
 	expiry   retryState
 	valid    validationRecord
+	login    loginRecord
 
 	wake    chan struct{}
 	stop    chan struct{}
@@ -94,6 +102,12 @@ type rotationRecord struct {
 type retryState struct {
 	failures int
 	at       time.Time
+}
+
+type loginRecord struct {
+	url     string // while a login waits for the user
+	started time.Time
+	lastErr string
 }
 
 type validationRecord struct {
@@ -118,6 +132,9 @@ func NewManager(opts ManagerOptions) *Manager {
 	}
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 5 * time.Minute
+	}
+	if opts.LoginTimeout <= 0 {
+		opts.LoginTimeout = DefaultLoginTimeout
 	}
 	log := opts.Logger
 	if log == nil {
@@ -171,7 +188,68 @@ func (m *Manager) Key(ctx context.Context) (secret.Secret, error) {
 	if fileErr != "" {
 		return secret.Secret{}, errors.New(fileErr)
 	}
+	if m.opts.AutoLogin != nil {
+		return m.autoLogin(ctx)
+	}
 	return secret.Secret{}, ErrNoCredential
+}
+
+// autoLogin starts the login for a request that found no credential, or
+// joins the one under way, and waits for it.
+func (m *Manager) autoLogin(ctx context.Context) (secret.Secret, error) {
+	ch := m.sf.DoChan("login", func() (any, error) {
+		// Its own deadline: the request that started it may go away, the
+		// others waiting on it must not lose it.
+		lctx, cancel := context.WithTimeout(context.Background(), m.opts.LoginTimeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-m.stop:
+				cancel()
+			case <-lctx.Done():
+			}
+		}()
+		m.mu.Lock()
+		m.login = loginRecord{started: time.Now()}
+		m.mu.Unlock()
+		err := m.opts.AutoLogin(lctx, func(url string) {
+			m.mu.Lock()
+			m.login.url = url
+			m.mu.Unlock()
+			m.log.Warn("no credential stored; open this URL to log in", zap.String("url", url))
+		})
+		m.mu.Lock()
+		url := m.login.url
+		m.login.url = ""
+		m.login.lastErr = ""
+		if err != nil {
+			m.login.lastErr = err.Error()
+		}
+		m.mu.Unlock()
+		if err != nil {
+			m.log.Warn("automatic login did not finish", zap.Error(err))
+			if url != "" {
+				return nil, fmt.Errorf("no credential is stored and nobody finished the login at %s (%v); run `orproxy login`", url, err)
+			}
+			return nil, fmt.Errorf("no credential is stored and the automatic login failed (%v); run `orproxy login`", err)
+		}
+		m.syncWithFile()
+		return nil, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return secret.Secret{}, res.Err
+		}
+	case <-ctx.Done():
+		return secret.Secret{}, ctx.Err()
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.cur == nil {
+		return secret.Secret{}, ErrNoCredential
+	}
+	return m.cur.APIKey, nil
 }
 
 // Replace returns a key to retry with after OpenRouter rejected rejected:

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -163,7 +162,7 @@ func (m *Manager) validate() {
 	switch {
 	case err == nil:
 		m.log.Info("stored key accepted by OpenRouter")
-	case errors.Is(err, ErrKeyRejected):
+	case IsKeyRejected(err):
 		result = "rejected"
 		m.log.Warn("OpenRouter rejects the stored key; replacing it", zap.Error(err))
 		if _, rerr := m.Replace(ctx, cur.APIKey); rerr != nil {

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"time"
 )
 
@@ -23,7 +24,11 @@ type Status struct {
 	RotationFailures  int        `json:"rotation_failures_in_a_row,omitempty"`
 	RotationWaitUntil *time.Time `json:"rotation_backoff_until,omitempty"`
 	SaveError         string     `json:"save_error,omitempty"`
-	LastValidation    *struct {
+	// LoginURL is the address to open while an automatic login waits.
+	LoginURL       string     `json:"login_url,omitempty"`
+	LoginStartedAt *time.Time `json:"login_started_at,omitempty"`
+	LastLoginError string     `json:"last_login_error,omitempty"`
+	LastValidation *struct {
 		At     time.Time `json:"at"`
 		Result string    `json:"result"`
 	} `json:"last_validation,omitempty"`
@@ -41,6 +46,11 @@ func (m *Manager) Status() any {
 		LastRotationError: m.rotation.lastErr,
 		RotationFailures:  m.rotation.failures,
 		SaveError:         m.saveErr,
+		LoginURL:          m.login.url,
+		LastLoginError:    m.login.lastErr,
+	}
+	if m.login.url != "" {
+		s.LoginStartedAt = timePtr(m.login.started)
 	}
 	if time.Now().Before(m.rotation.notBefore) {
 		s.RotationWaitUntil = timePtr(m.rotation.notBefore)
@@ -74,4 +84,19 @@ func timePtr(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// Describe reads the credential file for `orproxy status`, without a daemon.
+func Describe(store *Store) Status {
+	s := Status{File: store.Path()}
+	c, err := store.Load()
+	switch {
+	case errors.Is(err, ErrNoCredential):
+	case err != nil:
+		s.FileError = err.Error()
+	default:
+		describe(&s, c)
+		s.CanRotate = c.Source == SourceBroker && !c.RefreshToken.IsZero()
+	}
+	return s
 }

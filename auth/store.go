@@ -155,12 +155,18 @@ func (s *Store) LoadStamped() (*Credential, Stamp, error) {
 
 // Save stores c under the lock. See SaveLocked.
 func (s *Store) Save(ctx context.Context, c *Credential) error {
+	_, err := s.save(ctx, c)
+	return err
+}
+
+// save is Save returning what was stored.
+func (s *Store) save(ctx context.Context, c *Credential) (*Credential, error) {
 	unlock, err := s.Lock(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer unlock()
-	return s.SaveLocked(c)
+	return s.saveLocked(c)
 }
 
 // SaveLocked replaces the credential file with c. The caller holds the lock.
@@ -348,8 +354,8 @@ func decodeCredential(data []byte) (*Credential, error) {
 		return nil, errors.New(`"source" is missing`)
 	}
 	if !c.Source.valid() {
-		// The value is not secret, but it is the user's text: quote it bounded.
-		return nil, fmt.Errorf(`"source" is %s; want broker, openrouter-oauth or manual`, quoteBounded(w.Source, 40))
+		// Not quoted: a key pasted into the wrong field must not reach the message.
+		return nil, errors.New(`"source" is not broker, openrouter-oauth or manual`)
 	}
 	if w.APIKey == "" {
 		return nil, errors.New(`"openrouter_api_key" is missing or empty`)
@@ -394,7 +400,7 @@ func describeJSONError(err error) error {
 
 func encodeCredential(c *Credential) ([]byte, error) {
 	if !c.Source.valid() {
-		return nil, fmt.Errorf("source %s is not broker, openrouter-oauth or manual", quoteBounded(string(c.Source), 40))
+		return nil, errors.New("source is not broker, openrouter-oauth or manual")
 	}
 	if c.APIKey.IsZero() {
 		return nil, errors.New("the credential has no API key")

@@ -190,17 +190,24 @@ func TestStoreAtomicWriteLeavesNoTempFiles(t *testing.T) {
 }
 
 func TestStoreWriteFailureRemovesTemp(t *testing.T) {
-	s := newTestStore(t)
-	// A directory where the file should be makes the final rename fail.
-	require.NoError(t, os.MkdirAll(filepath.Join(s.Path(), "occupied"), 0o700))
-	err := s.Save(testCtx(t), fullCredential())
+	dir := t.TempDir()
+	// A non-empty directory where the file should be: the temporary file is
+	// written, then the rename fails.
+	target := filepath.Join(dir, "credentials.json")
+	require.NoError(t, os.MkdirAll(filepath.Join(target, "occupied"), 0o700))
+	err := writeFileAtomic(target, []byte(testKey))
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), testKey[9:])
-	entries, err := os.ReadDir(filepath.Dir(s.Path()))
+	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	for _, e := range entries {
-		assert.NotContains(t, e.Name(), ".tmp-", "temporary file left behind")
-	}
+	require.Len(t, entries, 1, "temporary file left behind")
+	assert.Equal(t, "credentials.json", entries[0].Name())
+
+	// Save refuses to replace what it cannot read, rather than overwrite a
+	// file it could not back up.
+	s := NewStore(target)
+	err = s.Save(testCtx(t), fullCredential())
+	assert.ErrorContains(t, err, "before replacing it")
 }
 
 func TestStoreUpdate(t *testing.T) {

@@ -92,16 +92,23 @@ func TestStoreTwoProcessesLoseNoUpdate(t *testing.T) {
 	s := newTestStore(t)
 	require.NoError(t, s.Save(testCtx(t), counterCredential(0)))
 
+	before, err := s.Stamp()
+	require.NoError(t, err)
+
 	const perProcess = 200
 	done := make(chan struct{})
 	var readerWG sync.WaitGroup
 	var reads, failures int
 	readerWG.Go(func() {
+		// Paced, not spinning: on a small machine a spinning reader starves
+		// the writers it is meant to watch.
+		tick := time.NewTicker(200 * time.Microsecond)
+		defer tick.Stop()
 		for {
 			select {
 			case <-done:
 				return
-			default:
+			case <-tick.C:
 			}
 			if _, err := s.Load(); err != nil {
 				if failures == 0 {
@@ -129,6 +136,9 @@ func TestStoreTwoProcessesLoseNoUpdate(t *testing.T) {
 	readerWG.Wait()
 
 	assert.Equal(t, 2*perProcess, readCounter(t, s), "an update was lost")
+	after, err := s.Stamp()
+	require.NoError(t, err)
+	assert.False(t, before.Equal(after), "another process's writes change the stamp")
 	assert.Zero(t, failures)
 	assert.Positive(t, reads)
 }

@@ -222,7 +222,10 @@ func (h *Handler) prepare(w *recorder, r *http.Request, st *requestState) *http.
 		if info.Patched {
 			st.patchedBody = out
 		}
-	} else if len(body) > 0 && isJSON(r.Header.Get("Content-Type")) {
+	}
+	if st.model == "" && len(body) > 0 && isJSON(r.Header.Get("Content-Type")) {
+		// Bodies the patcher does not read (embeddings, messages, …) still
+		// name their model in the log line.
 		res := gjson.GetManyBytes(body, "model", "stream")
 		st.model, st.stream = res[0].String(), res[1].Bool()
 	}

@@ -73,6 +73,12 @@ replaces a rejected key through your company's credential broker.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newServeCmd(g, s),
+		newLoginCmd(g, s),
+		newLogoutCmd(g, s),
+		newStatusCmd(g, s),
+		newRotateCmd(g, s),
+		newServiceCmd(g, s),
+		newOpenCodeCmd(g, s),
 		newVersionCmd(s),
 	)
 	return root

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/signal"
 	"syscall"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/orproxy/orproxy/internal/daemon"
 	"github.com/orproxy/orproxy/internal/logging"
+	"github.com/orproxy/orproxy/service"
 )
 
 // serveFlags map serve's flags to config keys; flags win over everything.
@@ -43,7 +45,11 @@ func newServeCmd(g *globalFlags, s streams) *cobra.Command {
 				<-ctx.Done()
 				stop()
 			}()
-			return daemon.Run(ctx, cfg.Config, daemon.Options{Logger: log, Scrubber: scrubber})
+			// Under systemd or launchd, kardianos' Run turns the manager's
+			// stop request into the same graceful drain as SIGTERM.
+			return service.RunServe(ctx, func(ctx context.Context) error {
+				return daemon.Run(ctx, cfg.Config, daemon.Options{Logger: log, Scrubber: scrubber})
+			})
 		},
 	}
 	f := cmd.Flags()

@@ -226,6 +226,11 @@ func TestBadInput(t *testing.T) {
 			want: []string{"3 problems", `log.level: "loud"`, `log.format: "xml"`, `login.method: "magic" is not a login method (allowed: broker, openrouter, key)`},
 		},
 		{
+			name: "auto_login without a broker",
+			file: "login: {auto_login: true}\n",
+			want: []string{"login.auto_login: needs broker.url"},
+		},
+		{
 			name: "yaml syntax",
 			file: "listen: [\n",
 			want: []string{"config.yaml: yaml:"},

@@ -52,6 +52,9 @@ func (c Config) validate() []problem {
 	if !slices.Contains(LoginMethods, c.Login.Method) {
 		add("login.method", "%q is not a login method (allowed: %s)", c.Login.Method, strings.Join(LoginMethods, ", "))
 	}
+	if c.Login.AutoLogin && c.Broker.URL == "" {
+		add("login.auto_login", "needs broker.url: the automatic login goes through the broker")
+	}
 	if c.Login.CallbackPort < 0 || c.Login.CallbackPort > 65535 {
 		add("login.callback_port", "%d is not a port (allowed: 0 for any free port, or 1–65535)", c.Login.CallbackPort)
 	}

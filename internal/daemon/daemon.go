@@ -19,6 +19,7 @@ import (
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/version"
 	"github.com/orproxy/orproxy/proxy"
+	"github.com/orproxy/orproxy/websearch"
 )
 
 // Options are what Run needs besides the configuration.
@@ -30,6 +31,11 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Ready, if set, is called with the listening address once requests are served.
 	Ready func(addr net.Addr)
+	// WebSearch tunes the model catalogue refresh and cooldowns; zero values
+	// take the defaults.
+	WebSearch websearch.Options
+	// LoginTimeout bounds an automatic login (login.auto_login); default 5 min.
+	LoginTimeout time.Duration
 }
 
 // Run serves until ctx is done and then shuts down gracefully.
@@ -62,12 +68,26 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		RotateBeforeExpiry: cfg.Credentials.RotateBeforeExpiry,
 		Logger:             log.Named("credentials"),
 		Scrubber:           opts.Scrubber,
+		AutoLogin:          autoLogin(cfg, store, transport, log.Named("login")),
+		LoginTimeout:       opts.LoginTimeout,
 	})
+
+	search, err := websearch.New(websearch.Settings{
+		Enabled:       cfg.WebSearch.Enabled,
+		Engine:        cfg.WebSearch.Engine,
+		MaxResults:    cfg.WebSearch.MaxResults,
+		MaxCharacters: cfg.WebSearch.MaxCharacters,
+		ExcludeModels: cfg.WebSearch.ExcludeModels,
+	}, cfg.Upstream, &http.Client{Transport: transport}, log.Named("websearch"), opts.WebSearch)
+	if err != nil {
+		return fmt.Errorf("web search: %w", err)
+	}
 
 	host, _, _ := net.SplitHostPort(cfg.Listen)
 	handler, err := proxy.NewHandler(proxy.Options{
 		Upstream:       upstream,
 		Keys:           keys,
+		Patcher:        webSearchPatcher{search},
 		AccessToken:    secret.New(cfg.AccessToken),
 		AllowAnyHost:   !config.IsLoopbackHost(host),
 		MaxRequestBody: int64(cfg.Limits.MaxRequestBody),
@@ -85,6 +105,16 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 	keys.Start()
 	defer keys.Close()
+	bg, stopBackground := context.WithCancel(context.Background())
+	searchDone := make(chan struct{})
+	go func() {
+		defer close(searchDone)
+		search.Run(bg)
+	}()
+	defer func() {
+		stopBackground()
+		<-searchDone
+	}()
 	log.Info("orproxy serving",
 		zap.String("listen", "http://"+ln.Addr().String()+"/api/v1"),
 		zap.String("upstream", upstream.Redacted()),
@@ -104,6 +134,47 @@ func brokerFactory(cfg config.Config) func(string) (auth.Rotator, error) {
 	return func(baseURL string) (auth.Rotator, error) {
 		return auth.NewBrokerClient(baseURL, cfg.Broker.StartHeaders, cfg.Broker.Timeout, transport)
 	}
+}
+
+// autoLogin runs the broker login from the daemon for login.auto_login. The
+// URL goes to the log and /status, and to a browser when one can be opened.
+func autoLogin(cfg config.Config, store *auth.Store, transport http.RoundTripper, log *zap.Logger) func(context.Context, func(string)) error {
+	if !cfg.Login.AutoLogin || cfg.Broker.URL == "" {
+		return nil
+	}
+	return func(ctx context.Context, show func(string)) error {
+		broker, err := auth.NewBrokerClient(cfg.Broker.URL, cfg.Broker.StartHeaders, cfg.Broker.Timeout, nil)
+		if err != nil {
+			return err
+		}
+		_, err = auth.Login(ctx, store, auth.LoginOptions{
+			Method:       auth.MethodBroker,
+			Broker:       broker,
+			Upstream:     cfg.Upstream,
+			HTTP:         &http.Client{Transport: transport},
+			CallbackPort: cfg.Login.CallbackPort,
+			// An injected opener is always called: it announces the URL,
+			// then opens a browser if the user wants one and there is one.
+			OpenBrowser: true,
+			OpenURL: func(ctx context.Context, url string) error {
+				show(url)
+				if cfg.Login.OpenBrowser && auth.CanOpenBrowser() {
+					return auth.OpenBrowser(ctx, url)
+				}
+				return nil
+			},
+			Timeout: time.Until(deadlineOf(ctx)),
+			Logger:  log,
+		})
+		return err
+	}
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(auth.DefaultLoginTimeout)
 }
 
 func keyChecker(upstream string, transport http.RoundTripper) func(context.Context, secret.Secret) error {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -239,13 +240,26 @@ func TestLargeBodyReplayedIntactAfter401(t *testing.T) {
 	}
 	b.WriteString(`"}]}`)
 	body := b.String()
-	status, resp := d.post(t, body)
-	require.Equal(t, http.StatusOK, status, resp)
-	reqs := env.OpenRouter.Requests()
-	require.Len(t, reqs, 2)
+	// Without the web search tool, so both attempts must be byte for byte the client's body.
+	req, err := http.NewRequest(http.MethodPost, d.url+"/api/v1/chat/completions", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("X-Orproxy-Web-Search", "off")
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var chats []fakeopenrouter.Request
+	for _, r := range env.OpenRouter.Requests() {
+		if r.Path == "/api/v1/chat/completions" {
+			chats = append(chats, r)
+		}
+	}
+	require.Equal(t, 2, len(chats), "the rejected attempt and the replay")
 	want := sha256.Sum256([]byte(body))
-	for i, r := range reqs {
+	for i, r := range chats {
 		assert.Equal(t, want, sha256.Sum256(r.Body), "attempt %d carried the whole body", i)
+		assert.Empty(t, r.Header.Values("X-Orproxy-Web-Search"), "control headers stay local")
 	}
 }
 
@@ -266,4 +280,68 @@ func TestNoCredentialFile(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, status)
 	assert.Contains(t, body, "run `orproxy login`")
 	assert.Zero(t, env.OpenRouter.Count("/api/v1/chat/completions"))
+}
+
+func TestAutoLoginOnFirstRequest(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	d := startDaemon(t, env, func(c *config.Config) { c.Login.AutoLogin = true; c.Login.OpenBrowser = false })
+
+	const n = 5
+	statuses := make(chan int, n)
+	for range n {
+		go func() {
+			s, _ := d.post(t, chatBody)
+			statuses <- s
+		}()
+	}
+	// The test is the user: it finds the URL in /status and opens it.
+	var loginURL string
+	require.Eventually(t, func() bool {
+		resp, err := client.Get(d.url + "/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st struct {
+			Credential struct {
+				LoginURL string `json:"login_url"`
+			} `json:"credential"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&st)
+		loginURL = st.Credential.LoginURL
+		return loginURL != ""
+	}, 5*time.Second, 10*time.Millisecond)
+	assert.NotEmpty(t, d.logs.FilterMessageSnippet("open this URL to log in").All())
+	resp, err := client.Get(loginURL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	for range n {
+		assert.Equal(t, http.StatusOK, <-statuses)
+	}
+	assert.Equal(t, 1, env.Broker.Stats().ExchangeCalls, "one login for all waiting requests")
+	assert.Equal(t, auth.SourceBroker, env.Stored(t).Source)
+}
+
+func TestAutoLoginUnfinishedGives401WithTheURL(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Upstream, cfg.Broker.URL = env.UpstreamURL, env.BrokerURL
+	cfg.Credentials.File = env.Store.Path()
+	cfg.Login.AutoLogin, cfg.Login.OpenBrowser = true, false
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, Options{LoginTimeout: 500 * time.Millisecond, Ready: func(a net.Addr) { ready <- a }})
+	}()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+	d := &daemonUnderTest{url: "http://" + (<-ready).String()}
+	status, body := d.post(t, chatBody)
+	assert.Equal(t, http.StatusUnauthorized, status)
+	assert.Contains(t, body, "nobody finished the login at http")
+	assert.Contains(t, body, "/auth/openrouter/start")
+	assert.Contains(t, body, "orproxy login")
 }

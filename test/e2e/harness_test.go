@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -157,8 +158,9 @@ func newStack(t *testing.T) *stack {
 	s.broker = &fakebroker.AdminClient{BaseURL: s.brokerURL}
 	s.credFile = filepath.Join(home, ".config", "orproxy", "credentials.json")
 	s.configFile = filepath.Join(home, "orproxy.yaml")
-	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nupstream: %s\nbroker:\n  url: %s\n  timeout: 5s\ncredentials:\n  file: %s\nlogin:\n  open_browser: false\nlog:\n  level: debug\n  format: json\n",
-		s.upstreamURL, s.brokerURL, s.credFile)
+	// A fixed port, so commands that read the config (status, opencode) find the daemon.
+	cfg := fmt.Sprintf("listen: %s\nupstream: %s\nbroker:\n  url: %s\n  timeout: 5s\ncredentials:\n  file: %s\nlogin:\n  open_browser: false\nlog:\n  level: debug\n  format: json\n",
+		freeAddr(t), s.upstreamURL, s.brokerURL, s.credFile)
 	require.NoError(t, os.WriteFile(s.configFile, []byte(cfg), 0o600))
 	return s
 }
@@ -244,4 +246,31 @@ func run(t *testing.T, env []string, dir string, name string, args ...string) (s
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	return out.String(), errOut.String(), err
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// freeAddr is a loopback address with a port nobody listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
 }

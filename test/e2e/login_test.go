@@ -24,8 +24,8 @@ func (s *stack) login() {
 	cmd.Env = s.env
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(s.t, err)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	require.NoError(s.t, cmd.Start())
 
 	var printed strings.Builder

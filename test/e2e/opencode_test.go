@@ -91,3 +91,37 @@ func TestOpenCode(t *testing.T) {
 	assert.Contains(t, out, fakeopenrouter.DefaultReply)
 	s.assertRecovered(from, before)
 }
+
+// TestOpenCodeWithGeneratedConfig runs OpenCode with the provider that
+// `orproxy opencode --write` merged into an existing config.
+func TestOpenCodeWithGeneratedConfig(t *testing.T) {
+	s := newStack(t)
+	s.login()
+	s.startProxy()
+	cfg := filepath.Join(s.home, "opencode.jsonc")
+	existing := `{
+  // the user's own settings stay
+  "$schema": "https://opencode.ai/config.json",
+  "autoupdate": false,
+  "share": "disabled",
+  "model": "orproxy/openai/gpt-4o-mini",
+  "small_model": "orproxy/openai/gpt-4o-mini",
+  "agent": { "build": { "temperature": 0.2 } },
+}
+`
+	require.NoError(t, os.WriteFile(cfg, []byte(existing), 0o600))
+	out, errOut, err := s.orproxy("", "opencode", "--write", cfg)
+	require.NoError(t, err, "%s %s", out, errOut)
+	merged, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	assert.Contains(t, string(merged), "// the user's own settings stay")
+	assert.Contains(t, string(merged), `"temperature": 0.2`)
+	assert.Contains(t, string(merged), s.proxyURL+"/api/v1")
+	assert.Contains(t, string(merged), `"openai/gpt-4o-mini"`, "models come from the daemon's /models")
+	assert.FileExists(t, cfg+".bak")
+
+	out, errOut, err = s.opencodeRun(cfg)
+	require.NoError(t, err, "opencode run: %s\n%s", out, errOut)
+	assert.Contains(t, out, fakeopenrouter.DefaultReply)
+	s.assertChatsCarriedStoredKey(0)
+}

@@ -1,0 +1,378 @@
+package auth
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/orproxy/orproxy/internal/secret"
+)
+
+// Login methods, the values of LoginOptions.Method and login.method.
+const (
+	MethodBroker     = "broker"
+	MethodOpenRouter = "openrouter"
+	MethodKey        = "key"
+)
+
+// DefaultLoginTimeout is how long a login waits for the browser or the user.
+const DefaultLoginTimeout = 5 * time.Minute
+
+// httpCallTimeout bounds each call to OpenRouter during a login, whatever
+// client the caller passed.
+const httpCallTimeout = 30 * time.Second
+
+// LoginOptions configure Login. Zero values are usable defaults, except that
+// the broker method needs Broker and the other two need Upstream.
+type LoginOptions struct {
+	// Method is broker (the default when empty), openrouter or key.
+	Method string
+	// Broker is the configured broker; nil when none is, which makes the
+	// broker method fail with a hint.
+	Broker *BrokerClient
+	// Upstream is OpenRouter's API base, e.g. https://openrouter.ai/api/v1.
+	// The PKCE consent page is its origin plus /auth.
+	Upstream string
+	// HTTP calls OpenRouter (/auth/keys, /key); nil means a client with a
+	// 30 s timeout. Each call is bounded to 30 s regardless.
+	HTTP *http.Client
+	// CallbackPort fixes the callback server's port; 0 picks a free one.
+	CallbackPort int
+	// OpenBrowser opens the login page in a browser. Login also skips the
+	// default opener in an SSH session or without a display; an injected
+	// OpenURL is always called.
+	OpenBrowser bool
+	// Paste accepts the final redirect address on Stdin even when Stdin is
+	// not a terminal.
+	Paste bool
+	// Headless uses OpenRouter's headless mode (method openrouter): no
+	// callback, the user pastes the code the page shows.
+	Headless bool
+	// Timeout bounds the wait for the browser or the user; zero means 5m.
+	Timeout time.Duration
+	// Stdin supplies pasted addresses, codes and keys. Login may leave one
+	// read of it pending when it returns (a blocked read cannot be
+	// abandoned); whatever that read returns is discarded.
+	Stdin           io.Reader
+	StdinIsTerminal bool
+	// Stdout gets the address to open, on a line of its own, and the final
+	// result; Stderr gets guidance and warnings. Nil discards.
+	Stdout, Stderr io.Writer
+	// OpenURL opens a URL in a browser; nil means OpenBrowser.
+	OpenURL func(ctx context.Context, url string) error
+	// Logger gets diagnostics, secrets only in redacted form; nil discards.
+	Logger *zap.Logger
+
+	getenv func(string) string // tests
+}
+
+// Login runs the login flow of opts.Method and stores the credential it
+// yields in store. It returns only after the credential is saved, and
+// returns what was saved.
+func Login(ctx context.Context, store *Store, opts LoginOptions) (*Credential, error) {
+	l, err := newLogin(store, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer l.stop()
+	if l.opts.Headless && l.opts.Method != MethodOpenRouter {
+		return nil, errors.New("--headless works with --method openrouter only")
+	}
+	switch l.opts.Method {
+	case MethodBroker:
+		return l.broker(ctx)
+	case MethodOpenRouter:
+		if l.opts.Headless {
+			return l.openRouterHeadless(ctx)
+		}
+		return l.openRouter(ctx)
+	case MethodKey:
+		return l.pastedKey(ctx)
+	}
+	return nil, fmt.Errorf("login method %q is not one of broker, openrouter, key", l.opts.Method)
+}
+
+// login is the state of one Login call.
+type login struct {
+	store  *Store
+	opts   LoginOptions
+	log    *zap.Logger
+	stdout io.Writer
+	stderr io.Writer
+	lines  *lineReader
+
+	bg     sync.WaitGroup // goroutines that must end before Login returns
+	cancel context.CancelFunc
+	bgCtx  context.Context
+}
+
+func newLogin(store *Store, opts LoginOptions) (*login, error) {
+	if store == nil {
+		return nil, errors.New("login: no credential store")
+	}
+	if opts.Method == "" {
+		opts.Method = MethodBroker
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultLoginTimeout
+	}
+	if opts.HTTP == nil {
+		opts.HTTP = &http.Client{Timeout: httpCallTimeout}
+	}
+	if opts.Stdin == nil {
+		opts.Stdin = strings.NewReader("")
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = io.Discard
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = io.Discard
+	}
+	if opts.getenv == nil {
+		opts.getenv = os.Getenv
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	var mu sync.Mutex // one lock for both streams: they often share a terminal
+	l := &login{
+		store:  store,
+		opts:   opts,
+		log:    log.With(zap.String("login_method", opts.Method)),
+		stdout: &lockedWriter{mu: &mu, w: opts.Stdout},
+		stderr: &lockedWriter{mu: &mu, w: opts.Stderr},
+	}
+	l.bgCtx, l.cancel = context.WithCancel(context.Background())
+	return l, nil
+}
+
+// stop ends the goroutines this login started.
+func (l *login) stop() {
+	l.cancel()
+	l.bg.Wait()
+	if l.lines != nil {
+		l.lines.stop()
+	}
+}
+
+func (l *login) say(format string, args ...any) {
+	fmt.Fprintf(l.stderr, format+"\n", args...)
+}
+
+// showURL prints the address to open on a line of its own, so it can be
+// copied whole, and opens the browser unless told not to.
+func (l *login) showURL(intro, u string) {
+	l.say("%s", intro)
+	fmt.Fprintln(l.stdout, u)
+	if !l.opts.OpenBrowser {
+		return
+	}
+	open := l.opts.OpenURL
+	if open == nil {
+		if !canOpenBrowser(l.opts.getenv) {
+			l.log.Debug("not opening a browser: SSH session or no display")
+			return
+		}
+		open = OpenBrowser
+	}
+	l.bg.Go(func() {
+		if err := open(l.bgCtx, u); err != nil && l.bgCtx.Err() == nil {
+			l.log.Debug("could not open a browser", zap.Error(err))
+			l.say("Could not open a browser (%v); open the address above yourself.", err)
+		}
+	})
+}
+
+// browserFlow runs a login whose browser comes back to the callback server
+// with a code: pageURL builds the address to open from the callback
+// address, exchange turns the code into the stored credential. The browser
+// that delivered the code waits for the outcome, so its page tells the truth.
+func (l *login) browserFlow(ctx context.Context, intro string, pageURL func(callback string) (string, error),
+	exchange func(context.Context, arrival) (*Credential, error)) (*Credential, error) {
+	state, err := randomToken()
+	if err != nil {
+		return nil, err
+	}
+	g := newGate()
+	cs, err := startCallbackServer(l.opts.CallbackPort, state, g, l.log)
+	if err != nil {
+		return nil, err
+	}
+	defer cs.close()
+	u, err := pageURL(cs.URL())
+	if err != nil {
+		return nil, err
+	}
+	l.showURL(intro, u)
+	l.say("Waiting up to %v for the browser to come back to %s ...", l.opts.Timeout, callbackPath)
+	if l.acceptsPaste() {
+		l.say("If the browser runs on another machine, paste the address it ends on (http://127.0.0.1:…/callback?…) here and press Enter.")
+		l.readPastedCallbacks(state, g)
+	}
+	a, err := l.wait(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	if a.refused != nil {
+		err = a.refused
+	}
+	var c *Credential
+	if err == nil {
+		c, err = exchange(ctx, a)
+	}
+	if a.outcome != nil {
+		a.outcome <- err
+	}
+	return c, err
+}
+
+// acceptsPaste reports whether the user can paste the redirect address.
+func (l *login) acceptsPaste() bool { return l.opts.StdinIsTerminal || l.opts.Paste }
+
+// timeoutError is the message for a login nobody answered.
+func (l *login) timeoutError() error {
+	return fmt.Errorf("no answer from the browser within %v; run `orproxy login` again, or use --paste/--no-browser on a machine without a browser", l.opts.Timeout)
+}
+
+// wait returns the first arrival, or fails at the timeout or when ctx ends.
+func (l *login) wait(ctx context.Context, g *gate) (arrival, error) {
+	t := time.NewTimer(l.opts.Timeout)
+	defer t.Stop()
+	select {
+	case a := <-g.arrivals:
+		return a, nil
+	case <-t.C:
+		return arrival{}, l.timeoutError()
+	case <-ctx.Done():
+		return arrival{}, fmt.Errorf("login canceled: %w", context.Cause(ctx))
+	}
+}
+
+// readPastedCallbacks accepts redirect addresses typed or piped into Stdin
+// until one with the right state arrives, the callback server wins, or input
+// ends. A wrong paste says why and keeps waiting.
+func (l *login) readPastedCallbacks(state string, g *gate) {
+	lines := l.stdinLines()
+	l.bg.Go(func() {
+		for {
+			line, ok := lines.next(l.bgCtx)
+			if !ok || g.isTaken() {
+				return
+			}
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			p, err := parsePastedCallback(line)
+			switch {
+			case err != nil:
+				l.say("That is not the address the browser ended on: %v. Paste it again, or wait for the browser.", err)
+				continue
+			case !p.stateMatches(state):
+				l.say("That address belongs to a different login (its state does not match this one). Paste the address from this login, or wait for the browser.")
+				continue
+			}
+			a := arrival{code: p.Code}
+			if p.Error != "" {
+				a.refused = refusalError(p)
+			}
+			if g.deliver(a) {
+				l.log.Debug("pasted login address accepted")
+			}
+			return
+		}
+	})
+}
+
+func (l *login) stdinLines() *lineReader {
+	if l.lines == nil {
+		l.lines = newLineReader(l.opts.Stdin)
+	}
+	return l.lines
+}
+
+// finish stores c and reports it.
+func (l *login) finish(ctx context.Context, c *Credential, what string) (*Credential, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	stored, err := l.store.save(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("store the new credential: %w", err)
+	}
+	l.log.Info("logged in", zap.String("source", string(stored.Source)), secret.Field("key", stored.APIKey),
+		zap.String("key_label", stored.KeyLabel), zap.String("file", l.store.Path()))
+	label := ""
+	if stored.KeyLabel != "" {
+		label = " (" + sanitize(stored.KeyLabel) + ")"
+	}
+	fmt.Fprintf(l.stdout, "Logged in %s. Key %s%s saved to %s\n", what, stored.APIKey, label, l.store.Path())
+	return stored, nil
+}
+
+// lineReader reads Stdin in a goroutine, because a read from a terminal or
+// pipe cannot be abandoned; the goroutine stops at the first line read after
+// stop, or at the end of input.
+type lineReader struct {
+	lines chan string
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	lr := &lineReader{lines: make(chan string), done: make(chan struct{})}
+	go func() {
+		defer close(lr.lines)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 0, 4096), 64<<10)
+		for sc.Scan() {
+			select {
+			case lr.lines <- sc.Text():
+			case <-lr.done:
+				return
+			}
+		}
+	}()
+	return lr
+}
+
+// next returns the next line; false at the end of input or when ctx ends.
+func (lr *lineReader) next(ctx context.Context) (string, bool) {
+	select {
+	case line, ok := <-lr.lines:
+		return line, ok
+	case <-ctx.Done():
+		return "", false
+	}
+}
+
+func (lr *lineReader) stop() { lr.once.Do(func() { close(lr.done) }) }
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+// origin is scheme://host of an absolute URL.
+func origin(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("upstream %s is not an absolute http(s) URL", quoteBounded(raw, 200))
+	}
+	return u.Scheme + "://" + u.Host, nil
+}

@@ -1,0 +1,143 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"unicode"
+
+	"go.uber.org/zap"
+
+	"github.com/orproxy/orproxy/internal/secret"
+)
+
+// pkce is one PKCE (RFC 7636) pair; the verifier never leaves the process
+// except in the code exchange.
+type pkce struct {
+	verifier  secret.Secret
+	challenge string
+}
+
+func newPKCE() (pkce, error) {
+	v, err := randomToken() // 32 random bytes, base64url without padding: 43 characters
+	if err != nil {
+		return pkce{}, err
+	}
+	return pkce{verifier: secret.New(v), challenge: s256(v)}, nil
+}
+
+func s256(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// authPageURL is OpenRouter's consent page; an empty callback asks for
+// headless mode, where the page shows the code instead of redirecting.
+func authPageURL(upstream, callback string, p pkce) (string, error) {
+	o, err := origin(upstream)
+	if err != nil {
+		return "", err
+	}
+	q := url.Values{}
+	if callback != "" {
+		q.Set("callback_url", callback)
+	}
+	q.Set("code_challenge", p.challenge)
+	q.Set("code_challenge_method", "S256")
+	return o + "/auth?" + q.Encode(), nil
+}
+
+// openRouter runs OpenRouter's own OAuth PKCE login with a callback.
+func (l *login) openRouter(ctx context.Context) (*Credential, error) {
+	if _, err := origin(l.opts.Upstream); err != nil {
+		return nil, err
+	}
+	p, err := newPKCE()
+	if err != nil {
+		return nil, err
+	}
+	return l.browserFlow(ctx, "Open this address in a browser to log in with your OpenRouter account:",
+		func(callback string) (string, error) { return authPageURL(l.opts.Upstream, callback, p) },
+		func(ctx context.Context, a arrival) (*Credential, error) { return l.openRouterExchange(ctx, a, p) })
+}
+
+// openRouterHeadless runs OpenRouter's headless mode: the consent page shows
+// a code and the user pastes it here. There is no callback, so no state;
+// PKCE alone ties the code to this login.
+func (l *login) openRouterHeadless(ctx context.Context) (*Credential, error) {
+	p, err := newPKCE()
+	if err != nil {
+		return nil, err
+	}
+	authURL, err := authPageURL(l.opts.Upstream, "", p)
+	if err != nil {
+		return nil, err
+	}
+	l.showURL("Open this address in a browser, approve, and paste the code the page shows:", authURL)
+	l.say("Code (waiting up to %v): ", l.opts.Timeout)
+	lines := l.stdinLines()
+	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	for {
+		line, ok := lines.next(ctx)
+		if !ok {
+			if ctx.Err() == context.DeadlineExceeded {
+				return nil, fmt.Errorf("no code pasted within %v; run `orproxy login --method openrouter --headless` again", l.opts.Timeout)
+			}
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("login canceled: %w", context.Cause(ctx))
+			}
+			return nil, errors.New("input ended before a code was pasted")
+		}
+		code, err := parsePastedCode(line)
+		if err != nil {
+			if strings.TrimSpace(line) != "" {
+				l.say("%v; paste the code the page shows.", err)
+			}
+			continue
+		}
+		return l.openRouterExchange(ctx, arrival{code: code}, p)
+	}
+}
+
+// parsePastedCode accepts the code itself or, forgivingly, an address that
+// carries it as code=….
+func parsePastedCode(line string) (secret.Secret, error) {
+	s := strings.Trim(strings.TrimSpace(line), `<>"'`)
+	if s == "" {
+		return secret.Secret{}, errors.New("nothing was pasted")
+	}
+	if strings.Contains(s, "code=") {
+		q := s
+		if _, after, ok := strings.Cut(s, "?"); ok {
+			q = after
+		}
+		if v, err := url.ParseQuery(strings.ReplaceAll(q, "?", "&")); err == nil && v.Get("code") != "" {
+			s = v.Get("code")
+		}
+	}
+	if len(s) > maxCodeLen || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return secret.Secret{}, errors.New("that does not look like a code (it has spaces or is too long)")
+	}
+	return secret.New(s), nil
+}
+
+func (l *login) openRouterExchange(ctx context.Context, a arrival, p pkce) (*Credential, error) {
+	l.say("Got the code; asking OpenRouter for a key ...")
+	key, err := exchangePKCE(ctx, l.opts.HTTP, l.opts.Upstream, a.code, p.verifier)
+	if err != nil {
+		return nil, err
+	}
+	c := &Credential{Source: SourceOpenRouterOAuth, APIKey: key, KeyHash: keyHash(key)}
+	if info, err := CheckKey(ctx, l.opts.HTTP, l.opts.Upstream, key); err == nil {
+		c.KeyLabel, c.KeyExpiresAt = info.Label, info.ExpiresAt
+	} else {
+		// The key was just issued; details are a nicety.
+		l.log.Debug("could not read the new key's details", zap.Error(err))
+	}
+	return l.finish(ctx, c, "with OpenRouter")
+}

@@ -1,0 +1,104 @@
+package auth
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+)
+
+// openPTY returns a pseudo-terminal pair: what the test types goes into
+// master, what the program reads comes from slave.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	require.NoError(t, unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0))
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	require.NoError(t, err)
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { slave.Close() })
+	return master, slave
+}
+
+func TestLoginKeyFromTerminalIsNotEchoed(t *testing.T) {
+	master, slave := openPTY(t)
+	require.True(t, term.IsTerminal(int(slave.Fd())))
+	f := newFakes(t, fakebroker.Options{})
+	key := fakeopenrouter.NewKey()
+	f.or.AddKey(key, "typed key", nil)
+
+	stderr := newSyncBuffer()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Login(context.Background(), newTestStore(t), LoginOptions{Method: MethodKey, Upstream: f.orURL,
+			Stdin: slave, StdinIsTerminal: true, Stderr: stderr, Timeout: 20 * time.Second})
+		done <- err
+	}()
+	// The prompt comes after echo is off.
+	stderr.waitFor(t, regexp.MustCompile(`it is not shown`))
+	_, err := master.WriteString(key + "\n")
+	require.NoError(t, err)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Login did not return")
+	}
+
+	// Echo is back on: a marker typed now comes back, after whatever the
+	// terminal echoed before it.
+	_, err = master.WriteString("MARKER\n")
+	require.NoError(t, err)
+	var echoed strings.Builder
+	r := bufio.NewReader(master)
+	for !strings.Contains(echoed.String(), "MARKER") {
+		require.NoError(t, master.SetReadDeadline(time.Now().Add(10*time.Second)))
+		b, err := r.ReadByte()
+		require.NoError(t, err, "terminal echo was not restored")
+		echoed.WriteByte(b)
+	}
+	assert.NotContains(t, echoed.String(), key[9:], "the key was echoed")
+}
+
+func TestLoginKeyCanceledRestoresEcho(t *testing.T) {
+	_, slave := openPTY(t)
+	fd := int(slave.Fd())
+	echoOn := func() bool {
+		tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+		require.NoError(t, err)
+		return tio.Lflag&unix.ECHO != 0
+	}
+	require.True(t, echoOn())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := newSyncBuffer()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Login(ctx, newTestStore(t), LoginOptions{Method: MethodKey, Upstream: "http://127.0.0.1:1/api/v1",
+			Stdin: slave, StdinIsTerminal: true, Stderr: stderr})
+		done <- err
+	}()
+	stderr.waitFor(t, regexp.MustCompile(`it is not shown`))
+	assert.False(t, echoOn(), "echo is off while the key is typed")
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+	assert.True(t, echoOn(), "echo is back after an interrupted login")
+	// The read still pending on the terminal ends when the test closes it.
+}

@@ -1,0 +1,97 @@
+package auth
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/secret"
+)
+
+func TestCheckKey(t *testing.T) {
+	f := newFakes(t, fakebroker.Options{})
+	expires := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
+	good := f.or.IssueKey("team key", &expires)
+	ctx := testCtx(t)
+
+	info, err := CheckKey(ctx, nil, f.orURL, secret.New(good.Key))
+	require.NoError(t, err)
+	assert.Equal(t, KeyInfo{Label: "team key", ExpiresAt: expires}, info)
+
+	f.or.Revoke(good.Key)
+	_, err = CheckKey(ctx, testHTTP, f.orURL+"/", secret.New(good.Key))
+	require.Error(t, err)
+	assert.True(t, IsKeyRejected(err))
+	assert.EqualError(t, err, "OpenRouter rejected the key (401 Unauthorized: User not found.)")
+
+	// Neither a server error nor an unreachable server is a verdict on the key.
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fakeopenrouter.WriteError(w, http.StatusBadGateway, "provider down")
+	}))
+	defer broken.Close()
+	_, err = CheckKey(ctx, testHTTP, broken.URL, secret.New(good.Key))
+	assert.EqualError(t, err, "check key: 502 Bad Gateway: provider down")
+	assert.False(t, IsKeyRejected(err))
+	broken.Close()
+	_, err = CheckKey(ctx, testHTTP, broken.URL, secret.New(good.Key))
+	require.Error(t, err)
+	assert.False(t, IsKeyRejected(err))
+	assert.NotContains(t, err.Error(), good.Key)
+
+	// A hanging server is given up on within the call's bound or the
+	// caller's context, whichever is first.
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer hang.Close()
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_, err = CheckKey(short, &http.Client{Timeout: 5 * time.Second}, hang.URL, secret.New(good.Key))
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+func TestLoginCallbackPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	f := newFakes(t, fakebroker.Options{})
+	opts := brokerOpts(t, f)
+	opts.CallbackPort = port
+	_, err = Login(context.Background(), newTestStore(t), opts)
+	assert.ErrorContains(t, err, "listen for the login callback on 127.0.0.1:"+strconv.Itoa(port)+" (login.callback_port)")
+}
+
+func TestLoginFixedCallbackPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	f := newFakes(t, fakebroker.Options{})
+	opts := brokerOpts(t, f)
+	opts.CallbackPort = port
+	run := startLogin(t, newTestStore(t), opts)
+	start := run.stdout.waitFor(t, urlLine)
+	assert.Equal(t, strconv.Itoa(port), returnTo(t, start).Port())
+	resp, err := newBrowser().client.Get(start)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	_, err = run.wait(t)
+	require.NoError(t, err)
+}
+
+func TestLoginNeedsAUsableUpstream(t *testing.T) {
+	for _, m := range []string{MethodKey, MethodOpenRouter} {
+		_, err := Login(context.Background(), newTestStore(t), LoginOptions{Method: m, Upstream: "openrouter.ai/api/v1"})
+		assert.ErrorContains(t, err, "is not an absolute http(s) URL", m)
+	}
+}

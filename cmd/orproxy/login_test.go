@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/daemon"
+	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/testenv"
+)
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// binary builds orproxy once for the tests that need a real process.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "orproxy-cmd-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "orproxy")
+		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return builtBin
+}
+
+// configFor writes a config pointing at the fakes of env; extra may replace
+// the broker section.
+func configFor(t *testing.T, env *testenv.Env, extra string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	broker := fmt.Sprintf("broker: {url: %s, timeout: 3s}\n", env.BrokerURL)
+	if strings.Contains(extra, "broker:") {
+		broker = ""
+	}
+	body := fmt.Sprintf("upstream: %s\n%scredentials: {file: %s}\nlogin: {open_browser: false}\n%s",
+		env.UpstreamURL, broker, env.Store.Path(), extra)
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+	return p
+}
+
+func runWithStdin(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	t.Setenv("HOME", t.TempDir())
+	var out, errOut bytes.Buffer
+	code := execute(args, streams{in: strings.NewReader(stdin), out: &out, err: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func TestLoginWithKeyThenStatusAndLogout(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	key := env.OpenRouter.IssueKey("my laptop", nil).Key
+	cfg := configFor(t, env, "")
+
+	code, out, errOut := runWithStdin(t, key+"\n", "--config", cfg, "login", "--method", "key")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "sk-or-v1-…"+key[len(key)-4:])
+	assert.NotContains(t, out+errOut, key)
+	stored, err := env.Store.Load()
+	require.NoError(t, err)
+	assert.Equal(t, auth.SourceManual, stored.Source)
+	assert.Equal(t, key, stored.APIKey.Reveal())
+	st, err := os.Stat(env.Store.Path())
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+	code, out, _ = runWithStdin(t, "", "--config", cfg, "status")
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, out, "manual")
+	assert.Contains(t, out, "sk-or-v1-…"+key[len(key)-4:])
+	assert.Contains(t, out, "not answering")
+	assert.NotContains(t, out, key)
+
+	code, out, _ = runWithStdin(t, "", "--config", cfg, "status", "--json")
+	require.Equal(t, exitOK, code)
+	var rep statusReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	assert.True(t, rep.Credential.LoggedIn)
+	assert.Equal(t, "my laptop", rep.Credential.Label)
+	assert.False(t, rep.Daemon.Answering)
+	assert.NotContains(t, out, key)
+
+	code, out, _ = runWithStdin(t, "", "--config", cfg, "logout")
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, out, "Logged out")
+	assert.NoFileExists(t, env.Store.Path())
+	code, out, _ = runWithStdin(t, "", "--config", cfg, "logout")
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, out, "Not logged in")
+	_, out, _ = runWithStdin(t, "", "--config", cfg, "status")
+	assert.Contains(t, out, "not logged in")
+}
+
+func TestLoginWithRejectedKey(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	cfg := configFor(t, env, "")
+	bad := "sk-or-v1-0000000000000000000000000000000000000000000000000000000000000bad"
+	code, out, errOut := runWithStdin(t, bad+"\n", "--config", cfg, "login", "--method", "key")
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, errOut, "OpenRouter rejected the key")
+	assert.NotContains(t, out+errOut, bad)
+	assert.NoFileExists(t, env.Store.Path())
+}
+
+func TestRotateCommand(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	old := env.LoginBroker(t)
+	cfg := configFor(t, env, "")
+	code, out, errOut := runWithStdin(t, "", "--config", cfg, "rotate")
+	require.Equal(t, exitOK, code, errOut)
+	next := env.Stored(t)
+	assert.NotEqual(t, old.APIKey, next.APIKey)
+	assert.Equal(t, 1, env.Broker.Stats().RotateCalls)
+	assert.Contains(t, out, next.APIKey.String())
+	assert.NotContains(t, out, next.APIKey.Reveal())
+
+	env.StoreKey(t, auth.SourceManual)
+	code, _, errOut = runWithStdin(t, "", "--config", cfg, "rotate")
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, errOut, "cannot be rotated")
+
+	env2 := testenv.New(t, testenv.Options{})
+	env2.LoginBroker(t)
+	env2.Broker.SetFault(fakebroker.Fault{RejectRefresh: true})
+	code, _, errOut = runWithStdin(t, "", "--config", configFor(t, env2, ""), "rotate")
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, errOut, "run `orproxy login`")
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+func TestStatusAsksTheDaemon(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	cred := env.LoginBroker(t)
+	listen := freePort(t)
+	cfgFile := configFor(t, env, "listen: "+listen+"\n")
+	loaded, err := config.Load(config.Options{File: cfgFile, Getenv: func(string) string { return "" }})
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, loaded.Config, daemon.Options{Ready: func(net.Addr) { close(ready) }})
+	}()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+	<-ready
+
+	code, out, _ := runWithStdin(t, "", "--config", cfgFile, "status")
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, out, "http://"+listen+" answers")
+	assert.Contains(t, out, cred.APIKey.String())
+	assert.NotContains(t, out, cred.APIKey.Reveal())
+	assert.NotContains(t, out, cred.RefreshToken.Reveal())
+}
+
+// TestBrokerLoginWithTheBinary plays the browser for the real command: a
+// callback with a wrong state is refused and the login keeps waiting; the
+// right one stores the broker's answer.
+func TestBrokerLoginWithTheBinary(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{StartHeaders: []string{"X-Device-Id: laptop-42"}}})
+	cfg := configFor(t, env, "broker: {url: "+env.BrokerURL+", start_headers: [\"X-Device-Id: laptop-42\"]}\n")
+	cmd := exec.Command(binary(t), "--config", cfg, "login", "--no-browser")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	sc := bufio.NewScanner(stdout)
+	var loginURL string
+	for loginURL == "" && sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, "http") {
+			loginURL = l
+		}
+	}
+	require.NotEmpty(t, loginURL, stderr.String())
+	rest := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(stdout); rest <- string(b) }()
+
+	// With start headers, orproxy fetched the start URL itself: the printed
+	// URL is the broker's redirect, i.e. the callback with a code.
+	cb, err := url.Parse(loginURL)
+	require.NoError(t, err)
+	require.Equal(t, "/callback", cb.Path, loginURL)
+	assert.Equal(t, "laptop-42", env.Broker.Stats().Requests[0].Header.Get("X-Device-Id"))
+
+	wrong := *cb
+	q := wrong.Query()
+	q.Set("state", "forged")
+	wrong.RawQuery = q.Encode()
+	resp, err := http.Get(wrong.String())
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+
+	resp, err = http.Get(loginURL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, cmd.Wait(), stderr.String())
+	out := <-rest
+	assert.Contains(t, out, "Logged in")
+	stored := env.Stored(t)
+	assert.Equal(t, auth.SourceBroker, stored.Source)
+	assert.Equal(t, env.BrokerURL, stored.BrokerURL)
+	assert.False(t, stored.RefreshToken.IsZero())
+	assert.NotContains(t, out+stderr.String(), stored.APIKey.Reveal())
+	assert.NotContains(t, out+stderr.String(), stored.RefreshToken.Reveal())
+}
+
+func TestLoginTimesOut(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	cfg := configFor(t, env, "")
+	start := time.Now()
+	cmd := exec.Command(binary(t), "--config", cfg, "login", "--no-browser", "--timeout", "1s")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, exitFailure, exit.ExitCode())
+	assert.Contains(t, errOut.String(), "no answer from the browser within 1s")
+	assert.Less(t, time.Since(start), 10*time.Second)
+	assert.NoFileExists(t, env.Store.Path())
+}
+
+func TestStartHeadersAnsweredWith200(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{StartHeaders: []string{"X-Device-Id: expected"}, MissingHeadersStatus: http.StatusOK}})
+	cfg := configFor(t, env, "broker: {url: "+env.BrokerURL+", start_headers: [\"X-Device-Id: other\"]}\n")
+	code, _, errOut := runWithStdin(t, "", "--config", cfg, "login", "--no-browser", "--timeout", "5s")
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, errOut, "200")
+}
+
+// syncBuffer can be read while a child process writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/opencode"
+	"github.com/orproxy/orproxy/service"
+)
+
+func newServiceCmd(g *globalFlags, s streams) *cobra.Command {
+	var system bool
+	cmd := &cobra.Command{
+		Use:   "service",
+		Short: "Install and control orproxy as a service that starts at login",
+		Long: `Install and control orproxy as a per-user service (a systemd user unit on
+Linux, a LaunchAgent on macOS), or with --system a system-wide one. The
+service runs "orproxy serve --config <file>" and restarts on failure.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{fmt.Errorf("service needs an action: install, uninstall, start, stop, restart or status")}
+			}
+			return usageError{fmt.Errorf("unknown service action %q (use install, uninstall, start, stop, restart or status)", args[0])}
+		},
+		RunE: func(*cobra.Command, []string) error { return nil },
+	}
+	cmd.PersistentFlags().BoolVar(&system, "system", false, "the system-wide service instead of the per-user one (needs root)")
+	options := func() service.Options {
+		file := g.configFile
+		if file == "" {
+			file = os.Getenv(config.EnvConfig)
+		}
+		return service.Options{System: system, ConfigFile: file}
+	}
+	type action struct {
+		name, short string
+		run         func(context.Context, service.Options) (fmt.Stringer, error)
+	}
+	for _, a := range []action{
+		{"install", "Install the service, start it and check that it answers", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Install(ctx, o) }},
+		{"uninstall", "Stop and remove the service", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Uninstall(ctx, o) }},
+		{"start", "Start the service", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Start(ctx, o) }},
+		{"stop", "Stop the service", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Stop(ctx, o) }},
+		{"restart", "Restart the service", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Restart(ctx, o) }},
+		{"status", "Say whether the service is installed, running and answering", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Status(ctx, o) }},
+	} {
+		cmd.AddCommand(&cobra.Command{
+			Use:   a.name,
+			Short: a.short,
+			Args:  noArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				res, err := a.run(cmd.Context(), options())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(s.out, res.String())
+				return nil
+			},
+		})
+	}
+	return cmd
+}
+
+func newOpenCodeCmd(g *globalFlags, s streams) *cobra.Command {
+	var write string
+	cmd := &cobra.Command{
+		Use:   "opencode",
+		Short: "Print (or merge into a file) an OpenCode provider that points at this proxy",
+		Long: `Print an OpenCode config fragment with an "orproxy" provider whose baseURL is
+this proxy's /api/v1 and whose models come from the running daemon (a short
+built-in list when no daemon answers). With --write FILE, merge the provider
+into an existing opencode.json or opencode.jsonc, keeping every other key and
+a backup of the file as FILE.bak.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(g, cmd, nil)
+			if err != nil {
+				return err
+			}
+			r, err := opencode.Fragment(cmd.Context(), opencode.Options{Listen: cfg.Listen, AccessToken: cfg.AccessToken})
+			if err != nil {
+				return err
+			}
+			if note := r.Note(); note != "" {
+				fmt.Fprintln(s.err, note)
+			}
+			if write == "" {
+				_, err = s.out.Write(r.JSON())
+				return err
+			}
+			wr, err := opencode.WriteFile(write, r)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(s.out, wr.String())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&write, "write", "", "merge the provider into this opencode.json / opencode.jsonc")
+	return cmd
+}

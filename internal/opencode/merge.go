@@ -1,0 +1,351 @@
+package opencode
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// Merge puts the provider entry of r into an existing opencode.json or
+// opencode.jsonc and returns the new text. Only provider.orproxy (replaced
+// or added) and, when missing, "$schema" change; every other byte of the
+// original, comments and formatting included, stays as it was. Comments and
+// trailing commas are accepted, as OpenCode accepts them in both file names;
+// a file without them stays plain JSON. Empty input gives r.JSON().
+func Merge(existing []byte, r *Result) ([]byte, error) {
+	out, _, err := merge(existing, r)
+	return out, err
+}
+
+type mergeInfo struct {
+	replaced     bool // provider.orproxy was there and was replaced
+	keptComments bool
+}
+
+// edit replaces src[from:to] with text.
+type edit struct {
+	from, to int
+	text     string
+}
+
+// kv is a member to insert, in order.
+type kv struct {
+	key   string
+	value any
+}
+
+func merge(src []byte, r *Result) ([]byte, mergeInfo, error) {
+	var info mergeInfo
+	if len(bytes.TrimSpace(bytes.TrimPrefix(src, []byte("\xef\xbb\xbf")))) == 0 {
+		return r.JSON(), info, nil
+	}
+	std, hadComments, err := standardize(src)
+	if err != nil {
+		return nil, info, err
+	}
+	info.keptComments = hadComments
+	if err := checkSyntax(src, std); err != nil {
+		return nil, info, err
+	}
+	top, err := parseObject(src, std, 0, len(std))
+	if err != nil {
+		return nil, info, err
+	}
+	unit := indentUnit(src, std, top)
+
+	var edits []edit
+	var topNew []kv
+	if top.last("$schema") == nil {
+		topNew = append(topNew, kv{"$schema", SchemaURL})
+	}
+	if prov := top.last("provider"); prov == nil {
+		topNew = append(topNew, kv{"provider", map[string]Provider{ProviderID: r.Provider}})
+	} else {
+		if prov.value[0] != '{' {
+			return nil, info, parseErrorAt(src, prov.valueStart, `"provider" is not an object`)
+		}
+		pobj, err := parseObject(src, std, prov.valueStart, prov.valEnd)
+		if err != nil {
+			return nil, info, err
+		}
+		if old := pobj.last(ProviderID); old != nil {
+			text, err := marshal(r.Provider, lineIndent(src, old.keyEnd), unit)
+			if err != nil {
+				return nil, info, err
+			}
+			edits = append(edits, edit{old.valueStart, old.valEnd, text})
+			info.replaced = true
+		} else {
+			e, err := insertFirst(src, std, pobj, unit, []kv{{ProviderID, r.Provider}})
+			if err != nil {
+				return nil, info, err
+			}
+			edits = append(edits, e)
+		}
+	}
+	if len(topNew) > 0 {
+		e, err := insertFirst(src, std, top, unit, topNew)
+		if err != nil {
+			return nil, info, err
+		}
+		edits = append(edits, e)
+	}
+
+	sort.Slice(edits, func(i, j int) bool { return edits[i].from > edits[j].from })
+	out := bytes.Clone(src)
+	for _, e := range edits {
+		out = append(out[:e.from:e.from], append([]byte(e.text), out[e.to:]...)...)
+	}
+	if err := verify(std, out, r); err != nil {
+		return nil, info, err
+	}
+	return out, info, nil
+}
+
+// insertFirst adds members at the start of obj, so no trailing comma of the
+// original has to be found or fixed.
+func insertFirst(src, std []byte, obj *object, unit string, members []kv) (edit, error) {
+	parent := lineIndent(src, obj.open)
+	indent := parent + unit
+	ownLine := len(obj.members) > 0 && bytes.IndexByte(std[obj.open:obj.members[0].keyEnd], '\n') >= 0
+	if ownLine {
+		// The first member sits on a line of its own: match its indentation.
+		indent = lineIndent(src, obj.members[0].keyEnd)
+	}
+	var b strings.Builder
+	for i, m := range members {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		key, err := marshal(m.key, "", "")
+		if err != nil {
+			return edit{}, err
+		}
+		value, err := marshal(m.value, indent, unit)
+		if err != nil {
+			return edit{}, err
+		}
+		b.WriteString("\n" + indent + key + ": " + value)
+	}
+	if len(obj.members) > 0 {
+		b.WriteString(",")
+		if !ownLine {
+			// A compact object: move its old members off the new one's last line.
+			b.WriteString("\n" + indent)
+		}
+		return edit{obj.open + 1, obj.open + 1, b.String()}, nil
+	}
+	if len(bytes.TrimSpace(src[obj.open+1:obj.close])) == 0 {
+		// An empty object: lay it out afresh.
+		b.WriteString("\n" + parent)
+		return edit{obj.open + 1, obj.close, b.String()}, nil
+	}
+	// Empty but for comments, which stay after the new members.
+	return edit{obj.open + 1, obj.open + 1, b.String()}, nil
+}
+
+// lineIndent is the leading whitespace of the line holding src[at].
+func lineIndent(src []byte, at int) string {
+	start := bytes.LastIndexByte(src[:at], '\n') + 1
+	end := start
+	for end < len(src) && (src[end] == ' ' || src[end] == '\t') {
+		end++
+	}
+	return string(src[start:end])
+}
+
+// indentUnit guesses the file's indentation step from its first member;
+// two spaces when there is nothing to go by.
+func indentUnit(src, std []byte, top *object) string {
+	if len(top.members) == 0 || bytes.IndexByte(std[top.open:top.members[0].keyEnd], '\n') < 0 {
+		return "  "
+	}
+	u := strings.TrimPrefix(lineIndent(src, top.members[0].keyEnd), lineIndent(src, top.open))
+	if u == "" || (strings.Trim(u, " ") != "" && strings.Trim(u, "\t") != "") {
+		return "  "
+	}
+	return u
+}
+
+// verify re-reads the merged text and checks that it says what the original
+// said, plus our provider and a schema. It guards the byte splicing: a bug
+// there must stop the write, not damage the user's config.
+func verify(origStd, out []byte, r *Result) error {
+	std, _, err := standardize(out)
+	if err != nil {
+		return fmt.Errorf("merging produced unreadable text (%v); nothing was written", err)
+	}
+	var before, after map[string]any
+	if err := json.Unmarshal(origStd, &before); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(std, &after); err != nil {
+		return fmt.Errorf("merging produced invalid JSON (%v); nothing was written", err)
+	}
+	want := map[string]any{}
+	for k, v := range before {
+		want[k] = v
+	}
+	if _, ok := want["$schema"]; !ok {
+		want["$schema"] = SchemaURL
+	}
+	var ours any
+	raw, err := json.Marshal(r.Provider)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, &ours); err != nil {
+		return err
+	}
+	providers := map[string]any{}
+	if old, ok := want["provider"].(map[string]any); ok {
+		for k, v := range old {
+			providers[k] = v
+		}
+	}
+	providers[ProviderID] = ours
+	want["provider"] = providers
+	if !reflect.DeepEqual(want, after) {
+		return errors.New("merging would have changed more than the orproxy provider; nothing was written")
+	}
+	return nil
+}
+
+// WriteResult is what WriteFile did.
+type WriteResult struct {
+	// Path is the file written; a symlink is followed, so this is its target.
+	Path string
+	// Backup holds the previous contents; empty when the file was new or is
+	// unchanged.
+	Backup string
+	// Created says the file did not exist before.
+	Created bool
+	// Unchanged says the file already held exactly this provider.
+	Unchanged bool
+	// Replaced says an earlier orproxy provider was replaced.
+	Replaced bool
+	// KeptComments says the file had comments, which were kept.
+	KeptComments bool
+	// Models is the number of models in the provider.
+	Models int
+}
+
+func (w *WriteResult) String() string {
+	var b strings.Builder
+	switch {
+	case w.Unchanged:
+		fmt.Fprintf(&b, "%s already has this orproxy provider; nothing to change", w.Path)
+	case w.Created:
+		fmt.Fprintf(&b, "Created %s with the orproxy provider (%d models)", w.Path, w.Models)
+	case w.Replaced:
+		fmt.Fprintf(&b, "Replaced the orproxy provider in %s (%d models); the previous file is %s", w.Path, w.Models, w.Backup)
+	default:
+		fmt.Fprintf(&b, "Added the orproxy provider to %s (%d models); the previous file is %s", w.Path, w.Models, w.Backup)
+	}
+	b.WriteString("\n")
+	if w.KeptComments && !w.Unchanged {
+		b.WriteString("Comments in the file were kept; only the orproxy provider changed.\n")
+	}
+	b.WriteString(`Pick a model in OpenCode as "orproxy/<model id>", e.g. with /models.` + "\n")
+	return b.String()
+}
+
+// WriteFile merges r into the OpenCode config file at path, creating it if
+// missing. A file that cannot be parsed is refused and left untouched.
+// Otherwise the previous contents go to <path>.bak first, and the new text is
+// written to a temporary file in the same directory and renamed over the
+// original, keeping its permissions, so a crash leaves the old or the new
+// file, never half of one.
+func WriteFile(path string, r *Result) (*WriteResult, error) {
+	target := path
+	if resolved, err := filepath.EvalSymlinks(path); err == nil {
+		// Keep a symlinked config (dotfiles) a symlink: write its target.
+		target = resolved
+	}
+	res := &WriteResult{Path: target, Models: len(r.Provider.Models)}
+	old, err := os.ReadFile(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		mode := fs.FileMode(0o644)
+		if r.TokenIncluded {
+			mode = 0o600
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return nil, fmt.Errorf("cannot create the directory of %s: %w", target, err)
+		}
+		if err := writeAtomic(target, r.JSON(), mode, nil); err != nil {
+			return nil, err
+		}
+		res.Created = true
+		return res, nil
+	case err != nil:
+		return nil, fmt.Errorf("cannot read %s: %w", target, err)
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", target, err)
+	}
+	merged, info, err := merge(old, r)
+	if err != nil {
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			pe.File = target
+			return nil, fmt.Errorf("cannot update %w; the file was left unchanged", pe)
+		}
+		return nil, fmt.Errorf("cannot update %s: %w; the file was left unchanged", target, err)
+	}
+	res.Replaced, res.KeptComments = info.replaced, info.keptComments
+	if bytes.Equal(merged, old) {
+		res.Unchanged = true
+		return res, nil
+	}
+	res.Backup = path + ".bak"
+	if err := writeAtomic(res.Backup, old, fi.Mode().Perm(), fi); err != nil {
+		return nil, fmt.Errorf("cannot write the backup, so %s was left unchanged: %w", target, err)
+	}
+	if err := writeAtomic(target, merged, fi.Mode().Perm(), fi); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// writeAtomic writes data to a temporary file next to path and renames it
+// over path. like, when set, is the file whose owner the new file keeps.
+func writeAtomic(path string, data []byte, mode fs.FileMode, like fs.FileInfo) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err = tmp.Chmod(mode); err != nil {
+		return fmt.Errorf("cannot set the permissions of %s: %w", path, err)
+	}
+	if like != nil {
+		keepOwner(tmp, like)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("cannot replace %s: %w", path, err)
+	}
+	return nil
+}

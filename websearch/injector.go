@@ -1,0 +1,233 @@
+// Package websearch adds OpenRouter's openrouter:web_search server tool to
+// chat requests on their way upstream.
+//
+// The patch works on the raw body: one validating scan finds the top-level
+// members, and the tool is spliced into "tools" so every other byte goes out
+// as the client sent it. Whatever cannot be patched safely goes out
+// unchanged, with a reason. Around the patch, an Injector keeps the model
+// catalogue (to skip models that take no tools), cooldowns for models whose
+// upstream rejected the tool, and counters for /status.
+package websearch
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/orproxy/orproxy/internal/config"
+)
+
+// Settings choose whether and how the tool is added. They mirror the
+// web_search section of the config.
+type Settings struct {
+	Enabled bool
+	// Engine is auto, native, exa, firecrawl, parallel or perplexity.
+	Engine string
+	// MaxResults is the number of results per search, 1–25.
+	MaxResults int
+	// MaxCharacters caps each result's text; 0 leaves the parameter out.
+	MaxCharacters int
+	// ExcludeModels are path.Match globs; a model matching one never gets the tool.
+	ExcludeModels []string
+}
+
+// Options tune the Injector's background work. A zero field takes its default.
+type Options struct {
+	// RefreshEvery is how long a fetched model catalogue is used before it
+	// is fetched again. Default 6h.
+	RefreshEvery time.Duration
+	// FetchTimeout bounds one catalogue fetch, body included. Default 30s.
+	FetchTimeout time.Duration
+	// RetryMin is the wait after a first failed fetch; it doubles with each
+	// further failure up to RetryMax. Defaults 30s and 30m.
+	RetryMin, RetryMax time.Duration
+	// Cooldown is how long a model goes without the tool after upstream
+	// rejected a request because of it. Default 1h.
+	Cooldown time.Duration
+}
+
+// maxCooldowns bounds the cooldown table: model names come from clients.
+const maxCooldowns = 1024
+
+// Injector adds the web search tool to request bodies. Build one with New at
+// start-up, run its catalogue refresh with Run, and call Patch per request;
+// all methods are safe for concurrent use.
+type Injector struct {
+	settings Settings
+	// tool is the JSON of the added tool, built once with the forms it is
+	// spliced in as: a new member, a replacement for null, a next element.
+	tool, toolMember, toolList, toolNext []byte
+	modelsURL                            string
+	client                               *http.Client
+	log                                  *zap.Logger
+	opts                                 Options
+	now                                  func() time.Time
+
+	patched atomic.Uint64
+	skipped [numReasons]atomic.Uint64
+	resent  atomic.Uint64
+
+	catalog atomic.Pointer[catalog]
+	// catMu guards the catalogue's history, which only Stats reads.
+	catMu       sync.Mutex
+	lastRefresh time.Time
+	lastError   string
+	lastErrorAt time.Time
+
+	cdMu      sync.Mutex
+	cooldowns map[string]time.Time
+	// nCooldowns lets Patch skip the lock in the usual case of none.
+	nCooldowns atomic.Int32
+}
+
+// New checks the settings and prepares an Injector. upstream is OpenRouter's
+// API base URL; the model catalogue comes from upstream + "/models", and an
+// empty upstream means no catalogue (every model is assumed to take tools).
+// client fetches the catalogue (nil: a plain client; Options.FetchTimeout
+// bounds each fetch either way); logger nil logs nothing.
+func New(s Settings, upstream string, client *http.Client, logger *zap.Logger, opts Options) (*Injector, error) {
+	if !slices.Contains(config.WebSearchEngines, s.Engine) {
+		return nil, fmt.Errorf("web search engine %q is not one of %s", s.Engine, strings.Join(config.WebSearchEngines, ", "))
+	}
+	if s.MaxResults < 1 || s.MaxResults > 25 {
+		return nil, fmt.Errorf("web search max_results %d is out of range 1–25", s.MaxResults)
+	}
+	if s.MaxCharacters < 0 || s.MaxCharacters > 100000 {
+		return nil, fmt.Errorf("web search max_characters %d is out of range 0–100000", s.MaxCharacters)
+	}
+	for _, g := range s.ExcludeModels {
+		if _, err := path.Match(g, ""); err != nil || g == "" {
+			return nil, fmt.Errorf("web search exclude_models: %q is not a valid glob", g)
+		}
+	}
+	s.ExcludeModels = slices.Clone(s.ExcludeModels)
+	if s.ExcludeModels == nil {
+		s.ExcludeModels = []string{}
+	}
+
+	type params struct {
+		Engine        string `json:"engine"`
+		MaxResults    int    `json:"max_results"`
+		MaxCharacters int    `json:"max_characters,omitempty"`
+	}
+	tool, err := json.Marshal(struct {
+		Type       string `json:"type"`
+		Parameters params `json:"parameters"`
+	}{"openrouter:web_search", params{s.Engine, s.MaxResults, s.MaxCharacters}})
+	if err != nil {
+		return nil, err
+	}
+
+	var modelsURL string
+	if upstream != "" {
+		u, err := url.Parse(upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("web search: upstream %q is not an http(s) URL", upstream)
+		}
+		modelsURL = strings.TrimRight(upstream, "/") + "/models"
+	}
+	if client == nil {
+		client = &http.Client{}
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	opts.RefreshEvery = orDefault(opts.RefreshEvery, 6*time.Hour)
+	opts.FetchTimeout = orDefault(opts.FetchTimeout, 30*time.Second)
+	opts.RetryMin = orDefault(opts.RetryMin, 30*time.Second)
+	opts.RetryMax = max(orDefault(opts.RetryMax, 30*time.Minute), opts.RetryMin)
+	opts.Cooldown = orDefault(opts.Cooldown, time.Hour)
+
+	return &Injector{
+		settings:   s,
+		tool:       tool,
+		toolMember: slices.Concat([]byte(`,"tools":[`), tool, []byte(`]`)),
+		toolList:   slices.Concat([]byte(`[`), tool, []byte(`]`)),
+		toolNext:   slices.Concat([]byte(`,`), tool),
+		modelsURL:  modelsURL,
+		client:     client,
+		log:        logger.Named("websearch"),
+		opts:       opts,
+		now:        time.Now,
+		cooldowns:  make(map[string]time.Time),
+	}, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Stats is the web search part of /status.
+type Stats struct {
+	Enabled       bool     `json:"enabled"`
+	Engine        string   `json:"engine"`
+	MaxResults    int      `json:"max_results"`
+	MaxCharacters int      `json:"max_characters"`
+	ExcludeModels []string `json:"exclude_models"`
+
+	// Patched counts requests that got the tool.
+	Patched uint64 `json:"patched"`
+	// Skipped counts requests sent unchanged, by Reason name; every reason
+	// is listed, zero or not.
+	Skipped map[string]uint64 `json:"skipped"`
+	// ResentWithoutTool counts patched requests that upstream rejected
+	// because of the tool and that were sent again as the client wrote them.
+	ResentWithoutTool uint64 `json:"resent_without_tool"`
+
+	Catalog CatalogStats `json:"catalog"`
+	// Cooldowns maps each model now going without the tool to when that ends.
+	Cooldowns map[string]time.Time `json:"cooldowns"`
+}
+
+// CatalogStats describes the model catalogue.
+type CatalogStats struct {
+	// Models is the number of models in the last catalogue fetched.
+	Models int `json:"models"`
+	// WithoutTools is how many of them take no tools (and so get no search).
+	WithoutTools int       `json:"without_tools"`
+	LastRefresh  time.Time `json:"last_refresh,omitzero"`
+	// LastError is the most recent failed fetch, kept after a later success
+	// so that a flapping upstream shows; compare LastErrorAt with LastRefresh.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// Stats returns a snapshot of the settings, counters, catalogue and cooldowns.
+func (in *Injector) Stats() Stats {
+	s := Stats{
+		Enabled:           in.settings.Enabled,
+		Engine:            in.settings.Engine,
+		MaxResults:        in.settings.MaxResults,
+		MaxCharacters:     in.settings.MaxCharacters,
+		ExcludeModels:     slices.Clone(in.settings.ExcludeModels),
+		Patched:           in.patched.Load(),
+		Skipped:           make(map[string]uint64, numReasons-1),
+		ResentWithoutTool: in.resent.Load(),
+		Cooldowns:         in.activeCooldowns(),
+	}
+	for r := ReasonNone + 1; r < numReasons; r++ {
+		s.Skipped[r.String()] = in.skipped[r].Load()
+	}
+	if c := in.catalog.Load(); c != nil {
+		s.Catalog.Models = len(c.tools)
+		s.Catalog.WithoutTools = c.withoutTools
+	}
+	in.catMu.Lock()
+	s.Catalog.LastRefresh = in.lastRefresh
+	s.Catalog.LastError = in.lastError
+	s.Catalog.LastErrorAt = in.lastErrorAt
+	in.catMu.Unlock()
+	return s
+}
