@@ -10,7 +10,7 @@
 set -euo pipefail
 
 ROUNDS=${BENCH_ROUNDS:-3}                         # rounds over all targets
-TARGETS=${BENCH_TARGETS:-"direct orproxy nginx naive"}  # also: orproxy_info (orproxy at log.level info)
+TARGETS=${BENCH_TARGETS:-"direct orproxy nginx naive"}  # also: orproxy_info (log.level info), orproxy_p1 (GOMAXPROCS=1)
 JSON_SECONDS=${BENCH_JSON_SECONDS:-3}             # per small-JSON run (c=1 and c=64)
 SSE_SECONDS=${BENCH_SSE_SECONDS:-3}               # SSE latency run: start streams for this long
 SSE_CONC=${BENCH_SSE_CONC:-16}                    # concurrent streams in the SSE latency run
@@ -194,10 +194,11 @@ start_target() {
 		TARGET_URL=$STUB
 		return
 		;;
-	orproxy | orproxy_info)
-		local level=warn
+	orproxy | orproxy_info | orproxy_p1)
+		local level=warn procs=${GOMAXPROCS:-}
 		[ "$1" = orproxy_info ] && level=info
-		start "$1" env ${PPROF_PORT:+ORPROXY_PPROF_ADDR=127.0.0.1:$PPROF_PORT} "$BIN/orproxy" serve --config "$WORK/orproxy/config-$level.yaml"
+		[ "$1" = orproxy_p1 ] && procs=1
+		start "$1" env ${procs:+GOMAXPROCS=$procs} ${PPROF_PORT:+ORPROXY_PPROF_ADDR=127.0.0.1:$PPROF_PORT} "$BIN/orproxy" serve --config "$WORK/orproxy/config-$level.yaml"
 		TARGET_URL=http://127.0.0.1:$ORPROXY_PORT
 		"$LOAD" wait -url "$TARGET_URL/healthz" -timeout 10s
 		;;

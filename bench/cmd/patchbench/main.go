@@ -1,8 +1,8 @@
 // Command patchbench measures what adding the web search tool to a chat body
-// costs the naive way — encoding/json decode into a map, append, encode —
-// on realistic bodies, and writes those bodies out so that other
-// implementations (Node's JSON.parse + JSON.stringify) time the same bytes.
-// It prints one JSON line per measurement.
+// costs with orproxy's websearch patch and the naive way — encoding/json
+// decode into a map, append, encode — on the same realistic bodies, and
+// writes those bodies out so that Node's JSON.parse + JSON.stringify times
+// the same bytes. It prints one JSON line per measurement.
 //
 //	patchbench -out DIR [-sizes 10KB=10240,1MiB=1048576]
 package main
@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/orproxy/orproxy/websearch"
 )
 
 type result struct {
@@ -43,6 +45,18 @@ func run(out, sizes string) error {
 	if out == "" {
 		return fmt.Errorf("-out is required")
 	}
+	// The daemon's settings at their defaults, without a model catalogue.
+	in, err := websearch.New(websearch.Settings{Enabled: true, Engine: "auto", MaxResults: 8}, "", nil, nil, websearch.Options{})
+	if err != nil {
+		return err
+	}
+	req := websearch.Request{Method: "POST", Path: "/chat/completions", ContentType: "application/json"}
+	patch := func(body []byte) error {
+		if _, d := in.Patch(req, body); !d.Patched {
+			return fmt.Errorf("not patched: %s", d.Reason)
+		}
+		return nil
+	}
 	for _, spec := range strings.Split(sizes, ",") {
 		name, n, ok := strings.Cut(spec, "=")
 		size, err := strconv.Atoi(n)
@@ -54,6 +68,9 @@ func run(out, sizes string) error {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(out, "body-"+name+".json"), body, 0o644); err != nil {
+			return err
+		}
+		if err := emit(bench("websearch", name, body, patch)); err != nil {
 			return err
 		}
 		if err := emit(bench("encoding/json", name, body, encodingJSON)); err != nil {

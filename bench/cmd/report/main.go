@@ -206,7 +206,7 @@ func parseGoBench(out string) []patchResult {
 		if m[4] != "" {
 			allocs, _ = strconv.ParseInt(m[4], 10, 64)
 		}
-		res = append(res, patchResult{impl: "websearch", size: m[1], nsPerOp: ns, allocs: allocs})
+		res = append(res, patchResult{impl: "websearch-pkg", size: m[1], nsPerOp: ns, allocs: allocs})
 	}
 	return res
 }
@@ -344,50 +344,7 @@ func render(r *results) string {
 		fmt.Fprintf(&b, " %s | %s |\n", target, met)
 	}
 	for _, size := range patchSizes(r.patch) {
-		cells := make([]string, len(targets))
-		for i := range cells {
-			cells[i] = "—"
-		}
-		ws, wsOK := findPatch(r.patch, "websearch", size)
-		ej, ejOK := findPatch(r.patch, "encoding/json", size)
-		nd, ndOK := findPatch(r.patch, "node", size)
-		if i := slices.Index(targets, "orproxy"); i >= 0 {
-			if wsOK {
-				cells[i] = fmt.Sprintf("%s, %d allocs", format(ws.nsPerOp/1000, uMicros), ws.allocs)
-			} else {
-				cells[i] = "not available yet (websearch is not on main)"
-			}
-		}
-		var cmp []string
-		if ejOK {
-			s := "encoding/json " + format(ej.nsPerOp/1000, uMicros)
-			if wsOK {
-				s += fmt.Sprintf(" (%.1f× slower)", ej.nsPerOp/ws.nsPerOp)
-			}
-			cmp = append(cmp, s)
-		}
-		if ndOK {
-			s := "Node parse+stringify " + format(nd.nsPerOp/1000, uMicros)
-			if wsOK {
-				s += fmt.Sprintf(" (%.1f× slower)", nd.nsPerOp/ws.nsPerOp)
-			}
-			cmp = append(cmp, s)
-		}
-		name := "body patch, " + size + " chat body"
-		if ej.bytes > 0 {
-			name += fmt.Sprintf(" (%d B)", ej.bytes)
-		}
-		fmt.Fprintf(&b, "| %s | %s |", name, strings.Join(cells, " | "))
-		target, met := "", ""
-		if size == "1MiB" {
-			target = "≥10× faster than encoding/json, ≥2× than Node, < 1.5 ms, ≤ 6 allocs"
-			if wsOK && ejOK && ndOK {
-				met = mark(ej.nsPerOp/ws.nsPerOp >= 10 && nd.nsPerOp/ws.nsPerOp >= 2 && ws.nsPerOp < 1.5e6 && ws.allocs >= 0 && ws.allocs <= 6)
-			} else {
-				met = "n/a"
-			}
-		}
-		fmt.Fprintf(&b, " %s%s | %s |\n", strings.Join(cmp, "; "), sep(target, cmp), met)
+		b.WriteString(r.patchRow(targets, size))
 	}
 	fmt.Fprintf(&b, "\nMedians of %d rounds. (a×D, b×N): ratio to the direct run and to nginx. \"added\" rows are the target's figure minus direct's in the same round.\n", r.rounds())
 	if fails := r.failureLines(targets); len(fails) > 0 {
@@ -399,14 +356,72 @@ func render(r *results) string {
 	return b.String()
 }
 
-func sep(target string, cmp []string) string {
-	if target == "" {
-		return ""
+// patchRow is the body patch row of one body size. orproxy's figure is the
+// websearch package's own benchmark when there is one; the speed-ups compare
+// implementations timed on the same bytes (patchbench and Node).
+func (r *results) patchRow(targets []string, size string) string {
+	pkg, pkgOK := findPatch(r.patch, "websearch-pkg", size)
+	ws, wsOK := findPatch(r.patch, "websearch", size)
+	ej, ejOK := findPatch(r.patch, "encoding/json", size)
+	nd, ndOK := findPatch(r.patch, "node", size)
+	own, ownOK := pkg, pkgOK
+	if !ownOK {
+		own, ownOK = ws, wsOK
 	}
-	if len(cmp) == 0 {
-		return target
+	cells := make([]string, len(targets))
+	for i := range cells {
+		cells[i] = "—"
 	}
-	return "; target: " + target
+	if i := slices.Index(targets, "orproxy"); i >= 0 {
+		switch {
+		case pkgOK:
+			cells[i] = fmt.Sprintf("%s, %d allocs (package benchmark)", format(pkg.nsPerOp/1000, uMicros), pkg.allocs)
+		case wsOK:
+			cells[i] = fmt.Sprintf("%s, %d allocs", format(ws.nsPerOp/1000, uMicros), ws.allocs)
+		default:
+			cells[i] = "not available yet (websearch is not on main)"
+		}
+	}
+	var cmp []string
+	if wsOK {
+		cmp = append(cmp, fmt.Sprintf("websearch %s, %d allocs", format(ws.nsPerOp/1000, uMicros), ws.allocs))
+	}
+	slower := func(name string, p patchResult) string {
+		s := name + " " + format(p.nsPerOp/1000, uMicros)
+		if wsOK {
+			s += fmt.Sprintf(" (%.1f× slower)", p.nsPerOp/ws.nsPerOp)
+		}
+		return s
+	}
+	if ejOK {
+		cmp = append(cmp, slower("encoding/json", ej))
+	}
+	if ndOK {
+		cmp = append(cmp, slower("Node parse+stringify", nd))
+	}
+	name := "body patch, " + size + " chat body"
+	if ej.bytes > 0 {
+		name += fmt.Sprintf(" (%d B)", ej.bytes)
+	}
+	var row strings.Builder
+	fmt.Fprintf(&row, "| %s | %s |", name, strings.Join(cells, " | "))
+	text := ""
+	if len(cmp) > 0 {
+		text = "same body: " + strings.Join(cmp, "; ")
+	}
+	met := ""
+	if size == "1MiB" {
+		if text != "" {
+			text += "; "
+		}
+		text += "target: ≥10× faster than encoding/json, ≥2× than Node, < 1.5 ms, ≤ 6 allocs"
+		met = "n/a"
+		if ownOK && wsOK && ejOK && ndOK {
+			met = mark(ej.nsPerOp/ws.nsPerOp >= 10 && nd.nsPerOp/ws.nsPerOp >= 2 && own.nsPerOp < 1.5e6 && own.allocs >= 0 && own.allocs <= 6)
+		}
+	}
+	fmt.Fprintf(&row, " %s | %s |\n", text, met)
+	return row.String()
 }
 
 func (r *results) failureLines(targets []string) []string {

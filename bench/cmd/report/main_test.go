@@ -52,8 +52,8 @@ func TestParseAndMedians(t *testing.T) {
 func TestParseGoBench(t *testing.T) {
 	got := parseGoBench(goBenchOut)
 	assert.Equal(t, []patchResult{
-		{impl: "websearch", size: "10KB", nsPerOp: 11000, allocs: 3},
-		{impl: "websearch", size: "1MiB", nsPerOp: 1e6, allocs: 5},
+		{impl: "websearch-pkg", size: "10KB", nsPerOp: 11000, allocs: 3},
+		{impl: "websearch-pkg", size: "1MiB", nsPerOp: 1e6, allocs: 5},
 	}, got)
 }
 
@@ -83,9 +83,15 @@ func TestRenderChecksTargets(t *testing.T) {
 	assert.Contains(t, table, "orproxy: 1 × hold: unexpected EOF")
 
 	r.patch = append(r.patch, parseGoBench(goBenchOut)...)
+	r.patch = append(r.patch, patchResult{impl: "websearch", size: "1MiB", bytes: 1048600, nsPerOp: 1.2e6, allocs: 2})
 	table = render(r)
-	assert.Contains(t, row("body patch, 1MiB"), "1.00 ms, 5 allocs")
-	assert.Contains(t, row("body patch, 1MiB"), "encoding/json 20.00 ms (20.0× slower)")
-	assert.Contains(t, row("body patch, 1MiB"), "Node parse+stringify 5.00 ms (5.0× slower)")
+	assert.Contains(t, row("body patch, 1MiB"), "1.00 ms, 5 allocs (package benchmark)")
+	assert.Contains(t, row("body patch, 1MiB"), "same body: websearch 1.20 ms, 2 allocs")
+	assert.Contains(t, row("body patch, 1MiB"), "encoding/json 20.00 ms (16.7× slower)")
+	assert.Contains(t, row("body patch, 1MiB"), "Node parse+stringify 5.00 ms (4.2× slower)")
 	assert.Contains(t, row("body patch, 1MiB"), "| yes |")
+
+	r.patch[len(r.patch)-1].nsPerOp = 3e6 // Node only 1.7× slower
+	table = render(r)
+	assert.Contains(t, row("body patch, 1MiB"), "| **no** |")
 }
