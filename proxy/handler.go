@@ -94,6 +94,7 @@ type requestState struct {
 	clientGone        bool
 	problem           string
 	probe             bool // a health check: not logged
+	forwarded         bool // handed to the reverse proxy
 }
 
 func (s *requestState) sendBody() []byte {
@@ -130,6 +131,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.finish(r, rec, st, start)
 			panic(v)
 		}
+		if st.forwarded {
+			// Send the answer before writing the log line, which would
+			// otherwise delay it by a write to the log. Framing does not
+			// change: ReverseProxy has copied upstream's Content-Length, or
+			// flushed a body of unknown length as it went.
+			_ = rec.FlushError()
+		}
 		if !st.probe {
 			h.finish(r, rec, st, start)
 		}
@@ -138,6 +146,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the time the response is copied: an open stream holds only this frame
 	// and ReverseProxy's, so its goroutine keeps a small stack.
 	if out := h.serve(rec, r, st); out != nil {
+		st.forwarded = true
 		h.rp.ServeHTTP(rec, out)
 	}
 }

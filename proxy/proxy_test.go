@@ -521,6 +521,19 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}
 }
 
+func TestForwardedAnswerKeepsItsFraming(t *testing.T) {
+	h := newHarness(t, fakeopenrouter.Options{})
+	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.EqualValues(t, len(body), resp.ContentLength, "sent before the log line, still with its length")
+	assert.Empty(t, resp.TransferEncoding)
+
+	resp, body = h.do(t, http.MethodGet, "/api/v1/no-such-thing", "", nil)
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	assert.EqualValues(t, len(body), resp.ContentLength)
+	require.Len(t, h.logs.FilterMessage("request").All(), 2)
+}
+
 func TestRequestLogLine(t *testing.T) {
 	h := newHarness(t, fakeopenrouter.Options{})
 	h.do(t, http.MethodPost, "/api/v1/chat/completions", `{"model":"openai/gpt-4o-mini","stream":true,"messages":[]}`, nil)
