@@ -254,7 +254,8 @@ if [ "$PATCH" != 0 ]; then
 		name=$(basename "$f" .json)
 		node bench/node/patch.mjs "$f" "${name#body-}" >>"$RESULTS"
 	done
-	if [ -d websearch ] && "$GO" test -list '^BenchmarkPatch$' ./websearch/ 2>/dev/null | grep -q '^BenchmarkPatch$'; then
+	benches=$("$GO" test -list '^BenchmarkPatch$' ./websearch/ 2>/dev/null || true)
+	if grep -qx BenchmarkPatch <<<"$benches"; then
 		log "body patch: websearch"
 		"$GO" test -run '^$' -bench '^BenchmarkPatch$' -benchmem -benchtime 1s ./websearch/ >"$GOBENCH"
 	fi
