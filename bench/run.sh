@@ -10,7 +10,8 @@
 set -euo pipefail
 
 ROUNDS=${BENCH_ROUNDS:-3}                         # rounds over all targets
-TARGETS=${BENCH_TARGETS:-"direct orproxy nginx naive"}  # also: orproxy_info (log.level info), orproxy_p1 (GOMAXPROCS=1)
+TARGETS=${BENCH_TARGETS:-"direct orproxy nginx naive"}  # also: orproxy_info (log.level info), orproxy_p1 (GOMAXPROCS=1),
+                                                  # orproxy_h2 (upstream over HTTPS and HTTP/2, as OpenRouter is reached)
 JSON_SECONDS=${BENCH_JSON_SECONDS:-3}             # per small-JSON run (c=1 and c=64)
 SSE_SECONDS=${BENCH_SSE_SECONDS:-3}               # SSE latency run: start streams for this long
 SSE_CONC=${BENCH_SSE_CONC:-16}                    # concurrent streams in the SSE latency run
@@ -118,7 +119,7 @@ case " $TARGETS " in *" nginx "*)
 	if ! ensure_nginx; then TARGETS=$(echo " $TARGETS " | sed 's/ nginx / /'); fi
 esac
 
-read -r STUB_PORT ORPROXY_PORT NGINX_PORT NAIVE_PORT <<<"$("$LOAD" freeport -n 4)"
+read -r STUB_PORT ORPROXY_PORT NGINX_PORT NAIVE_PORT TLS_STUB_PORT <<<"$("$LOAD" freeport -n 5)"
 STUB=http://127.0.0.1:$STUB_PORT
 
 # orproxy: a loopback listener, the stub upstream, a dummy manual key.
@@ -126,21 +127,24 @@ mkdir -m 700 "$WORK/orproxy"
 printf '{"source":"manual","openrouter_api_key":"%s"}\n' "$DUMMY_KEY" >"$WORK/orproxy/credentials.json"
 chmod 600 "$WORK/orproxy/credentials.json"
 orproxy_config() {
+	local upstream=$STUB/api/v1 level=$1
+	[ "$1" = h2 ] && upstream=https://127.0.0.1:$TLS_STUB_PORT/api/v1 level=warn
 	cat >"$WORK/orproxy/config-$1.yaml" <<EOF
 listen: 127.0.0.1:$ORPROXY_PORT
-upstream: $STUB/api/v1
+upstream: $upstream
 credentials:
   file: $WORK/orproxy/credentials.json
   validate_on_start: false
 web_search:
   enabled: true
 log:
-  level: $1
+  level: $level
   format: json
 EOF
 }
 orproxy_config warn
 orproxy_config info
+orproxy_config h2
 
 # nginx: a static-key reverse proxy, as tuned as nginx is usually run for SSE.
 mkdir -p "$WORK/nginx/tmp"
@@ -184,6 +188,12 @@ EOF
 start stub "$BIN/stub" -addr "127.0.0.1:$STUB_PORT"
 STUB_PID=$STARTED
 "$LOAD" wait -url "$STUB/" -timeout 10s
+TLS_STUB_PID=""
+case " $TARGETS " in *" orproxy_h2 "*)
+	start stub-tls "$BIN/stub" -addr "127.0.0.1:$TLS_STUB_PORT" -tls-cert "$WORK/stub-cert.pem"
+	TLS_STUB_PID=$STARTED
+	for i in $(seq 1 100); do [ -s "$WORK/stub-cert.pem" ] && break; sleep 0.05; done
+esac
 
 # start_target NAME: starts it (not for direct); sets TARGET_URL, TARGET_PID, PID_FLAGS.
 start_target() {
@@ -194,11 +204,13 @@ start_target() {
 		TARGET_URL=$STUB
 		return
 		;;
-	orproxy | orproxy_info | orproxy_p1)
-		local level=warn procs=${GOMAXPROCS:-}
-		[ "$1" = orproxy_info ] && level=info
+	orproxy | orproxy_info | orproxy_p1 | orproxy_h2)
+		local config=warn procs=${GOMAXPROCS:-} certs=${SSL_CERT_FILE:-}
+		[ "$1" = orproxy_info ] && config=info
 		[ "$1" = orproxy_p1 ] && procs=1
-		start "$1" env ${procs:+GOMAXPROCS=$procs} ${PPROF_PORT:+ORPROXY_PPROF_ADDR=127.0.0.1:$PPROF_PORT} "$BIN/orproxy" serve --config "$WORK/orproxy/config-$level.yaml"
+		[ "$1" = orproxy_h2 ] && config=h2 certs=$WORK/stub-cert.pem
+		start "$1" env ${procs:+GOMAXPROCS=$procs} ${certs:+SSL_CERT_FILE=$certs} ${PPROF_PORT:+ORPROXY_PPROF_ADDR=127.0.0.1:$PPROF_PORT} \
+			"$BIN/orproxy" serve --config "$WORK/orproxy/config-$config.yaml"
 		TARGET_URL=http://127.0.0.1:$ORPROXY_PORT
 		"$LOAD" wait -url "$TARGET_URL/healthz" -timeout 10s
 		;;
@@ -245,6 +257,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 done
 stop "$STUB_PID"
+[ -n "$TLS_STUB_PID" ] && stop "$TLS_STUB_PID"
 
 GOBENCH=$WORK/websearch-bench.txt
 if [ "$PATCH" != 0 ]; then

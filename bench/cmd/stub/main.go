@@ -7,6 +7,10 @@
 //
 //	stub -addr 127.0.0.1:8766
 //
+// With -tls-cert FILE it serves HTTPS (HTTP/2 and HTTP/1.1), as OpenRouter
+// does, with a fresh self-signed certificate for 127.0.0.1 written to FILE
+// for clients to trust.
+//
 // The stream's shape comes from the query, which every proxy passes on:
 // events=N (default 20) and interval=DURATION (default 10ms). The first
 // event goes out with the headers, the others at the interval, then
@@ -16,10 +20,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -61,14 +73,15 @@ var (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback only)")
+	certFile := flag.String("tls-cert", "", "serve HTTPS with a self-signed certificate written to this PEM file")
 	flag.Parse()
-	if err := run(*addr); err != nil {
+	if err := run(*addr, *certFile); err != nil {
 		fmt.Fprintln(os.Stderr, "stub:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string) error {
+func run(addr, certFile string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -82,7 +95,17 @@ func run(addr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	if certFile != "" {
+		cert, err := selfSigned(certFile)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -94,6 +117,34 @@ func run(addr string) error {
 		return srv.Close()
 	}
 	return nil
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and writes it to certFile.
+func selfSigned(certFile string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "orproxy bench stub"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(certFile, pemBytes, 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 func serve(w http.ResponseWriter, r *http.Request) {
