@@ -18,6 +18,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
+
+	"github.com/orproxy/orproxy/internal/secret"
 )
 
 // Handler serves orproxy's HTTP surface. Build it once with NewHandler; the
@@ -87,6 +89,11 @@ type requestState struct {
 	patched         bool
 	model           string
 	stream          bool
+
+	// key is what the first attempt sends, set in rewrite; keyErr says
+	// why there is none.
+	key    secret.Secret
+	keyErr error
 
 	retried           bool
 	resentWithoutTool bool
@@ -290,6 +297,12 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		if strings.HasPrefix(canon, "X-Orproxy-") || contains(strippedHeaders, canon) {
 			pr.Out.Header.Del(name)
 		}
+	}
+	// The key goes onto ReverseProxy's own copy of the request, so the first
+	// attempt needs no copy of its own; keyTransport sets a replacement.
+	st.key, st.keyErr = h.opts.Keys.Key(pr.In.Context())
+	if st.keyErr == nil {
+		pr.Out.Header.Set("Authorization", "Bearer "+st.key.Reveal())
 	}
 }
 
