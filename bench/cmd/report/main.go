@@ -449,13 +449,23 @@ func patchSizes(ps []patchResult) []string {
 	return sizes
 }
 
+// findPatch returns the median of the measurements of impl on size (one per
+// round); allocations are the same in every round.
 func findPatch(ps []patchResult, impl, size string) (patchResult, bool) {
+	var found []patchResult
+	var ns []float64
 	for _, p := range ps {
 		if p.impl == impl && p.size == size {
-			return p, true
+			found = append(found, p)
+			ns = append(ns, p.nsPerOp)
 		}
 	}
-	return patchResult{}, false
+	if len(found) == 0 {
+		return patchResult{}, false
+	}
+	res := found[0]
+	res.nsPerOp = loadstat.Median(ns)
+	return res, true
 }
 
 func mark(ok bool) string {
