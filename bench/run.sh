@@ -57,6 +57,27 @@ start() {
 	PIDS+=("$STARTED")
 }
 
+# fg CMD… runs CMD to its end. Bash runs a trap only once the foreground
+# command is done, but it interrupts a wait at once: so Ctrl-C or a TERM
+# stops the run now, and the cleanup ends CMD with the rest.
+fg() {
+	"$@" &
+	local pid=$! rc=0
+	PIDS+=("$pid")
+	wait "$pid" || rc=$?
+	forget "$pid"
+	return "$rc"
+}
+
+# forget PID drops a finished process from the cleanup list.
+forget() {
+	local kept=() i
+	for i in "${PIDS[@]}"; do
+		[ "$i" = "$1" ] || kept+=("$i")
+	done
+	PIDS=("${kept[@]}")
+}
+
 # stop PID ends a process this script started and waits for it.
 stop() {
 	local pid=$1 i
@@ -67,11 +88,7 @@ stop() {
 	done
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
-	local kept=()
-	for i in "${PIDS[@]}"; do
-		[ "$i" = "$pid" ] || kept+=("$i")
-	done
-	PIDS=("${kept[@]}")
+	forget "$pid"
 }
 
 ensure_nginx() {
@@ -240,10 +257,10 @@ measure() {
 	u=$TARGET_URL/api/v1/chat/completions
 	local common=(-url "$u" -target "$t" -round "$round" "${PID_FLAGS[@]}")
 	log "round $round: $t (load $(cut -d' ' -f1-3 /proc/loadavg))"
-	"$LOAD" hold "${common[@]}" -n "$STREAMS" -events "$HOLD_EVENTS" -interval "$HOLD_INTERVAL" >>"$RESULTS"
-	"$LOAD" json "${common[@]}" -c 1 -d "${JSON_SECONDS}s" >>"$RESULTS"
-	"$LOAD" json "${common[@]}" -c 64 -d "${JSON_SECONDS}s" >>"$RESULTS"
-	"$LOAD" sse "${common[@]}" -c "$SSE_CONC" -d "${SSE_SECONDS}s" -events "$SSE_EVENTS" -interval "$SSE_INTERVAL" >>"$RESULTS"
+	fg "$LOAD" hold "${common[@]}" -n "$STREAMS" -events "$HOLD_EVENTS" -interval "$HOLD_INTERVAL" >>"$RESULTS"
+	fg "$LOAD" json "${common[@]}" -c 1 -d "${JSON_SECONDS}s" >>"$RESULTS"
+	fg "$LOAD" json "${common[@]}" -c 64 -d "${JSON_SECONDS}s" >>"$RESULTS"
+	fg "$LOAD" sse "${common[@]}" -c "$SSE_CONC" -d "${SSE_SECONDS}s" -events "$SSE_EVENTS" -interval "$SSE_INTERVAL" >>"$RESULTS"
 	[ -n "$TARGET_PID" ] && stop "$TARGET_PID"
 	return 0
 }
@@ -270,13 +287,13 @@ if [ "$PATCH" != 0 ]; then
 	: >"$GOBENCH"
 	for round in $(seq 1 "$ROUNDS"); do
 		log "round $round: body patch"
-		"$BIN/patchbench" -out "$WORK" >>"$RESULTS"
+		fg "$BIN/patchbench" -out "$WORK" >>"$RESULTS"
 		for f in "$WORK"/body-*.json; do
 			name=$(basename "$f" .json)
-			node bench/node/patch.mjs "$f" "${name#body-}" >>"$RESULTS"
+			fg node bench/node/patch.mjs "$f" "${name#body-}" >>"$RESULTS"
 		done
 		if [ -x "$BIN/websearch.test" ]; then
-			(cd websearch && "$BIN/websearch.test" -test.run '^$' -test.bench '^BenchmarkPatch$' -test.benchmem -test.benchtime 1s) >>"$GOBENCH"
+			fg "$BIN/websearch.test" -test.run '^$' -test.bench '^BenchmarkPatch$' -test.benchmem -test.benchtime 1s >>"$GOBENCH"
 		fi
 	done
 fi

@@ -346,7 +346,7 @@ func render(r *results) string {
 	for _, size := range patchSizes(r.patch) {
 		b.WriteString(r.patchRow(targets, size))
 	}
-	fmt.Fprintf(&b, "\nMedians of %d rounds. (a×D, b×N): ratio to the direct run and to nginx. \"added\" rows are the target's figure minus direct's in the same round.\n", r.rounds())
+	fmt.Fprintf(&b, "\nMedians over %d round(s). (a×D, b×N): ratio to the direct run and to nginx. \"added\" rows are the target's figure minus direct's in the same round.\n", r.rounds())
 	if fails := r.failureLines(targets); len(fails) > 0 {
 		b.WriteString("\nFailures (all rounds):\n")
 		for _, f := range fails {
