@@ -9,7 +9,7 @@ FAKE_KEY  := sk-or-v1-fakefakefakefakefakefakefakefakefakefakefakefakefakefake00
 
 E2E_DEPS  := test/e2e/node_modules/.installed
 
-.PHONY: build run test lint fmt vet cross fake clean e2e-deps demo fuzz soak
+.PHONY: build run test lint fmt vet cross fake clean e2e-deps demo bench fuzz soak
 
 # Fuzz targets as package:Name. `make fuzz` runs each for FUZZTIME; `make test`
 # runs each for TEST_FUZZTIME. Seed corpora are in <package>/testdata/fuzz/.
@@ -75,6 +75,9 @@ fake: build ## run the fake OpenRouter on 127.0.0.1:8766 with one valid key
 
 demo: build ## log in, stream, revoke and rotate against the fakes; no network needed
 	BIN=$(BIN) bash scripts/demo.sh
+
+bench: ## compare orproxy with direct, nginx and a naive Go proxy; prints one markdown table (see bench/README.md)
+	bash bench/run.sh
 
 clean:
 	rm -rf $(BIN)

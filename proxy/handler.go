@@ -18,6 +18,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
+
+	"github.com/orproxy/orproxy/internal/secret"
 )
 
 // Handler serves orproxy's HTTP surface. Build it once with NewHandler; the
@@ -88,11 +90,18 @@ type requestState struct {
 	model           string
 	stream          bool
 
+	// key is what the first attempt sends, set in rewrite; keyErr says
+	// why there is none.
+	key    secret.Secret
+	keyErr error
+
 	retried           bool
 	resentWithoutTool bool
 	upstreamStatus    int
 	clientGone        bool
 	problem           string
+	probe             bool // a health check: not logged
+	forwarded         bool // handed to the reverse proxy
 }
 
 func (s *requestState) sendBody() []byte {
@@ -116,7 +125,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.stats.inFlight.Add(1)
 	rec := &recorder{ResponseWriter: w}
 	st := &requestState{}
-	logged := false
 	defer func() {
 		h.stats.inFlight.Add(-1)
 		if v := recover(); v != nil {
@@ -130,46 +138,64 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.finish(r, rec, st, start)
 			panic(v)
 		}
-		if !logged {
+		if st.forwarded {
+			// Send the answer before writing the log line, which would
+			// otherwise delay it by a write to the log. Framing does not
+			// change: ReverseProxy has copied upstream's Content-Length, or
+			// flushed a body of unknown length as it went.
+			_ = rec.FlushError()
+		}
+		if !st.probe {
 			h.finish(r, rec, st, start)
 		}
 	}()
+	// Everything before forwarding happens in serve, which has returned by
+	// the time the response is copied: an open stream holds only this frame
+	// and ReverseProxy's, so its goroutine keeps a small stack.
+	if out := h.serve(rec, r, st); out != nil {
+		st.forwarded = true
+		h.rp.ServeHTTP(rec, out)
+	}
+}
 
+// serve answers the request itself, or returns the request to forward.
+func (h *Handler) serve(rec *recorder, r *http.Request, st *requestState) *http.Request {
 	if ref := h.guard(r); ref != nil {
 		h.stats.refused.Add(1)
 		st.problem = ref.message
 		writeError(rec, ref.status, ref.message)
-		return
+		return nil
 	}
 	switch p := r.URL.Path; p {
 	case "/healthz":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(rec, http.StatusMethodNotAllowed, "use GET /healthz")
-			return
+			return nil
 		}
 		rec.Header().Set("Content-Type", "application/json")
 		rec.Header().Set("Cache-Control", "no-store")
 		_, _ = io.WriteString(rec, `{"status":"ok"}`)
 		// Probes stay out of the request log.
-		logged = true
+		st.probe = true
 		if ce := h.log.Check(zap.DebugLevel, "health check"); ce != nil {
 			ce.Write()
 		}
 	case "/status":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(rec, http.StatusMethodNotAllowed, "use GET /status")
-			return
+			return nil
 		}
 		h.serveStatus(rec)
 	default:
 		rest, raw, ok := h.route(r)
 		if !ok {
 			writeError(rec, http.StatusNotFound, "no such path "+quote(p)+": orproxy serves /api/v1/…, /v1/…, /healthz and /status")
-			return
+			return nil
 		}
 		st.upstreamPath, st.upstreamRawPath = rest, raw
-		h.forward(rec, r, st)
+		return h.prepare(rec, r, st)
 	}
+	return nil
 }
 
 // route maps /api/v1/X and /v1/X to the upstream-relative path /X.
@@ -183,11 +209,13 @@ func (h *Handler) route(r *http.Request) (rest, raw string, ok bool) {
 	return "", "", false
 }
 
-func (h *Handler) forward(w *recorder, r *http.Request, st *requestState) {
+// prepare reads and patches the body and returns the request to forward, or
+// nil when it has answered.
+func (h *Handler) prepare(w *recorder, r *http.Request, st *requestState) *http.Request {
 	limit := h.opts.MaxRequestBody
 	if r.ContentLength > limit {
 		h.tooLarge(w, st, limit)
-		return
+		return nil
 	}
 	// The whole body is read before anything goes upstream: it is needed to
 	// replay the request after a 401, and it avoids golang/go#40747, where a
@@ -197,11 +225,11 @@ func (h *Handler) forward(w *recorder, r *http.Request, st *requestState) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			h.tooLarge(w, st, limit)
-			return
+			return nil
 		}
 		st.clientGone = true
 		st.problem = "reading the request body: " + err.Error()
-		return
+		return nil
 	}
 	st.original = body
 	if h.opts.Patcher != nil {
@@ -223,7 +251,7 @@ func (h *Handler) forward(w *recorder, r *http.Request, st *requestState) {
 	// The body is whole in memory: it goes upstream with its length, not
 	// in the chunks the client may have used.
 	out.TransferEncoding = nil
-	h.rp.ServeHTTP(w, out)
+	return out
 }
 
 func (h *Handler) tooLarge(w http.ResponseWriter, st *requestState, limit int64) {
@@ -272,6 +300,12 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		if strings.HasPrefix(canon, "X-Orproxy-") || contains(strippedHeaders, canon) {
 			pr.Out.Header.Del(name)
 		}
+	}
+	// The key goes onto ReverseProxy's own copy of the request, so the first
+	// attempt needs no copy of its own; keyTransport sets a replacement.
+	st.key, st.keyErr = h.opts.Keys.Key(pr.In.Context())
+	if st.keyErr == nil {
+		pr.Out.Header.Set("Authorization", "Bearer "+st.key.Reveal())
 	}
 }
 
@@ -374,10 +408,13 @@ func (h *Handler) serveStatus(w http.ResponseWriter) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// copyBuffers are the response copy buffers. SSE events are small and a
-// stream holds its buffer for as long as it is open, so they are smaller than
-// ReverseProxy's 32 KiB default: a thousand open streams stay cheap.
-var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}}
+// copyBuffers are the response copy buffers. A stream holds its buffer for
+// as long as it is open, and OpenRouter's SSE events are a few hundred bytes
+// each, flushed one by one: 2 KiB holds several of them, where ReverseProxy's
+// default is 32 KiB. A large answer only takes a few more reads.
+var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}}
+
+const copyBufferSize = 2 << 10
 
 type bufferPool struct{ pool sync.Pool }
 

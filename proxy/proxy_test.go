@@ -220,6 +220,34 @@ func TestSSEArrivesEventByEvent(t *testing.T) {
 	assert.Less(t, arrivals[0], 2*gap, "the first event must not wait for the rest")
 }
 
+func TestSSEHeadersArriveBeforeTheFirstEvent(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, "data: {}\n\ndata: [DONE]\n\n")
+	}))
+	t.Cleanup(up.Close)
+	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+		o.Upstream, _ = url.Parse(up.URL + "/api/v1")
+	})
+	req, _ := http.NewRequest(http.MethodPost, h.proxy.URL+"/api/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true}`))
+	resp, err := client.Do(req) // returns once the headers are in
+	close(release)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "data: {}\n\ndata: [DONE]\n\n", string(b))
+}
+
 func TestClientHangupCancelsUpstream(t *testing.T) {
 	h := newHarness(t, fakeopenrouter.Options{ChunkDelay: 100 * time.Millisecond, Reply: strings.Repeat("word ", 100)})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -510,6 +538,19 @@ func TestSecretsNeverLogged(t *testing.T) {
 		assert.NotContains(t, line, storedKey)
 		assert.NotContains(t, line, refreshToken)
 	}
+}
+
+func TestForwardedAnswerKeepsItsFraming(t *testing.T) {
+	h := newHarness(t, fakeopenrouter.Options{})
+	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.EqualValues(t, len(body), resp.ContentLength, "sent before the log line, still with its length")
+	assert.Empty(t, resp.TransferEncoding)
+
+	resp, body = h.do(t, http.MethodGet, "/api/v1/no-such-thing", "", nil)
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	assert.EqualValues(t, len(body), resp.ContentLength)
+	require.Len(t, h.logs.FilterMessage("request").All(), 2)
 }
 
 func TestRequestLogLine(t *testing.T) {

@@ -39,6 +39,11 @@ func NewUpstreamTransport() (*http.Transport, error) {
 	// Pass the client's Accept-Encoding through untouched instead of letting
 	// the transport add gzip and decode it again on our CPU.
 	t.DisableCompression = true
+	// An HTTP/1 connection keeps both buffers for as long as a stream is
+	// open. 2 KiB still takes the request headers and a small body in one
+	// write; larger bodies go out directly, and SSE events are small.
+	t.ReadBufferSize = 2 << 10
+	t.WriteBufferSize = 2 << 10
 	if file := os.Getenv("SSL_CERT_FILE"); file != "" {
 		// Go reads SSL_CERT_FILE itself only on Linux and the BSDs; adding it
 		// to the system pool makes it work on macOS and Windows as well.
@@ -86,17 +91,17 @@ type keyTransport struct {
 func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	st := stateFrom(ctx)
-	key, err := t.keys.Key(ctx)
-	if err != nil {
+	if st.keyErr != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, &noKeyError{err}
+		return nil, &noKeyError{st.keyErr}
 	}
+	key := st.key
 	body := st.sendBody()
 	retried401, resent := false, false
-	for {
-		resp, err := t.send(req, body, key)
+	for first := true; ; first = false {
+		resp, err := t.send(req, body, key, first)
 		if err != nil {
 			return nil, err
 		}
@@ -136,11 +141,17 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// send makes one attempt with its own copy of the request.
-func (t *keyTransport) send(req *http.Request, body []byte, key secret.Secret) (*http.Response, error) {
+// send makes one attempt. The first goes out with the headers of req, where
+// rewrite has put the key; a later one copies them and sets key.
+func (t *keyTransport) send(req *http.Request, body []byte, key secret.Secret, first bool) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
-	out := req.Clone(ctx)
-	out.Header.Set("Authorization", "Bearer "+key.Reveal())
+	var out *http.Request
+	if first {
+		out = req.WithContext(ctx)
+	} else {
+		out = req.Clone(ctx)
+		out.Header.Set("Authorization", "Bearer "+key.Reveal())
+	}
 	out.ContentLength = int64(len(body))
 	if len(body) == 0 && req.ContentLength == 0 {
 		out.Body = http.NoBody
