@@ -550,12 +550,15 @@ func TestForwardedAnswerKeepsItsFraming(t *testing.T) {
 	resp, body = h.do(t, http.MethodGet, "/api/v1/no-such-thing", "", nil)
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 	assert.EqualValues(t, len(body), resp.ContentLength)
-	require.Len(t, h.logs.FilterMessage("request").All(), 2)
+	// The line is written after the answer went out.
+	require.Eventually(t, func() bool { return h.logs.FilterMessage("request").Len() == 2 }, 2*time.Second, time.Millisecond)
 }
 
 func TestRequestLogLine(t *testing.T) {
 	h := newHarness(t, fakeopenrouter.Options{})
 	h.do(t, http.MethodPost, "/api/v1/chat/completions", `{"model":"openai/gpt-4o-mini","stream":true,"messages":[]}`, nil)
+	// The line is written after the answer went out.
+	require.Eventually(t, func() bool { return h.logs.FilterMessage("request").Len() == 1 }, 2*time.Second, time.Millisecond)
 	entries := h.logs.FilterMessage("request").All()
 	require.Len(t, entries, 1)
 	f := entries[0].ContextMap()
