@@ -176,6 +176,9 @@ func TestServeSurvivesCredentialFileProblems(t *testing.T) {
 		bak, err := os.ReadFile(credFile + ".bak")
 		require.NoError(t, err)
 		assert.Equal(t, "{not json", string(bak), "the garbage is kept as .bak")
+		info, err := os.Stat(credFile + ".bak")
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "the backup may hold a key: private too")
 		assert.Empty(t, status().FileError)
 	})
 
