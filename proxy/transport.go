@@ -4,14 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -20,22 +16,22 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/tlsenv"
 )
 
-// NewUpstreamTransport returns the transport to OpenRouter: connections are
-// reused across many concurrent requests (Go's default keeps 2 idle per host),
-// dialing and TLS are bounded, nothing bounds a whole stream, and the
-// environment's proxy settings and extra CA file apply.
+// NewUpstreamTransport returns the transport to OpenRouter: the shared one
+// of tlsenv (proxy settings, extra CA file, bounded dial and TLS), with
+// connections reused across many concurrent requests (Go's default keeps 2
+// idle per host) and nothing that bounds a whole stream.
 func NewUpstreamTransport() (*http.Transport, error) {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = http.ProxyFromEnvironment
-	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.TLSHandshakeTimeout = 10 * time.Second
+	t, err := tlsenv.Transport()
+	if err != nil {
+		return nil, err
+	}
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 128
 	t.IdleConnTimeout = 90 * time.Second
 	t.ExpectContinueTimeout = time.Second
-	t.ForceAttemptHTTP2 = true
 	// Pass the client's Accept-Encoding through untouched instead of letting
 	// the transport add gzip and decode it again on our CPU.
 	t.DisableCompression = true
@@ -44,22 +40,6 @@ func NewUpstreamTransport() (*http.Transport, error) {
 	// write; larger bodies go out directly, and SSE events are small.
 	t.ReadBufferSize = 2 << 10
 	t.WriteBufferSize = 2 << 10
-	if file := os.Getenv("SSL_CERT_FILE"); file != "" {
-		// Go reads SSL_CERT_FILE itself only on Linux and the BSDs; adding it
-		// to the system pool makes it work on macOS and Windows as well.
-		pem, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("read SSL_CERT_FILE: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("SSL_CERT_FILE %s holds no PEM certificate", file)
-		}
-		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
 	return t, nil
 }
 

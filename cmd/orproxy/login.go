@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -10,6 +11,7 @@ import (
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/logging"
+	"github.com/orproxy/orproxy/internal/tlsenv"
 )
 
 func newLoginCmd(g *globalFlags, s streams) *cobra.Command {
@@ -35,9 +37,13 @@ without a browser, open it elsewhere and paste the final redirect URL here.`,
 			if headless && cfg.Login.Method != auth.MethodOpenRouter {
 				return usageError{fmt.Errorf("--headless is for --method openrouter")}
 			}
+			transport, err := tlsenv.Transport()
+			if err != nil {
+				return err
+			}
 			var broker *auth.BrokerClient
 			if cfg.Broker.URL != "" {
-				if broker, err = auth.NewBrokerClient(cfg.Broker.URL, cfg.Broker.StartHeaders, cfg.Broker.Timeout, nil); err != nil {
+				if broker, err = auth.NewBrokerClient(cfg.Broker.URL, cfg.Broker.StartHeaders, cfg.Broker.Timeout, transport); err != nil {
 					return err
 				}
 			}
@@ -50,6 +56,7 @@ without a browser, open it elsewhere and paste the final redirect URL here.`,
 				Method:          cfg.Login.Method,
 				Broker:          broker,
 				Upstream:        cfg.Upstream,
+				HTTP:            &http.Client{Transport: transport},
 				CallbackPort:    cfg.Login.CallbackPort,
 				OpenBrowser:     cfg.Login.OpenBrowser && !noBrowser,
 				Paste:           paste,
@@ -121,8 +128,12 @@ func newRotateCmd(g *globalFlags, s streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			transport, err := tlsenv.Transport()
+			if err != nil {
+				return err
+			}
 			brokerFor := func(url string) (auth.Rotator, error) {
-				return auth.NewBrokerClient(url, cfg.Broker.StartHeaders, cfg.Broker.Timeout, nil)
+				return auth.NewBrokerClient(url, cfg.Broker.StartHeaders, cfg.Broker.Timeout, transport)
 			}
 			old, next, err := auth.RotateStored(cmd.Context(), store, brokerFor, cfg.Broker.URL)
 			if errors.Is(err, auth.ErrRotatedMeanwhile) {

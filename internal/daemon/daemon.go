@@ -60,7 +60,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	store := auth.NewStore(credFile)
 	keys := auth.NewManager(auth.ManagerOptions{
 		Store:              store,
-		Broker:             brokerFactory(cfg),
+		Broker:             brokerFactory(cfg, transport),
 		BrokerURL:          cfg.Broker.URL,
 		BrokerTimeout:      cfg.Broker.Timeout,
 		Check:              keyChecker(cfg.Upstream, transport),
@@ -127,10 +127,9 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	return proxy.Serve(ctx, proxy.NewServer(handler, serverOpts), ln, serverOpts)
 }
 
-func brokerFactory(cfg config.Config) func(string) (auth.Rotator, error) {
-	// One transport for all broker calls: it honours HTTPS_PROXY like the
-	// upstream one, and its connections are reused between rotations.
-	transport := http.DefaultTransport.(*http.Transport).Clone()
+// brokerFactory builds broker clients on the upstream transport, so the
+// broker is reached through the same proxy settings and CA file.
+func brokerFactory(cfg config.Config, transport http.RoundTripper) func(string) (auth.Rotator, error) {
 	return func(baseURL string) (auth.Rotator, error) {
 		return auth.NewBrokerClient(baseURL, cfg.Broker.StartHeaders, cfg.Broker.Timeout, transport)
 	}
@@ -143,7 +142,7 @@ func autoLogin(cfg config.Config, store *auth.Store, transport http.RoundTripper
 		return nil
 	}
 	return func(ctx context.Context, show func(string)) error {
-		broker, err := auth.NewBrokerClient(cfg.Broker.URL, cfg.Broker.StartHeaders, cfg.Broker.Timeout, nil)
+		broker, err := auth.NewBrokerClient(cfg.Broker.URL, cfg.Broker.StartHeaders, cfg.Broker.Timeout, transport)
 		if err != nil {
 			return err
 		}
