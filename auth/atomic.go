@@ -13,14 +13,17 @@ import (
 // writeFileAtomic replaces path with data so that a reader, or a crash at any
 // moment, sees the old file or the new one, never a truncated mix. The new
 // file is private (0600) whatever the umask: os.CreateTemp creates it 0600.
-func writeFileAtomic(path string, data []byte) (err error) {
+// It returns the written file's own FileInfo, taken before the rename, so the
+// caller knows exactly which version it wrote even if something replaces the
+// file right after.
+func writeFileAtomic(path string, data []byte) (written os.FileInfo, err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("create temporary file: %w", err)
+		return nil, fmt.Errorf("create temporary file: %w", err)
 	}
 	tmpName := tmp.Name()
 	defer func() {
@@ -33,27 +36,31 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	// where it does not, since this file holds a key.
 	if runtime.GOOS != "windows" {
 		if err := tmp.Chmod(0o600); err != nil {
-			return fmt.Errorf("restrict temporary file: %w", err)
+			return nil, fmt.Errorf("restrict temporary file: %w", err)
 		}
 	}
 	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write temporary file: %w", err)
+		return nil, fmt.Errorf("write temporary file: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("flush temporary file: %w", err)
+		return nil, fmt.Errorf("flush temporary file: %w", err)
+	}
+	written, err = tmp.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat temporary file: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close temporary file: %w", err)
+		return nil, fmt.Errorf("close temporary file: %w", err)
 	}
 	if err := rename(tmpName, path); err != nil {
-		return fmt.Errorf("replace file: %w", err)
+		return nil, fmt.Errorf("replace file: %w", err)
 	}
 	// Without the directory fsync a power cut can forget the rename and bring
 	// back the old file after the caller was told the new one is stored.
 	if err := syncDir(dir); err != nil {
-		return err
+		return nil, err
 	}
-	return nil
+	return written, nil
 }
 
 // rename retries on Windows, where replacing a file that another process has

@@ -464,11 +464,7 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 		return secret.Secret{}, m.rotationFailed(err, why)
 	}
 	next := answer.Credential(brokerURL)
-	saveErr := m.opts.Store.SaveLocked(next)
-	var saved Stamp
-	if saveErr == nil {
-		saved, _ = m.opts.Store.Stamp()
-	}
+	saved, saveErr := m.opts.Store.SaveLockedStamped(next)
 
 	m.mu.Lock()
 	m.cur = next

@@ -106,6 +106,7 @@ func (m *Manager) retrySave() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var saved Stamp
 	unlock, err := m.opts.Store.Lock(ctx)
 	if err == nil {
 		defer unlock()
@@ -121,7 +122,7 @@ func (m *Manager) retrySave() {
 				return
 			}
 		}
-		err = m.opts.Store.SaveLocked(pending)
+		saved, err = m.opts.Store.SaveLockedStamped(pending)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -135,7 +136,7 @@ func (m *Manager) retrySave() {
 		m.log.Warn("saving the new key failed again; it stays in memory", zap.Time("next_attempt", m.saveAt), zap.Error(err))
 		return
 	}
-	m.stamp, _ = m.opts.Store.Stamp()
+	m.stamp = saved
 	m.pending, m.saveErr, m.saveTry, m.fileErr = nil, "", 0, ""
 	m.log.Info("saved the key the broker issued earlier", zap.String("file", m.opts.Store.Path()))
 }

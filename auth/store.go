@@ -168,7 +168,8 @@ func (s *Store) save(ctx context.Context, c *Credential) (*Credential, error) {
 	}
 	defer unlock()
 	s.removeTempFiles()
-	return s.saveLocked(c)
+	stored, _, err := s.saveLocked(c)
+	return stored, err
 }
 
 // SaveLocked replaces the credential file with c. The caller holds the lock.
@@ -176,13 +177,21 @@ func (s *Store) save(ctx context.Context, c *Credential) (*Credential, error) {
 // modified. A file that exists but does not parse is first copied to
 // <path>.bak, so a credential the user may still need is never lost.
 func (s *Store) SaveLocked(c *Credential) error {
-	_, err := s.saveLocked(c)
+	_, err := s.SaveLockedStamped(c)
 	return err
 }
 
-func (s *Store) saveLocked(c *Credential) (*Credential, error) {
+// SaveLockedStamped is SaveLocked returning the Stamp of the file it wrote.
+// A stat after the save could see a file someone wrote in between, without
+// the lock, and take it for ours.
+func (s *Store) SaveLockedStamped(c *Credential) (Stamp, error) {
+	_, st, err := s.saveLocked(c)
+	return st, err
+}
+
+func (s *Store) saveLocked(c *Credential) (*Credential, Stamp, error) {
 	if c == nil {
-		return nil, errors.New("save credential: nil credential")
+		return nil, Stamp{}, errors.New("save credential: nil credential")
 	}
 	stored := c.Clone()
 	if stored.UpdatedAt.IsZero() {
@@ -190,18 +199,19 @@ func (s *Store) saveLocked(c *Credential) (*Credential, error) {
 	}
 	data, err := encodeCredential(stored)
 	if err != nil {
-		return nil, fmt.Errorf("save credential: %w", err)
+		return nil, Stamp{}, fmt.Errorf("save credential: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
-		return nil, fmt.Errorf("save credential: create directory: %w", err)
+		return nil, Stamp{}, fmt.Errorf("save credential: create directory: %w", err)
 	}
 	if err := s.backupIfCorrupt(); err != nil {
-		return nil, err
+		return nil, Stamp{}, err
 	}
-	if err := writeFileAtomic(s.path, data); err != nil {
-		return nil, fmt.Errorf("save credential to %s: %w", s.path, err)
+	written, err := writeFileAtomic(s.path, data)
+	if err != nil {
+		return nil, Stamp{}, fmt.Errorf("save credential to %s: %w", s.path, err)
 	}
-	return stored, nil
+	return stored, stampOf(written), nil
 }
 
 // backupIfCorrupt copies a credential file that does not parse to
@@ -218,7 +228,7 @@ func (s *Store) backupIfCorrupt() error {
 	if _, err := decodeCredential(old); err == nil {
 		return nil
 	}
-	if err := writeFileAtomic(s.backupPath(), old); err != nil {
+	if _, err := writeFileAtomic(s.backupPath(), old); err != nil {
 		return fmt.Errorf("save credential: back up the unreadable file %s: %w", s.path, err)
 	}
 	return nil
@@ -251,7 +261,8 @@ func (s *Store) Update(ctx context.Context, fn func(cur *Credential) (*Credentia
 	if next == nil {
 		return cur, nil
 	}
-	return s.saveLocked(next)
+	stored, _, err := s.saveLocked(next)
+	return stored, err
 }
 
 // Remove deletes the credential file (logout) and reports whether there was

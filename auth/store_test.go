@@ -232,7 +232,7 @@ func TestStoreWriteFailureRemovesTemp(t *testing.T) {
 	// written, then the rename fails.
 	target := filepath.Join(dir, "credentials.json")
 	require.NoError(t, os.MkdirAll(filepath.Join(target, "occupied"), 0o700))
-	err := writeFileAtomic(target, []byte(testKey))
+	_, err := writeFileAtomic(target, []byte(testKey))
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), testKey[9:])
 	entries, err := os.ReadDir(dir)
@@ -389,6 +389,26 @@ func TestStampNoticesWrites(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, second.Equal(gone))
 	assert.True(t, gone.Equal(absent1))
+}
+
+// The stamp a save returns names the file that save wrote, so a write by
+// someone else right after it (without the lock: an editor, a script) is
+// still noticed as a change.
+func TestSaveStampIsTheWrittenFile(t *testing.T) {
+	s := newTestStore(t)
+	unlock, err := s.Lock(testCtx(t))
+	require.NoError(t, err)
+	saved, err := s.SaveLockedStamped(fullCredential())
+	unlock()
+	require.NoError(t, err)
+	now, err := s.Stamp()
+	require.NoError(t, err)
+	assert.True(t, saved.Equal(now), "the saved stamp matches the file on disk")
+
+	require.NoError(t, os.WriteFile(s.Path(), []byte("{not json"), 0o600))
+	after, err := s.Stamp()
+	require.NoError(t, err)
+	assert.False(t, saved.Equal(after), "an overwrite in place is a change")
 }
 
 func TestCredentialErrorsAndFormattingHideSecrets(t *testing.T) {
