@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,37 +51,14 @@ func (o *outputs) answer(name, method, u, body string, header map[string]string)
 	return resp.StatusCode, string(b)
 }
 
-// interactiveLogin runs `orproxy login` with the given flags, plays the
-// browser with browse once it prints the address to open, and keeps what
-// the command and the browser's page said.
+// interactiveLogin is runLogin keeping what the command and the browser's
+// page said.
 func (s *stack) interactiveLogin(o *outputs, name string, browse func(loginURL string) string, args ...string) {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "orproxy"), append([]string{"--config", s.configFile, "login", "--no-browser"}, args...)...)
-	cmd.Env = s.env
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(s.t, err)
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	require.NoError(s.t, cmd.Start())
-	var printed strings.Builder
-	sc := bufio.NewScanner(stdout)
-	loginURL := ""
-	for loginURL == "" && sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		printed.WriteString(line + "\n")
-		if strings.HasPrefix(line, "http://") || strings.HasPrefix(line, "https://") {
-			loginURL = line
-		}
-	}
-	require.NotEmpty(s.t, loginURL, "%s printed no URL: %s %s", name, printed.String(), stderr.String())
-	rest := make(chan string, 1)
-	go func() { b, _ := io.ReadAll(stdout); rest <- string(b) }()
-	o.add(name+" browser page", browse(loginURL))
-	require.NoError(s.t, cmd.Wait(), "%s: %s", name, stderr.String())
-	o.add(name+" stdout", printed.String()+<-rest)
-	o.add(name+" stderr", stderr.String())
+	run := s.runLogin(browse, args...)
+	o.add(name+" browser page", run.page)
+	o.add(name+" stdout", run.stdout)
+	o.add(name+" stderr", run.stderr)
 }
 
 func (s *stack) run(o *outputs, name, stdin string, args ...string) error {

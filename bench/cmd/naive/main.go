@@ -9,7 +9,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -17,6 +16,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/orproxy/orproxy/internal/loopserve"
 )
 
 func main() {
@@ -39,29 +40,12 @@ func run(addr, upstream, key string) error {
 		pr.SetURL(target)
 		pr.Out.Header.Set("Authorization", "Bearer "+key)
 	}}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := loopserve.Listen(addr)
 	if err != nil {
 		return err
-	}
-	host, _, _ := net.SplitHostPort(ln.Addr().String())
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		ln.Close()
-		return fmt.Errorf("%s is not a loopback address", addr)
 	}
 	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return srv.Close()
-	}
-	return nil
+	return loopserve.Serve(ctx, srv, func() error { return srv.Serve(ln) })
 }

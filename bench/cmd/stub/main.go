@@ -40,6 +40,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/orproxy/orproxy/internal/loopserve"
 )
 
 const (
@@ -82,41 +84,23 @@ func main() {
 }
 
 func run(addr, certFile string) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := loopserve.Listen(addr)
 	if err != nil {
 		return err
-	}
-	host, _, _ := net.SplitHostPort(ln.Addr().String())
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		ln.Close()
-		return fmt.Errorf("%s is not a loopback address", addr)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(serve), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	if certFile != "" {
-		cert, err := selfSigned(certFile)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		go func() { errc <- srv.ServeTLS(ln, "", "") }()
-	} else {
-		go func() { errc <- srv.Serve(ln) }()
+	if certFile == "" {
+		return loopserve.Serve(ctx, srv, func() error { return srv.Serve(ln) })
 	}
-	select {
-	case err := <-errc:
+	cert, err := selfSigned(certFile)
+	if err != nil {
+		ln.Close()
 		return err
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return srv.Close()
-	}
-	return nil
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	return loopserve.Serve(ctx, srv, func() error { return srv.ServeTLS(ln, "", "") })
 }
 
 // selfSigned makes a certificate for 127.0.0.1 and writes it to certFile.

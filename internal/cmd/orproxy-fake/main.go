@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -24,6 +23,8 @@ import (
 
 	"github.com/orproxy/orproxy/internal/fakebroker"
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+
+	"github.com/orproxy/orproxy/internal/loopserve"
 )
 
 func main() {
@@ -102,13 +103,9 @@ func runBroker(ctx context.Context, args []string, stdout io.Writer) error {
 
 // serve listens, prints the URL, and serves until ctx ends.
 func serve(ctx context.Context, listen string, h http.Handler, stdout io.Writer, urlOf func(base string) string) error {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil || !(host == "127.0.0.1" || host == "localhost" || host == "::1") {
-		return fmt.Errorf("--listen %q: the fakes listen on loopback only", listen)
-	}
-	ln, err := net.Listen("tcp", listen)
+	ln, err := loopserve.Listen(listen)
 	if err != nil {
-		return err
+		return fmt.Errorf("--listen: %w", err)
 	}
 	base := "http://" + ln.Addr().String()
 	if _, err := fmt.Fprintln(stdout, urlOf(strings.TrimSuffix(base, "/"))); err != nil {
@@ -116,18 +113,5 @@ func serve(ctx context.Context, listen string, h http.Handler, stdout io.Writer,
 		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close()
-	}
-	<-errc
-	return nil
+	return loopserve.Serve(ctx, srv, func() error { return srv.Serve(ln) })
 }
