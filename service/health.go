@@ -10,23 +10,6 @@ import (
 	"time"
 )
 
-// dialAddress is where a client reaches a proxy listening on listen: an
-// unspecified host (":8765", "0.0.0.0:8765", "[::]:8765") is reached through
-// loopback.
-func dialAddress(listen string) (string, error) {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return "", fmt.Errorf("listen address %q: %w", listen, err)
-	}
-	switch host {
-	case "", "0.0.0.0":
-		host = "127.0.0.1"
-	case "::":
-		host = "::1"
-	}
-	return net.JoinHostPort(host, port), nil
-}
-
 func healthURL(addr string) string { return "http://" + addr + "/healthz" }
 
 // checkHealth asks the proxy once. The access token is sent because a proxy

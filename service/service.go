@@ -439,7 +439,7 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 		undoConfig()
 		return nil, err
 	}
-	addr, err := dialAddress(listen)
+	addr, err := config.DialAddress(listen)
 	if err != nil {
 		undoConfig()
 		return nil, newError(ErrBadConfig, err, fmt.Sprintf("%s: %v", r.configFile, err))
@@ -656,7 +656,7 @@ func (r *run) afterStart(ctx context.Context, action, file string) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	addr, err := dialAddress(listen)
+	addr, err := config.DialAddress(listen)
 	if err != nil {
 		return nil, newError(ErrBadConfig, err, fmt.Sprintf("%s: %v", r.configFile, err))
 	}
@@ -793,7 +793,7 @@ func Status(ctx context.Context, opts Options) (*StatusResult, error) {
 		res.HealthError = err.Error()
 		return res, nil
 	}
-	addr, err := dialAddress(listen)
+	addr, err := config.DialAddress(listen)
 	if err != nil {
 		res.HealthError = err.Error()
 		return res, nil

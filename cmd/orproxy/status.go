@@ -59,12 +59,12 @@ func newStatusCmd(g *globalFlags, s streams) *cobra.Command {
 
 // queryDaemon asks a daemon at the configured address for its /status.
 func queryDaemon(ctx context.Context, cfg config.Config) daemonReport {
-	host, port, _ := net.SplitHostPort(cfg.Listen)
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
+	addr, err := config.DialAddress(cfg.Listen)
+	if err != nil {
+		return daemonReport{Problem: err.Error()}
 	}
-	rep := daemonReport{Address: "http://" + net.JoinHostPort(host, port)}
-	if port == "0" {
+	rep := daemonReport{Address: "http://" + addr}
+	if _, port, _ := net.SplitHostPort(addr); port == "0" {
 		rep.Problem = "listen has port 0 (any free port), so there is no fixed address to ask"
 		return rep
 	}

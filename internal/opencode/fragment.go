@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -157,20 +156,13 @@ func Fragment(ctx context.Context, opts Options) (*Result, error) {
 	return res, nil
 }
 
-// baseURL is the proxy's OpenAI-compatible base URL. An unspecified listen
-// host is reached through loopback.
+// baseURL is the proxy's OpenAI-compatible base URL.
 func baseURL(listen string) (string, error) {
-	host, port, err := net.SplitHostPort(listen)
+	addr, err := config.DialAddress(listen)
 	if err != nil {
-		return "", fmt.Errorf("listen address %q: %w", listen, err)
+		return "", err
 	}
-	switch host {
-	case "", "0.0.0.0":
-		host = "127.0.0.1"
-	case "::":
-		host = "::1"
-	}
-	return "http://" + net.JoinHostPort(host, port) + "/api/v1", nil
+	return "http://" + addr + "/api/v1", nil
 }
 
 // openRouterModel is the part of OpenRouter's model object used here.

@@ -153,12 +153,8 @@ func TestModelListIsBounded(t *testing.T) {
 
 func TestBaseURL(t *testing.T) {
 	for listen, want := range map[string]string{
-		"127.0.0.1:8765": "http://127.0.0.1:8765/api/v1",
-		"0.0.0.0:9000":   "http://127.0.0.1:9000/api/v1",
-		":9001":          "http://127.0.0.1:9001/api/v1",
-		"[::]:9002":      "http://[::1]:9002/api/v1",
-		"[::1]:9003":     "http://[::1]:9003/api/v1",
-		"localhost:9004": "http://localhost:9004/api/v1",
+		"0.0.0.0:9000": "http://127.0.0.1:9000/api/v1",
+		"[::]:9002":    "http://[::1]:9002/api/v1",
 	} {
 		got, err := baseURL(listen)
 		require.NoError(t, err, listen)

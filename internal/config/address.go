@@ -1,0 +1,23 @@
+package config
+
+import (
+	"fmt"
+	"net"
+)
+
+// DialAddress is the host:port where a client on this machine reaches a
+// proxy that listens on listen. An unspecified host (":8765", "0.0.0.0:8765",
+// "[::]:8765") accepts loopback connections, so that is where to dial.
+func DialAddress(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", listen, err)
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
