@@ -55,7 +55,7 @@ var serveClient = &http.Client{Timeout: 20 * time.Second}
 type serveProcess struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 	done chan error
 }
 
@@ -220,7 +220,7 @@ func startServeAs(t *testing.T, user unprivileged, bin, home, cfgFile string) *s
 	if user.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: user.cred}
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {

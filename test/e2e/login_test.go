@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/orproxy/orproxy/internal/testenv"
 )
 
 // login runs `orproxy login` through the broker with the test as the
@@ -45,7 +47,7 @@ func (s *stack) runLogin(browse func(loginURL string) string, args ...string) lo
 	cmd.Env = s.env
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(s.t, err)
-	stderr := &syncBuffer{}
+	stderr := &testenv.SyncBuffer{}
 	cmd.Stderr = stderr
 	require.NoError(s.t, cmd.Start())
 
