@@ -109,18 +109,22 @@ func cutBearer(h string) (string, bool) {
 }
 
 // quote shows a client-supplied value in a message, bounded so a hostile
-// request cannot make our error answer or log line huge.
-func quote(s string) string {
+// request cannot make our error answer huge.
+func quote(s string) string { return `"` + printable(s) + `"` }
+
+// printable bounds a client-supplied value and replaces control characters,
+// so it can go into a message or a log line as it is.
+func printable(s string) string {
 	const max = 200
 	if len(s) > max {
 		s = s[:max] + "…"
 	}
-	return `"` + strings.ToValidUTF8(strings.Map(func(r rune) rune {
+	return strings.ToValidUTF8(strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return '?'
 		}
 		return r
-	}, s), "?") + `"`
+	}, s), "?")
 }
 
 func (h *Handler) listenHint() string {

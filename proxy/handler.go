@@ -367,11 +367,11 @@ func (h *Handler) finish(r *http.Request, w *recorder, st *requestState, start t
 	}
 	fields := []zap.Field{
 		zap.String("method", r.Method),
-		zap.String("path", quote(r.URL.Path)),
+		zap.String("path", printable(r.URL.Path)),
 		zap.Int("status", status),
 		zap.Duration("duration", time.Since(start)),
 		zap.Int64("bytes", w.bytes),
-		zap.String("model", st.model),
+		zap.String("model", printable(st.model)),
 		zap.Bool("stream", st.stream),
 		zap.Bool("retried", st.retried),
 	}

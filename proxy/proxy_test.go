@@ -535,13 +535,25 @@ func TestRequestLogLine(t *testing.T) {
 	require.Len(t, entries, 1)
 	f := entries[0].ContextMap()
 	assert.Equal(t, "POST", f["method"])
-	assert.Equal(t, `"/api/v1/chat/completions"`, f["path"])
+	assert.Equal(t, "/api/v1/chat/completions", f["path"])
 	assert.EqualValues(t, 200, f["status"])
 	assert.Equal(t, "openai/gpt-4o-mini", f["model"])
 	assert.Equal(t, true, f["stream"])
 	assert.Equal(t, false, f["retried"])
 	assert.Greater(t, f["bytes"], int64(0))
 	assert.Contains(t, f, "duration")
+}
+
+// A client decides the path and the model name: the log line shows them
+// bounded and without control characters.
+func TestRequestLogLineBoundsClientValues(t *testing.T) {
+	h := newHarness(t, fakeopenrouter.Options{})
+	model := "evil\u001b[2J\n" + strings.Repeat("m", 10_000)
+	h.do(t, http.MethodPost, "/api/v1/chat/completions", `{"model":"`+model+`","messages":[]}`, nil)
+	require.Eventually(t, func() bool { return h.logs.FilterMessage("request").Len() == 1 }, 2*time.Second, time.Millisecond)
+	logged := h.logs.FilterMessage("request").All()[0].ContextMap()["model"].(string)
+	assert.True(t, strings.HasPrefix(logged, "evil?[2J?mmm"), logged[:20])
+	assert.LessOrEqual(t, len(logged), 200+len("…"))
 }
 
 func TestGracefulShutdownFinishesStream(t *testing.T) {

@@ -78,7 +78,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		MaxResults:    cfg.WebSearch.MaxResults,
 		MaxCharacters: cfg.WebSearch.MaxCharacters,
 		ExcludeModels: cfg.WebSearch.ExcludeModels,
-	}, cfg.Upstream, &http.Client{Transport: transport}, log.Named("websearch"), opts.WebSearch)
+	}, cfg.Upstream, &http.Client{Transport: transport}, log, opts.WebSearch)
 	if err != nil {
 		return fmt.Errorf("web search: %w", err)
 	}
