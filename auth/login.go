@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -214,11 +215,19 @@ func (l *login) browserFlow(ctx context.Context, intro string, pageURL func(call
 	if err != nil {
 		return nil, err
 	}
-	l.showURL(intro, u)
-	l.say("Waiting up to %v for the browser to come back to %s ...", l.opts.Timeout, callbackPath)
-	if l.acceptsPaste() {
-		l.say("If the browser runs on another machine, paste the address it ends on (http://127.0.0.1:…/callback?…) here and press Enter.")
-		l.readPastedCallbacks(state, g)
+	if leadsTo(u, cs.URL()) {
+		// The broker approved at once (its start headers said who the user
+		// is) and sent us straight back: the address holds the one-time
+		// code, so it is followed here, neither printed nor opened.
+		l.say("The broker approved this login without a browser.")
+		l.followOwnCallback(u)
+	} else {
+		l.showURL(intro, u)
+		l.say("Waiting up to %v for the browser to come back to %s ...", l.opts.Timeout, callbackPath)
+		if l.acceptsPaste() {
+			l.say("If the browser runs on another machine, paste the address it ends on (http://127.0.0.1:…/callback?…) here and press Enter.")
+			l.readPastedCallbacks(state, g)
+		}
 	}
 	a, err := l.wait(ctx, g)
 	if err != nil {
@@ -236,6 +245,50 @@ func (l *login) browserFlow(ctx context.Context, intro string, pageURL func(call
 	}
 	return c, err
 }
+
+// leadsTo reports whether u goes to the callback server at callback.
+func leadsTo(u, callback string) bool {
+	a, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	b, err := url.Parse(callback)
+	if err != nil {
+		return false
+	}
+	return a.Scheme == "http" && a.Port() == b.Port() && a.Path == b.Path && config.IsLoopbackHost(a.Hostname())
+}
+
+// followOwnCallback plays the browser for a redirect that leads straight
+// back to our callback server, which then checks it like any other.
+func (l *login) followOwnCallback(u string) {
+	l.bg.Go(func() {
+		ctx, cancel := context.WithTimeout(l.bgCtx, l.opts.Timeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return
+		}
+		resp, err := loopbackClient.Do(req)
+		if err != nil && l.bgCtx.Err() == nil {
+			// The login then times out with its own message. The address
+			// holds the code: only the cause is logged.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			l.log.Warn("could not follow the broker's redirect to the callback", zap.Error(err))
+		}
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	})
+}
+
+// loopbackClient reaches our own callback server: never through a proxy.
+var loopbackClient = &http.Client{Transport: &http.Transport{Proxy: nil}}
 
 // acceptsPaste reports whether the user can paste the redirect address.
 func (l *login) acceptsPaste() bool { return l.opts.StdinIsTerminal || l.opts.Paste }

@@ -484,20 +484,31 @@ func TestLoginBrokerFailures(t *testing.T) {
 	assert.EqualError(t, err, "start the broker login: broker start: 403 Forbidden: missing or wrong identity header X-Device")
 }
 
+// With start headers the broker knows the user and redirects straight back
+// with the one-time code: the login follows that redirect itself and never
+// prints, opens or logs the address that holds the code.
 func TestLoginBrokerWithStartHeaders(t *testing.T) {
 	f := newFakes(t, fakebroker.Options{StartHeaders: []string{"X-Device: d1"}})
 	store := newTestStore(t)
-	run := startLogin(t, store, brokerOpts(t, f, "X-Device: d1"))
-	start := run.stdout.waitFor(t, urlLine)
-	// orproxy did the start request; the browser goes straight to where it led.
-	u, err := url.Parse(start)
+	opts := brokerOpts(t, f, "X-Device: d1")
+	opts.OpenBrowser = true
+	opts.OpenURL = func(context.Context, string) error {
+		t.Error("the browser was opened for a login that needs none")
+		return nil
+	}
+	run := startLogin(t, store, opts)
+	_, err := run.wait(t)
 	require.NoError(t, err)
-	assert.Equal(t, "127.0.0.1", u.Hostname())
 	assert.Equal(t, 1, f.broker.Stats().StartCalls)
-	status, _ := newBrowser().get(t, start)
-	assert.Equal(t, http.StatusOK, status)
-	_, err = run.wait(t)
+	assert.Equal(t, 1, f.broker.Stats().ExchangeCalls)
+	assert.Contains(t, run.stderr.String(), "approved this login without a browser")
+	for name, out := range map[string]string{"stdout": run.stdout.String(), "stderr": run.stderr.String(), "log": run.logs.String()} {
+		assert.NotContains(t, out, "code=", "%s shows the broker's code", name)
+		assert.NotContains(t, out, "could not follow", name)
+	}
+	stored, err := store.Load()
 	require.NoError(t, err)
+	run.assertNoSecrets(t, stored.APIKey.Reveal(), stored.RefreshToken.Reveal())
 }
 
 func TestLoginOpensTheBrowser(t *testing.T) {

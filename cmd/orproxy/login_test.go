@@ -191,11 +191,11 @@ func TestStatusAsksTheDaemon(t *testing.T) {
 }
 
 // TestBrokerLoginWithTheBinary plays the browser for the real command: a
-// callback with a wrong state is refused and the login keeps waiting; the
-// right one stores the broker's answer.
+// callback with a wrong or missing state is refused and the login keeps
+// waiting; the right one stores the broker's answer.
 func TestBrokerLoginWithTheBinary(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{StartHeaders: []string{"X-Device-Id: laptop-42"}}})
-	cfg := configFor(t, env, "broker: {url: "+env.BrokerURL+", start_headers: [\"X-Device-Id: laptop-42\"]}\n")
+	env := testenv.New(t, testenv.Options{})
+	cfg := configFor(t, env, "broker: {url: "+env.BrokerURL+"}\n")
 	cmd := exec.Command(binary(t), "--config", cfg, "login", "--no-browser")
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	stdout, err := cmd.StdoutPipe()
@@ -216,23 +216,33 @@ func TestBrokerLoginWithTheBinary(t *testing.T) {
 	rest := make(chan string, 1)
 	go func() { b, _ := io.ReadAll(stdout); rest <- string(b) }()
 
-	// With start headers, orproxy fetched the start URL itself: the printed
-	// URL is the broker's redirect, i.e. the callback with a code.
-	cb, err := url.Parse(loginURL)
-	require.NoError(t, err)
-	require.Equal(t, "/callback", cb.Path, loginURL)
-	assert.Equal(t, "laptop-42", env.Broker.Stats().Requests[0].Header.Get("X-Device-Id"))
-
-	wrong := *cb
-	q := wrong.Query()
-	q.Set("state", "forged")
-	wrong.RawQuery = q.Encode()
-	resp, err := http.Get(wrong.String())
+	// The broker approves at once and sends the browser to the callback.
+	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(loginURL)
 	require.NoError(t, err)
 	resp.Body.Close()
-	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	callback := resp.Header.Get("Location")
+	cb, err := url.Parse(callback)
+	require.NoError(t, err)
+	require.Equal(t, "/callback", cb.Path, callback)
 
-	resp, err = http.Get(loginURL)
+	for name, state := range map[string]string{"forged": "forged", "missing": ""} {
+		wrong := *cb
+		q := wrong.Query()
+		if state == "" {
+			q.Del("state")
+		} else {
+			q.Set("state", state)
+		}
+		wrong.RawQuery = q.Encode()
+		resp, err := http.Get(wrong.String())
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s state", name)
+	}
+
+	resp, err = http.Get(callback)
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -245,6 +255,21 @@ func TestBrokerLoginWithTheBinary(t *testing.T) {
 	assert.False(t, stored.RefreshToken.IsZero())
 	assert.NotContains(t, out+stderr.String(), stored.APIKey.Reveal())
 	assert.NotContains(t, out+stderr.String(), stored.RefreshToken.Reveal())
+}
+
+// TestBrokerLoginWithStartHeaders: the start headers identify the user, the
+// broker answers with the callback and its code at once, and the command
+// finishes the login by itself without showing that address.
+func TestBrokerLoginWithStartHeaders(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{StartHeaders: []string{"X-Device-Id: laptop-42"}}})
+	cfg := configFor(t, env, "broker: {url: "+env.BrokerURL+", start_headers: [\"X-Device-Id: laptop-42\"]}\n")
+	code, out, errOut := runWithStdin(t, "", "--config", cfg, "login", "--no-browser", "--timeout", "20s")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Equal(t, "laptop-42", env.Broker.Stats().Requests[0].Header.Get("X-Device-Id"))
+	assert.Contains(t, errOut, "approved this login without a browser")
+	assert.NotContains(t, out+errOut, "code=")
+	assert.NotContains(t, out+errOut, "/callback")
+	assert.Equal(t, auth.SourceBroker, env.Stored(t).Source)
 }
 
 func TestLoginTimesOut(t *testing.T) {
@@ -270,4 +295,5 @@ func TestStartHeadersAnsweredWith200(t *testing.T) {
 	code, _, errOut := runWithStdin(t, "", "--config", cfg, "login", "--no-browser", "--timeout", "5s")
 	assert.Equal(t, exitFailure, code)
 	assert.Contains(t, errOut, "200")
+	assert.Contains(t, errOut, "missing X-Device-Id", "the broker's page says why")
 }
