@@ -493,6 +493,10 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 		m.log.Error("the broker issued a new key but it could not be saved; using it from memory and retrying the save",
 			zap.Error(saveErr))
 	}
+	if life, short := shortLived(next, m.opts.RotateBeforeExpiry); short {
+		m.log.Warn("the broker's keys live no longer than credentials.rotate_before_expiry; each is rotated after half its life instead",
+			zap.Duration("key_life", life), zap.Duration("rotate_before_expiry", m.opts.RotateBeforeExpiry))
+	}
 	return next.APIKey, nil
 }
 

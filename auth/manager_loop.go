@@ -63,6 +63,12 @@ func (m *Manager) expiryRotationAtLocked() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	at := c.KeyExpiresAt.Add(-m.opts.RotateBeforeExpiry)
+	if life, short := shortLived(c, m.opts.RotateBeforeExpiry); short {
+		// The broker issues keys that live no longer than the window: each
+		// would be due the moment it arrives, and rotating it would only
+		// fetch another one like it, without end. Use it for half its life.
+		at = c.UpdatedAt.Add(max(life/2, minShortLivedUse))
+	}
 	if m.expiry.at.After(at) {
 		at = m.expiry.at
 	}
@@ -70,6 +76,21 @@ func (m *Manager) expiryRotationAtLocked() (time.Time, bool) {
 		at = m.rotation.notBefore
 	}
 	return at, true
+}
+
+// minShortLivedUse is the least time a short-lived key is used before it is
+// rotated ahead of its expiry, so a broker that issues keys already expired
+// is asked at most this often.
+const minShortLivedUse = 30 * time.Second
+
+// shortLived reports whether c's key was issued with no more life than the
+// rotation window, and how much life it was issued with.
+func shortLived(c *Credential, window time.Duration) (time.Duration, bool) {
+	if c.UpdatedAt.IsZero() || c.KeyExpiresAt.IsZero() {
+		return 0, false
+	}
+	life := c.KeyExpiresAt.Sub(c.UpdatedAt)
+	return life, life <= window
 }
 
 func (m *Manager) rotateIfExpiring() {

@@ -297,14 +297,14 @@ func TestSaveFailureKeepsTheNewKey(t *testing.T) {
 
 func TestRotationAheadOfExpiry(t *testing.T) {
 	// The broker writes expiry times in whole seconds, so the window is
-	// seconds wide: the key expires in about 3 s and is due 2 s earlier.
-	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{KeyTTL: 3 * time.Second}})
+	// seconds wide: the key expires in about 4 s and is due 2 s earlier.
+	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{KeyTTL: 4 * time.Second}})
 	old := env.LoginBroker(t)
 	expires := old.KeyExpiresAt
 	require.False(t, expires.IsZero())
 	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.RotateBeforeExpiry = 2 * time.Second })
 
-	require.Eventually(t, func() bool { return m.Status().(auth.Status).RotationCount >= 1 }, 4*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return m.Status().(auth.Status).RotationCount >= 1 }, 5*time.Second, 10*time.Millisecond)
 	assert.True(t, time.Now().Before(expires), "rotated without any request, ahead of the expiry")
 	stored := env.Stored(t)
 	assert.NotEqual(t, old.APIKey, stored.APIKey)
@@ -314,9 +314,31 @@ func TestRotationAheadOfExpiry(t *testing.T) {
 	assert.Equal(t, stored.APIKey, k)
 }
 
+// A broker whose keys live no longer than the rotation window: rotating each
+// new key at once would fetch another such key without end.
+func TestShortLivedKeysAreNotRotatedInALoop(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{KeyTTL: time.Hour}})
+	old := env.LoginBroker(t)
+	m, logs := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.RotateBeforeExpiry = 2 * time.Hour })
+	next, err := m.Replace(ctx(t), old.APIKey)
+	require.NoError(t, err)
+	time.Sleep(time.Second) // a window to count rotations in, not synchronisation
+	assert.Equal(t, 1, env.Broker.Stats().RotateCalls, "only the rotation asked for")
+	k, err := m.Key(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, next, k)
+	assert.Equal(t, 1, logs.FilterMessageSnippet("live no longer than credentials.rotate_before_expiry").Len())
+}
+
 func TestRotationAheadOfExpiryBacksOff(t *testing.T) {
 	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{KeyTTL: time.Hour}})
 	env.LoginBroker(t)
+	// Stored three hours ago with four hours to live: inside the window.
+	_, err := env.Store.Update(ctx(t), func(c *auth.Credential) (*auth.Credential, error) {
+		c.UpdatedAt = time.Now().Add(-3 * time.Hour).UTC().Truncate(time.Second)
+		return c, nil
+	})
+	require.NoError(t, err)
 	env.Broker.SetFault(fakebroker.Fault{Detail: "down"})
 	// Already inside the rotation window at start.
 	newManager(t, env, env.Store, func(o *auth.ManagerOptions) {
