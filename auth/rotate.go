@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"time"
 )
 
 // ErrRotatedMeanwhile is what RotateStored returns, with the key it meant to
@@ -59,10 +62,58 @@ func RotateStored(ctx context.Context, store *Store, brokerFor func(url string) 
 		return old, nil, fmt.Errorf("rotate key: %w", err)
 	}
 	next = answer.Credential(url)
-	if err := store.SaveLocked(next); err != nil {
-		// The broker has revoked the old key by now: the new one must not be
-		// lost, so say where it can be found.
-		return old, next, fmt.Errorf("the broker issued a new key (%s) but saving it to %s failed: %w; fix the file's directory and run `orproxy rotate` again", next.APIKey, store.Path(), err)
+	saveErr := store.SaveLocked(next)
+	for try := 1; saveErr != nil && try < saveTries; try++ {
+		// A full disk or a file briefly held open by another program may
+		// clear within moments; the key must not be given up lightly.
+		time.Sleep(saveRetryPause)
+		saveErr = store.SaveLocked(next)
+	}
+	if saveErr != nil {
+		// The broker has revoked the old key by now: keep the new one where
+		// the user can fetch it, and say where.
+		where, rerr := rescue(next)
+		if rerr != nil {
+			return old, next, fmt.Errorf("the broker issued a new key (%s) but saving it to %s failed (%w), and so did keeping it elsewhere (%v); run `orproxy login` once the directory is writable", next.APIKey, store.Path(), saveErr, rerr)
+		}
+		return old, next, fmt.Errorf("the broker issued a new key (%s) but saving it to %s failed: %w; it is kept, private, in %s: once the directory is writable, move that file to %s", next.APIKey, store.Path(), saveErr, where, store.Path())
 	}
 	return old, next, nil
+}
+
+const (
+	saveTries      = 3
+	saveRetryPause = 300 * time.Millisecond
+)
+
+// rescue writes c, in the credential file format, to a new private file in
+// the user's cache directory (or the temporary directory), for a key that
+// could not be saved where it belongs.
+func rescue(c *Credential) (string, error) {
+	data, err := encodeCredential(c)
+	if err != nil {
+		return "", err
+	}
+	var errs []error
+	for _, dir := range rescueDirs() {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		path := filepath.Join(dir, "credentials.rescued-"+time.Now().UTC().Format("20060102T150405Z")+".json")
+		if _, err := writeFileAtomic(path, data); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return path, nil
+	}
+	return "", errors.Join(errs...)
+}
+
+func rescueDirs() []string {
+	var dirs []string
+	if cache, err := os.UserCacheDir(); err == nil {
+		dirs = append(dirs, filepath.Join(cache, "orproxy"))
+	}
+	return append(dirs, filepath.Join(os.TempDir(), fmt.Sprintf("orproxy-%d", os.Getuid())))
 }
