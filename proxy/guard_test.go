@@ -260,3 +260,19 @@ func port(addr string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestAcceptsGzip(t *testing.T) {
+	for values, want := range map[string]bool{
+		"gzip, deflate, br, zstd": true,
+		"GZIP":                    true,
+		"br;q=1.0, gzip;q=0.5":    true,
+		"*":                       true,
+		"br":                      false,
+		"gzip;q=0, br":            false,
+		"gzip; q=0.0":             false,
+		"identity":                false,
+	} {
+		assert.Equal(t, want, acceptsGzip([]string{values}), values)
+	}
+	assert.True(t, acceptsGzip([]string{"br", "gzip"}), "several header lines")
+}

@@ -301,12 +301,42 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 			pr.Out.Header.Del(name)
 		}
 	}
+	if ae := pr.Out.Header.Values("Accept-Encoding"); len(ae) > 0 {
+		// orproxy reads some answers before the client does (a 401 that
+		// says why, a 4xx that blames the web search tool) and can decode
+		// only gzip: br or zstd would hide them. Both sides still compress.
+		if acceptsGzip(ae) {
+			pr.Out.Header.Set("Accept-Encoding", "gzip")
+		} else {
+			pr.Out.Header.Del("Accept-Encoding")
+		}
+	}
 	// The key goes onto ReverseProxy's own copy of the request, so the first
 	// attempt needs no copy of its own; keyTransport sets a replacement.
 	st.key, st.keyErr = h.opts.Keys.Key(pr.In.Context())
 	if st.keyErr == nil {
 		pr.Out.Header.Set("Authorization", "Bearer "+st.key.Reveal())
 	}
+}
+
+// acceptsGzip reports whether Accept-Encoding values admit gzip: named or
+// by "*", and not with q=0.
+func acceptsGzip(values []string) bool {
+	for _, v := range values {
+		for item := range strings.SplitSeq(v, ",") {
+			coding, params, _ := strings.Cut(item, ";")
+			coding = strings.TrimSpace(coding)
+			if !strings.EqualFold(coding, "gzip") && coding != "*" {
+				continue
+			}
+			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+			if q == "q=0" || q == "q=0.0" || q == "q=0.00" || q == "q=0.000" {
+				continue
+			}
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {

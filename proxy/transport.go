@@ -32,8 +32,8 @@ func NewUpstreamTransport() (*http.Transport, error) {
 	t.MaxIdleConnsPerHost = 128
 	t.IdleConnTimeout = 90 * time.Second
 	t.ExpectContinueTimeout = time.Second
-	// Pass the client's Accept-Encoding through untouched instead of letting
-	// the transport add gzip and decode it again on our CPU.
+	// Pass the client's Accept-Encoding on (narrowed to gzip by rewrite)
+	// instead of letting the transport add gzip and decode it on our CPU.
 	t.DisableCompression = true
 	// An HTTP/1 connection keeps both buffers for as long as a stream is
 	// open. 2 KiB still takes the request headers and a small body in one
@@ -176,8 +176,8 @@ func readErrorBody(resp *http.Response) []byte {
 	return b
 }
 
-// decoded returns an error body readable as JSON. The client's
-// Accept-Encoding goes upstream unchanged, so the answer may be gzipped.
+// decoded returns an error body readable as JSON. A client that accepts
+// gzip gets it from upstream, so the answer may be gzipped.
 func decoded(resp *http.Response, body []byte) []byte {
 	if !strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
 		return body

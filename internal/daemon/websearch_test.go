@@ -121,6 +121,25 @@ func TestWebSearchFailsOpenWhenUpstreamRefusesTools(t *testing.T) {
 	assert.True(t, gjson.Get(st, "web_search.cooldowns.openai/gpt-4o-mini").Exists(), st)
 }
 
+// Clients such as the OpenAI SDK accept br and zstd, which orproxy could not
+// read to see that the tool was refused: upstream is asked for gzip only,
+// and a gzipped refusal is still recognised.
+func TestWebSearchFailsOpenThroughCompressedErrors(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	env.LoginBroker(t)
+	d := startDaemon(t, env)
+	env.OpenRouter.SetFault(fakeopenrouter.Fault{RejectToolsFor: []string{"openai/gpt-4o-mini"}, GzipErrors: true})
+	const body = `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+
+	status, answer := d.postWith(t, body, map[string]string{"Accept-Encoding": "gzip, deflate, br, zstd"})
+	require.Equal(t, http.StatusOK, status, answer)
+	reqs := chats(env)
+	require.Len(t, reqs, 2)
+	assert.Equal(t, "gzip", reqs[0].Header.Get("Accept-Encoding"))
+	assert.Equal(t, 404, reqs[0].Status)
+	assert.Equal(t, body, string(reqs[1].Body), "sent again without the tool")
+}
+
 func TestRetriesNeverStack(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	old := env.LoginBroker(t)

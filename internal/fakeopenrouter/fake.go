@@ -78,6 +78,9 @@ type Fault struct {
 	// IgnoreBody answers chat requests without reading the request body
 	// (golang/go#40747 shape: the response starts before the body is read).
 	IgnoreBody bool `json:"ignore_body,omitempty"`
+	// GzipErrors gzips the error answers of chat requests that accept gzip,
+	// as a CDN in front of OpenRouter may.
+	GzipErrors bool `json:"gzip_errors,omitempty"`
 }
 
 // Request is one request the fake received, as it arrived.

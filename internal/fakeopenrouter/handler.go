@@ -1,6 +1,7 @@
 package fakeopenrouter
 
 import (
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -35,6 +36,15 @@ func WriteError(w http.ResponseWriter, status int, message string) {
 	w.WriteHeader(status)
 	body, _ := json.Marshal(map[string]any{"error": map[string]any{"code": status, "message": message}})
 	_, _ = w.Write(body)
+}
+
+func writeGzipError(w http.ResponseWriter, status int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Encoding", "gzip")
+	w.WriteHeader(status)
+	zw := gzip.NewWriter(w)
+	_ = json.NewEncoder(zw).Encode(map[string]any{"error": map[string]any{"code": status, "message": message}})
+	_ = zw.Close()
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
@@ -74,7 +84,11 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request) (*Request, chatRe
 	var req chatRequest
 	fail := func(status int, msg string) (*Request, chatRequest, bool) {
 		s.setStatus(rec, status)
-		WriteError(w, status, msg)
+		if f.GzipErrors && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			writeGzipError(w, status, msg)
+		} else {
+			WriteError(w, status, msg)
+		}
 		return rec, req, false
 	}
 	if _, msg := s.authenticate(r); msg != "" {
