@@ -36,7 +36,8 @@ type Settings struct {
 	MaxResults int
 	// MaxCharacters caps each result's text; 0 leaves the parameter out.
 	MaxCharacters int
-	// ExcludeModels are path.Match globs; a model matching one never gets the tool.
+	// ExcludeModels are globs (* and ? match any characters, / included;
+	// [...] a class); a model matching one never gets the tool.
 	ExcludeModels []string
 }
 
@@ -63,6 +64,8 @@ const maxCooldowns = 1024
 // all methods are safe for concurrent use.
 type Injector struct {
 	settings Settings
+	// exclude are the ExcludeModels globs prepared for excluded.
+	exclude []string
 	// tool is the JSON of the added tool, built once with the forms it is
 	// spliced in as: a new member, a replacement for null, a next element.
 	tool, toolMember, toolList, toolNext []byte
@@ -149,6 +152,7 @@ func New(s Settings, upstream string, client *http.Client, logger *zap.Logger, o
 
 	return &Injector{
 		settings:   s,
+		exclude:    slashless(s.ExcludeModels),
 		tool:       tool,
 		toolMember: slices.Concat([]byte(`,"tools":[`), tool, []byte(`]`)),
 		toolList:   slices.Concat([]byte(`[`), tool, []byte(`]`)),

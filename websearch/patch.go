@@ -237,13 +237,30 @@ func modelOf(body []byte, s span) string {
 }
 
 func (in *Injector) excluded(model string) bool {
-	for _, g := range in.settings.ExcludeModels {
+	if len(in.exclude) == 0 {
+		return false
+	}
+	model = strings.ReplaceAll(model, "/", slashStandIn)
+	for _, g := range in.exclude {
 		// Patterns were checked in New, so Match cannot fail here.
 		if ok, _ := path.Match(g, model); ok {
 			return true
 		}
 	}
 	return false
+}
+
+// slashStandIn replaces "/" in model globs and IDs before path.Match, whose
+// * and ? stop at "/": every OpenRouter ID has one, and "*:free" must match
+// "meta-llama/llama-3.3-70b-instruct:free". No real model ID holds a NUL.
+const slashStandIn = "\x00"
+
+func slashless(globs []string) []string {
+	out := make([]string, len(globs))
+	for i, g := range globs {
+		out[i] = strings.ReplaceAll(g, "/", slashStandIn)
+	}
+	return out
 }
 
 // hasWebSearchTool looks for a tool that already searches the web: ours, or a

@@ -255,7 +255,10 @@ func TestPatchSettings(t *testing.T) {
 		{"disabled", Settings{Engine: "auto", MaxResults: 8}, "", ReasonDisabled},
 		{"excluded by glob", Settings{Enabled: true, Engine: "auto", MaxResults: 8, ExcludeModels: []string{"anthropic/*", "openai/gpt-4?"}}, "", ReasonExcludedModel},
 		{"excluded exactly", Settings{Enabled: true, Engine: "auto", MaxResults: 8, ExcludeModels: []string{"openai/gpt-4o"}}, "", ReasonExcludedModel},
-		{"glob does not cross the slash", Settings{Enabled: true, Engine: "auto", MaxResults: 8, ExcludeModels: []string{"*gpt-4o", "openai/gpt-4"}},
+		{"star crosses the slash", Settings{Enabled: true, Engine: "auto", MaxResults: 8, ExcludeModels: []string{"*gpt-4o"}}, "", ReasonExcludedModel},
+		{"anywhere in the ID", Settings{Enabled: true, Engine: "auto", MaxResults: 8, ExcludeModels: []string{"*gpt*"}}, "", ReasonExcludedModel},
+		{"class", Settings{Enabled: true, Engine: "auto", MaxResults: 8, ExcludeModels: []string{"[o]penai/gpt-4[a-z]"}}, "", ReasonExcludedModel},
+		{"a glob matches the whole ID", Settings{Enabled: true, Engine: "auto", MaxResults: 8, ExcludeModels: []string{"openai/gpt-4", "gpt-4o", "*:free"}},
 			`{"model":"openai/gpt-4o","messages":[],"tools":[` + webTool + `]}`, ReasonNone},
 	}
 	for _, tt := range tests {
@@ -361,4 +364,19 @@ func TestReasonNames(t *testing.T) {
 		assert.Equal(t, name, string(text))
 	}
 	assert.Equal(t, "unknown", numReasons.String())
+}
+
+// The documented examples must work on real OpenRouter IDs, which all hold a "/".
+func TestExcludeModelGlobs(t *testing.T) {
+	in := newTestInjector(t, Settings{Enabled: true, Engine: "auto", MaxResults: 8, ExcludeModels: []string{"*:free", "*claude*", "openai/o1*"}})
+	for model, want := range map[string]bool{
+		"meta-llama/llama-3.3-70b-instruct:free": true,
+		"anthropic/claude-sonnet-4.5":            true,
+		"openai/o1-mini":                         true,
+		"openai/gpt-4o":                          false,
+		"meta-llama/llama-3.3-70b-instruct":      false,
+		"x/openai/o1":                            false,
+	} {
+		assert.Equal(t, want, in.excluded(model), model)
+	}
 }

@@ -73,7 +73,8 @@ type WebSearch struct {
 	MaxResults int `yaml:"max_results"`
 	// MaxCharacters caps each result's text; 0 leaves it to OpenRouter.
 	MaxCharacters int `yaml:"max_characters"`
-	// ExcludeModels are model globs (path.Match syntax) that never get the tool.
+	// ExcludeModels are model globs that never get the tool: * and ? match
+	// any characters, "/" included; [...] is a class.
 	ExcludeModels []string `yaml:"exclude_models"`
 }
 
