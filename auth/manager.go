@@ -427,7 +427,7 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 	}
 	if wait, last, n := m.backoff(); wait > 0 {
 		return secret.Secret{}, &RotationError{Reason: fmt.Sprintf(
-			"the broker failed %d times in a row (last: %s); orproxy asks it again in %s", n, last, wait.Round(100*time.Millisecond))}
+			"the broker failed %d times in a row (last: %s); orproxy asks it again in %s; if this persists, check broker.url and run `orproxy rotate` or `orproxy login`", n, last, wait.Round(100*time.Millisecond))}
 	}
 
 	// Own deadline: the request that triggered this may go away, the others
@@ -514,7 +514,7 @@ func (m *Manager) rotationFailed(err error, why string) error {
 	if IsRefreshRejected(err) {
 		return &RotationError{Reason: "the broker refused the refresh token (" + err.Error() + "); run `orproxy login`", NeedsLogin: true}
 	}
-	return &RotationError{Reason: "rotating the key through the broker failed: " + err.Error()}
+	return &RotationError{Reason: "rotating the key through the broker failed: " + err.Error() + "; if this persists, run `orproxy rotate` or `orproxy login`"}
 }
 
 // backoff returns how long rotation attempts must still wait.

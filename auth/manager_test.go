@@ -208,6 +208,7 @@ func TestBrokerFailuresBackOffAndRecover(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "failed 3 times in a row")
 	assert.Contains(t, err.Error(), "asks it again in")
+	assert.Contains(t, err.Error(), "run `orproxy rotate` or `orproxy login`")
 	assert.Equal(t, auth.FailuresBeforeBackoff, env.Broker.Stats().RotateCalls, "no broker call while backing off")
 	assert.NotNil(t, m.Status().(auth.Status).RotationWaitUntil)
 

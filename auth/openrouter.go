@@ -114,7 +114,9 @@ func CheckKey(ctx context.Context, hc *http.Client, upstream string, key secret.
 		return KeyInfo{}, fmt.Errorf("check key: read answer: %w", err)
 	}
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+	case resp.StatusCode == http.StatusUnauthorized:
+		// Only a 401 condemns the key: a 403 may come from moderation or a
+		// company proxy's block page, and rotating would not help.
 		return KeyInfo{}, &KeyRejectedError{Status: resp.StatusCode, Message: scrub(errorMessage(scrubBytes(data, key)), key)}
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		return KeyInfo{}, fmt.Errorf("check key: %d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), scrub(errorMessage(scrubBytes(data, key)), key))

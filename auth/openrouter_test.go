@@ -34,7 +34,15 @@ func TestCheckKey(t *testing.T) {
 	assert.True(t, IsKeyRejected(err))
 	assert.EqualError(t, err, "OpenRouter rejected the key (401 Unauthorized: User not found.)")
 
-	// Neither a server error nor an unreachable server is a verdict on the key.
+	// Neither a server error, a 403 (moderation, a company proxy's block
+	// page) nor an unreachable server is a verdict on the key.
+	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fakeopenrouter.WriteError(w, http.StatusForbidden, "blocked by policy")
+	}))
+	defer forbidden.Close()
+	_, err = CheckKey(ctx, testHTTP, forbidden.URL, secret.New(good.Key))
+	assert.EqualError(t, err, "check key: 403 Forbidden: blocked by policy")
+	assert.False(t, IsKeyRejected(err))
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fakeopenrouter.WriteError(w, http.StatusBadGateway, "provider down")
 	}))

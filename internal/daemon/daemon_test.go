@@ -196,6 +196,7 @@ func TestBrokerFailuresGiveTheOriginal401WithTheReason(t *testing.T) {
 			assert.Contains(t, body, `"code":401`)
 			assert.Contains(t, body, "User not found.", "the original 401 message stays")
 			assert.Contains(t, body, "rotating the key through the broker failed")
+			assert.Contains(t, body, "run `orproxy rotate` or `orproxy login`", "the answer says what to run")
 			assert.Contains(t, body, f.want)
 
 			resp, err := client.Get(d.url + "/healthz")
