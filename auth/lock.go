@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -51,9 +50,9 @@ func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 		return nil, fmt.Errorf("lock credential file: %w", context.Cause(ctx))
 	}
 	release := func() { <-sem }
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+	if err := privateDir(filepath.Dir(s.path)); err != nil {
 		release()
-		return nil, fmt.Errorf("lock credential file: create directory: %w", err)
+		return nil, fmt.Errorf("lock credential file: %w", err)
 	}
 	fl := flock.New(s.lockPath(), flock.SetPermissions(0o600))
 	if err := tryLock(ctx, fl); err != nil {

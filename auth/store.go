@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -201,8 +202,8 @@ func (s *Store) saveLocked(c *Credential) (*Credential, Stamp, error) {
 	if err != nil {
 		return nil, Stamp{}, fmt.Errorf("save credential: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
-		return nil, Stamp{}, fmt.Errorf("save credential: create directory: %w", err)
+	if err := privateDir(filepath.Dir(s.path)); err != nil {
+		return nil, Stamp{}, fmt.Errorf("save credential: %w", err)
 	}
 	if err := s.backupIfCorrupt(); err != nil {
 		return nil, Stamp{}, err
@@ -212,6 +213,28 @@ func (s *Store) saveLocked(c *Credential) (*Credential, Stamp, error) {
 		return nil, Stamp{}, fmt.Errorf("save credential to %s: %w", s.path, err)
 	}
 	return stored, stampOf(written), nil
+}
+
+// privateDir creates dir 0700. An orproxy directory that exists already
+// (made for config.yaml, say) is made 0700 too; a directory of another name
+// is the user's choice and left as it is, since the file is 0600 anyway.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create directory: %w", err)
+	}
+	if runtime.GOOS == "windows" || filepath.Base(dir) != "orproxy" {
+		return nil
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("check directory: %w", err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("make directory %s private: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 // backupIfCorrupt copies a credential file that does not parse to

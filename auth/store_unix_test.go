@@ -35,6 +35,21 @@ func TestStoreFileModes(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), lock.Mode().Perm())
 
+	// An orproxy directory made earlier for config.yaml becomes private;
+	// a directory of another name is the user's to set.
+	shared := filepath.Join(t.TempDir(), "orproxy")
+	require.NoError(t, os.Mkdir(shared, 0o755))
+	require.NoError(t, NewStore(filepath.Join(shared, "credentials.json")).Save(testCtx(t), fullCredential()))
+	info, err = os.Stat(shared)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), info.Mode().Perm())
+	other := t.TempDir()
+	require.NoError(t, os.Chmod(other, 0o755))
+	require.NoError(t, NewStore(filepath.Join(other, "creds.json")).Save(testCtx(t), fullCredential()))
+	info, err = os.Stat(other)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o755), info.Mode().Perm())
+
 	// A file that someone made readable becomes private again on the next save.
 	require.NoError(t, os.Chmod(s.Path(), 0o644))
 	require.NoError(t, s.Save(testCtx(t), fullCredential()))

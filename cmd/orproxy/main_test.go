@@ -58,6 +58,25 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// A key pasted where it does not belong is never echoed back whole.
+func TestMisplacedKeyIsNotEchoed(t *testing.T) {
+	const key = "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef01234567e9d1"
+	for _, args := range [][]string{
+		{"login", "--method", "key", key},
+		{"status", key},
+		{key},
+		{"service", key},
+		{"login", "--method", key},
+		{"login", "--" + key},
+	} {
+		code, out, errOut := run(t, args...)
+		assert.NotEqual(t, exitOK, code, "%v", args)
+		assert.NotContains(t, out+errOut, key[12:], "%v", args)
+	}
+	_, _, errOut := run(t, "status", key)
+	assert.Contains(t, errOut, "takes no arguments (got 1)")
+}
+
 func TestBadConfigIsAFailureNamingTheKey(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte("web_search:\n  engine: bing\n"), 0o600))

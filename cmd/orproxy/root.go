@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/logging"
 )
 
 // streams are the command's standard streams, replaceable in tests.
@@ -39,12 +40,15 @@ func execute(args []string, s streams) int {
 	if err == nil {
 		return exitOK
 	}
+	// An argument typed in the wrong place may be a key, and cobra quotes
+	// what it does not understand: no message goes out unscrubbed.
+	msg := logging.Scrub(err.Error(), nil)
 	var usage usageError
-	if errors.As(err, &usage) || strings.HasPrefix(err.Error(), "unknown command") {
-		fmt.Fprintf(s.err, "orproxy: %v\nRun 'orproxy --help' for usage.\n", err)
+	if errors.As(err, &usage) || strings.HasPrefix(msg, "unknown command") {
+		fmt.Fprintf(s.err, "orproxy: %s\nRun 'orproxy --help' for usage.\n", msg)
 		return exitUsage
 	}
-	fmt.Fprintf(s.err, "orproxy: %v\n", err)
+	fmt.Fprintf(s.err, "orproxy: %s\n", msg)
 	return exitFailure
 }
 
@@ -87,7 +91,8 @@ replaces a rejected key through your company's credential broker.`,
 // noArgs rejects positional arguments as a usage error.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+		// Not echoed: a stray argument is often a pasted key.
+		return usageError{fmt.Errorf("%s takes no arguments (got %d)", cmd.CommandPath(), len(args))}
 	}
 	return nil
 }
