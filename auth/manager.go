@@ -55,6 +55,10 @@ type ManagerOptions struct {
 	AutoLogin func(ctx context.Context, show func(url string)) error
 	// LoginTimeout bounds an automatic login; default 5 min.
 	LoginTimeout time.Duration
+	// IdleFileCheck is how often the file is looked at while no request
+	// comes, so a credential another process stored re-arms the expiry
+	// rotation even then; default 1 min.
+	IdleFileCheck time.Duration
 }
 
 // FailuresBeforeBackoff is how many rotations in a row may fail before
@@ -130,6 +134,9 @@ func NewManager(opts ManagerOptions) *Manager {
 	}
 	if opts.RetryBase <= 0 {
 		opts.RetryBase = 5 * time.Second
+	}
+	if opts.IdleFileCheck <= 0 {
+		opts.IdleFileCheck = time.Minute
 	}
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 5 * time.Minute
@@ -367,8 +374,9 @@ func (m *Manager) adoptLocked(c *Credential, st Stamp, why string) bool {
 		m.rotation.failures, m.rotation.notBefore = 0, time.Time{}
 		m.expiry = retryState{}
 		m.scrubLocked()
-		m.nudge()
 	}
+	// Even the same key may come with another expiry: re-arm the timer.
+	m.nudge()
 	return true
 }
 

@@ -17,6 +17,8 @@ func (m *Manager) loop() {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	idle := time.NewTicker(m.opts.IdleFileCheck)
+	defer idle.Stop()
 	for {
 		next, ok := m.nextWake()
 		if !timer.Stop() {
@@ -34,6 +36,10 @@ func (m *Manager) loop() {
 		case <-m.stop:
 			return
 		case <-m.wake:
+		case <-idle.C:
+			// Requests check the file themselves; this covers quiet hours.
+			// A change found here nudges wake, which recomputes the timer.
+			m.syncWithFile()
 		case <-fire:
 			m.retrySave()
 			m.rotateIfExpiring()

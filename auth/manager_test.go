@@ -331,6 +331,30 @@ func TestShortLivedKeysAreNotRotatedInALoop(t *testing.T) {
 	assert.Equal(t, 1, logs.FilterMessageSnippet("live no longer than credentials.rotate_before_expiry").Len())
 }
 
+// A credential another process stores while no request comes still arms
+// the rotation ahead of its expiry: the manager looks at the file when idle.
+func TestIdleManagerNoticesAnExpiringCredential(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{KeyTTL: time.Hour}})
+	env.LoginBroker(t)
+	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) {
+		o.RotateBeforeExpiry = 2 * time.Second
+		o.IdleFileCheck = 50 * time.Millisecond
+	})
+	// Another process stores a key that expires in 4 s: due in about 2 s.
+	expires := time.Now().Add(4 * time.Second).UTC().Truncate(time.Second)
+	short := env.OpenRouter.IssueKey("short", &expires)
+	_, err := auth.NewStore(env.Store.Path()).Update(ctx(t), func(c *auth.Credential) (*auth.Credential, error) {
+		c.APIKey, c.KeyExpiresAt = secret.New(short.Key), expires
+		c.UpdatedAt = time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+		return c, nil
+	})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return env.Broker.Stats().RotateCalls == 1 }, 6*time.Second, 20*time.Millisecond,
+		"rotated ahead of the expiry without any request")
+	assert.True(t, time.Now().Before(expires))
+	assert.Equal(t, 1, m.Status().(auth.Status).RotationCount)
+}
+
 func TestRotationAheadOfExpiryBacksOff(t *testing.T) {
 	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{KeyTTL: time.Hour}})
 	env.LoginBroker(t)
