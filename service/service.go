@@ -27,6 +27,7 @@ import (
 
 	"github.com/orproxy/orproxy/configs"
 	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/proxy"
 )
 
 // Options are the inputs of every command. The zero value manages the
@@ -186,6 +187,8 @@ func (r *run) definition(exe string, env []EnvVar) (Definition, error) {
 		Env:        env,
 		Label:      launchdLabel,
 		LogDir:     logDir,
+		// What `orproxy serve` drains with (cmd/orproxy/serve.go).
+		DrainTimeout: proxy.DefaultDrainTimeout,
 	}, nil
 }
 
