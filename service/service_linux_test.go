@@ -33,9 +33,14 @@ esac
 case "$(basename "$0") $1" in
 "systemctl show-environment") echo "HOME=$HOME" ;;
 "systemctl is-active")
+	# The state file holds active, inactive or failed (the unit exited
+	# with an error and systemd gave up restarting it).
 	state=$(cat "$FAKE_STATE" 2>/dev/null || echo inactive)
-	echo "$state"
-	[ "$state" = active ] || exit 3 ;;
+	case "$state" in
+	active) echo active ;;
+	failed) echo failed; exit 3 ;;
+	*) echo inactive; exit 3 ;;
+	esac ;;
 "systemctl list-unit-files")
 	if [ -e "$HOME/.config/systemd/user/orproxy.service" ]; then
 		echo "orproxy.service enabled enabled"
@@ -281,6 +286,31 @@ func TestLifecycleThroughKardianos(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, st.Installed)
 	assert.Contains(t, st.String(), "not installed")
+}
+
+func TestStatusOfAFailedUnit(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	_, err := Install(ctx, h.opts)
+	require.NoError(t, err)
+	// Restart=on-failure gave up after StartLimitBurst failed starts.
+	require.NoError(t, os.WriteFile(h.state, []byte("failed\n"), 0o644))
+
+	st, err := Status(ctx, h.opts)
+	require.NoError(t, err)
+	assert.True(t, st.Installed)
+	assert.Equal(t, StateFailed, st.State)
+	assert.Contains(t, st.StateDetail, "see the logs")
+	assert.False(t, st.Healthy)
+	out := st.String()
+	assert.Contains(t, out, ", failed (")
+	assert.Contains(t, out, "logs: journalctl --user -u orproxy.service")
+
+	// A failed unit is not running: start is allowed, stop is refused.
+	_, err = Stop(ctx, h.opts)
+	assert.ErrorIs(t, err, ErrNotRunning)
+	_, err = Start(ctx, h.opts)
+	assert.NoError(t, err)
 }
 
 func TestFailingSystemctlShowsItsStderr(t *testing.T) {
