@@ -430,7 +430,9 @@ func TestInstallRefusesAPortTakenByAnotherProgram(t *testing.T) {
 	assert.NoFileExists(t, h.config)
 }
 
-func TestInstallAcceptsAPortHeldByAHealthyOrproxy(t *testing.T) {
+func TestInstallRefusesAPortHeldByARunningOrproxy(t *testing.T) {
+	// The health check after the start would get its answer from this old
+	// process and report the new, restart-looping service as healthy.
 	h := newHarness(t)
 	ours := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
@@ -442,9 +444,17 @@ func TestInstallAcceptsAPortHeldByAHealthyOrproxy(t *testing.T) {
 	opts := h.opts
 	opts.Listen = ours.Listener.Addr().String()
 	opts.HTTPClient = ours.Client()
-	res, err := Install(context.Background(), opts)
-	require.NoError(t, err)
-	assert.Contains(t, res.String(), "already answering")
+	_, err := Install(context.Background(), opts)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrPortInUse)
+	assert.ErrorContains(t, err, "an orproxy already answers at "+opts.Listen)
+	assert.ErrorContains(t, err, "`orproxy service stop`")
+	assert.ErrorContains(t, err, "`orproxy serve`")
+	assert.ErrorContains(t, err, "listen:")
+	assert.NotContains(t, err.Error(), "\n")
+	assert.NoFileExists(t, h.unitFile())
+	assert.NoFileExists(t, h.config, "the default config written for the install is removed again")
+	assert.Equal(t, []string{"systemctl show-environment --user"}, h.calls(), "nothing is installed or started")
 }
 
 func TestInstallReportsAProxyThatNeverAnswers(t *testing.T) {
