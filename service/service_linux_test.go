@@ -546,4 +546,42 @@ func TestUnsupportedInitSystem(t *testing.T) {
 	_, err := Status(context.Background(), Options{})
 	assert.ErrorIs(t, err, ErrUnsupported)
 	assert.ErrorContains(t, err, "orproxy serve")
+	if msg := err.Error(); strings.Contains(msg, " (it is not PID 1") {
+		assert.Contains(t, readme(t), "`"+strings.Split(msg, " (it is not PID 1")[0]+" …`", "README's troubleshooting quotes the message")
+	}
+}
+
+func readme(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	require.NoError(t, err)
+	return string(b)
+}
+
+// TestReadmeQuotesTheServiceMessages keeps the troubleshooting table in step
+// with what the commands print, so a user can find their message there.
+func TestReadmeQuotesTheServiceMessages(t *testing.T) {
+	h := newHarness(t)
+	doc := readme(t)
+	user := currentUser()
+
+	h.fail("show-environment", "Failed to connect to bus: No medium found")
+	_, err := Install(context.Background(), h.opts)
+	require.ErrorIs(t, err, ErrNoServiceManager)
+	msg := err.Error()
+	head := msg[:strings.Index(msg, ": Failed to connect")]
+	quoted := strings.Replace(head, " for "+user+" (", " for USER (", 1)
+	require.NotEqual(t, head, quoted, "the message names the user: %s", msg)
+	assert.Contains(t, doc, "`"+quoted+": ")
+
+	h.fail("", "")
+	ours := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(ours.Close)
+	opts := h.opts
+	opts.Listen = ours.Listener.Addr().String()
+	opts.HTTPClient = ours.Client()
+	_, err = Install(context.Background(), opts)
+	require.ErrorIs(t, err, ErrPortInUse)
+	msg = strings.Replace(err.Error(), opts.Listen, "127.0.0.1:8765", 1)
+	assert.Contains(t, doc, "`"+msg[:strings.Index(msg, ": stop it first")]+"`")
 }
