@@ -15,7 +15,7 @@ import (
 // ServerOptions configure NewServer and Serve. Zero values take the defaults noted.
 type ServerOptions struct {
 	// DrainTimeout is how long in-flight requests (open streams included)
-	// may run on after shutdown begins; default 30 s.
+	// may run on after shutdown begins; default DefaultDrainTimeout.
 	DrainTimeout time.Duration
 	// ReadHeaderTimeout is how long a client may take to send its request
 	// headers before the connection is closed (slow-loris clients); default
@@ -24,8 +24,13 @@ type ServerOptions struct {
 	Logger            *zap.Logger
 }
 
-// DefaultReadHeaderTimeout is ServerOptions.ReadHeaderTimeout's default.
-const DefaultReadHeaderTimeout = 10 * time.Second
+const (
+	// DefaultDrainTimeout is ServerOptions.DrainTimeout's default. A service
+	// manager's stop timeout must be longer (see package service).
+	DefaultDrainTimeout = 30 * time.Second
+	// DefaultReadHeaderTimeout is ServerOptions.ReadHeaderTimeout's default.
+	DefaultReadHeaderTimeout = 10 * time.Second
+)
 
 // Listen opens the listening socket, turning "address in use" into advice.
 func Listen(addr string) (net.Listener, error) {
@@ -65,7 +70,7 @@ func NewServer(h http.Handler, opts ServerOptions) *http.Server {
 // It returns nil after a clean shutdown.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener, opts ServerOptions) error {
 	if opts.DrainTimeout <= 0 {
-		opts.DrainTimeout = 30 * time.Second
+		opts.DrainTimeout = DefaultDrainTimeout
 	}
 	log := opts.Logger
 	if log == nil {

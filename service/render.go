@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -27,6 +29,16 @@ type Definition struct {
 	// LogDir is where launchd writes the service's stdout and stderr
 	// (launchd only; systemd sends them to journald).
 	LogDir string
+	// DrainTimeout is how long the proxy lets open requests finish after a
+	// stop request; 0 means proxy.DefaultDrainTimeout. The manager's stop
+	// timeout (TimeoutStopSec, ExitTimeOut) is rendered longer than it.
+	DrainTimeout time.Duration
+}
+
+// stopSeconds is the manager's stop timeout in whole seconds, rounded up.
+func (d Definition) stopSeconds() string {
+	t := managerStopTimeout(d.DrainTimeout)
+	return strconv.FormatInt(int64((t+time.Second-1)/time.Second), 10)
 }
 
 // EnvVar is one environment variable of the service.
@@ -55,6 +67,9 @@ func (d Definition) validate() error {
 	}
 	if !strings.HasPrefix(d.ConfigFile, "/") {
 		return fmt.Errorf("config file %q is not an absolute path", d.ConfigFile)
+	}
+	if d.DrainTimeout < 0 {
+		return fmt.Errorf("drain timeout %s is negative", d.DrainTimeout)
 	}
 	if err := checkValue("executable path", d.Executable); err != nil {
 		return err
@@ -142,8 +157,9 @@ func RenderSystemdUnit(d Definition) (string, error) {
 	}
 	b.WriteString("Restart=on-failure\n")
 	b.WriteString("RestartSec=2\n")
-	// serve drains open streams on SIGTERM; past this systemd kills it.
-	b.WriteString("TimeoutStopSec=20\n")
+	// serve drains open streams on SIGTERM; past this systemd kills it, so
+	// it is longer than the drain and than serve's own wait for it.
+	b.WriteString("TimeoutStopSec=" + d.stopSeconds() + "\n")
 	b.WriteString("SyslogIdentifier=orproxy\n")
 	b.WriteString("\n[Install]\n")
 	if d.System {
@@ -204,6 +220,10 @@ func RenderLaunchdPlist(d Definition) (string, error) {
 	// launchd waits 10 s between respawns by default; 2 s matches systemd.
 	key("ThrottleInterval")
 	b.WriteString("\t<integer>2</integer>\n")
+	// launchd kills a job 20 s after SIGTERM by default, which would cut
+	// the drain of open streams short.
+	key("ExitTimeOut")
+	b.WriteString("\t<integer>" + d.stopSeconds() + "</integer>\n")
 	key("StandardOutPath")
 	str("\t", d.LogDir+"/orproxy.log")
 	key("StandardErrorPath")

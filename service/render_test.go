@@ -8,11 +8,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orproxy/orproxy/proxy"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -307,4 +312,38 @@ func walkPlist(t *testing.T, plist string) map[string]string {
 	}
 	require.Empty(t, stack)
 	return top
+}
+
+// TestStopTimeoutsOutlastTheDrain: the manager must not kill serve while it
+// drains open streams, and serve must not give up on its own drain.
+func TestStopTimeoutsOutlastTheDrain(t *testing.T) {
+	for _, drain := range []time.Duration{0, proxy.DefaultDrainTimeout, 1500 * time.Millisecond, 2 * time.Minute} {
+		d := awkward(false)
+		d.DrainTimeout = drain
+		effective := drain
+		if effective == 0 {
+			effective = proxy.DefaultDrainTimeout
+		}
+		assert.Greater(t, stopWait(drain), effective, "serve's wait, drain %s", drain)
+
+		unit, err := RenderSystemdUnit(d)
+		require.NoError(t, err)
+		m := regexp.MustCompile(`\nTimeoutStopSec=(\d+)\n`).FindStringSubmatch(unit)
+		require.NotNil(t, m, "no TimeoutStopSec in\n%s", unit)
+		secs, err := strconv.Atoi(m[1])
+		require.NoError(t, err)
+		assert.Greater(t, time.Duration(secs)*time.Second, stopWait(drain), "TimeoutStopSec, drain %s", drain)
+
+		plist, err := RenderLaunchdPlist(d)
+		require.NoError(t, err)
+		m = regexp.MustCompile(`<key>ExitTimeOut</key>\s*<integer>(\d+)</integer>`).FindStringSubmatch(plist)
+		require.NotNil(t, m, "no ExitTimeOut in\n%s", plist)
+		secs, err = strconv.Atoi(m[1])
+		require.NoError(t, err)
+		assert.Greater(t, time.Duration(secs)*time.Second, stopWait(drain), "ExitTimeOut, drain %s", drain)
+	}
+	d := awkward(false)
+	d.DrainTimeout = -time.Second
+	_, err := RenderSystemdUnit(d)
+	assert.ErrorContains(t, err, "negative")
 }

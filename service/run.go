@@ -9,12 +9,38 @@ import (
 	"time"
 
 	"github.com/kardianos/service"
+
+	"github.com/orproxy/orproxy/proxy"
 )
 
-// stopTimeout bounds how long a stop request waits for run to return. It is
-// below the unit's TimeoutStopSec (20 s), so the process reports the overrun
-// itself before systemd kills it.
-var stopTimeout = 15 * time.Second
+// A stop, from the inside out: the proxy lets open requests (streams
+// included) finish for up to its drain timeout; RunServe waits stopMargin
+// longer than that for run to return; the service manager waits
+// managerMargin longer still (TimeoutStopSec, ExitTimeOut) before it kills
+// the process, so a drain that overruns is reported by orproxy itself and
+// a drain that does not is never cut short.
+var stopMargin = 5 * time.Second
+
+const managerMargin = 5 * time.Second
+
+// drainOrDefault is the drain timeout the proxy uses for d.
+func drainOrDefault(d time.Duration) time.Duration {
+	if d <= 0 {
+		return proxy.DefaultDrainTimeout
+	}
+	return d
+}
+
+// stopWait is how long a stop request waits for run to return.
+func stopWait(drain time.Duration) time.Duration {
+	return drainOrDefault(drain) + stopMargin
+}
+
+// managerStopTimeout is how long the service manager should wait after its
+// stop request before it kills the process.
+func managerStopTimeout(drain time.Duration) time.Duration {
+	return stopWait(drain) + managerMargin
+}
 
 // interactive is a variable so tests can play a service manager.
 var interactive = service.Interactive
@@ -23,11 +49,13 @@ var interactive = service.Interactive
 // stop. Started by a service manager (service.Interactive() false), run goes
 // through kardianos' Run: a stop request (SIGTERM from systemd or launchd, a
 // Stop control from the Windows service manager) cancels run's context and
-// waits up to 15 s for run to return. Run from a terminal it simply calls
+// waits for run to return for drain (run's drain timeout; 0 means
+// proxy.DefaultDrainTimeout) plus a margin, so open streams finish as they
+// do after SIGTERM in a terminal. Run from a terminal it simply calls
 // run(ctx), and the caller handles SIGINT and SIGTERM.
 //
 // run must return once its context is cancelled; RunServe returns its error.
-func RunServe(ctx context.Context, run func(ctx context.Context) error) error {
+func RunServe(ctx context.Context, drain time.Duration, run func(ctx context.Context) error) error {
 	if interactive() {
 		return run(ctx)
 	}
@@ -36,7 +64,7 @@ func RunServe(ctx context.Context, run func(ctx context.Context) error) error {
 	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(sigs)
 
-	p := &program{run: run, parent: ctx, done: make(chan struct{})}
+	p := &program{run: run, parent: ctx, stopWait: stopWait(drain), done: make(chan struct{})}
 	svc, err := service.New(p, &service.Config{
 		Name:        serviceName,
 		Description: description,
@@ -60,6 +88,8 @@ func RunServe(ctx context.Context, run func(ctx context.Context) error) error {
 type program struct {
 	run    func(context.Context) error
 	parent context.Context
+	// stopWait bounds how long Stop waits for run to return.
+	stopWait time.Duration
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run has returned; err is set by then
@@ -92,7 +122,7 @@ func (p *program) Stop(service.Service) error {
 	select {
 	case <-p.done:
 		return nil
-	case <-time.After(stopTimeout):
-		return fmt.Errorf("the proxy did not stop within %s of the stop request", stopTimeout)
+	case <-time.After(p.stopWait):
+		return fmt.Errorf("the proxy did not stop within %s of the stop request", p.stopWait)
 	}
 }

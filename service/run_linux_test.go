@@ -30,8 +30,12 @@ func blockingRun(started chan<- struct{}, result error) func(context.Context) er
 }
 
 func runAsync(ctx context.Context, run func(context.Context) error) <-chan error {
+	return runAsyncDrain(ctx, 0, run)
+}
+
+func runAsyncDrain(ctx context.Context, drain time.Duration, run func(context.Context) error) <-chan error {
 	out := make(chan error, 1)
-	go func() { out <- RunServe(ctx, run) }()
+	go func() { out <- RunServe(ctx, drain, run) }()
 	return out
 }
 
@@ -53,7 +57,7 @@ func TestRunServeInteractiveCallsRunDirectly(t *testing.T) {
 	type key struct{}
 	ctx := context.WithValue(context.Background(), key{}, "mine")
 	want := errors.New("bind: address already in use")
-	err := RunServe(ctx, func(got context.Context) error {
+	err := RunServe(ctx, 0, func(got context.Context) error {
 		assert.Equal(t, "mine", got.Value(key{}))
 		return want
 	})
@@ -93,14 +97,14 @@ func TestRunServeReturnsWhenRunFailsByItself(t *testing.T) {
 
 func TestRunServeBoundsAStuckStop(t *testing.T) {
 	playServiceManager(t)
-	saved := stopTimeout
-	stopTimeout = 100 * time.Millisecond
-	t.Cleanup(func() { stopTimeout = saved })
+	saved := stopMargin
+	stopMargin = 100 * time.Millisecond
+	t.Cleanup(func() { stopMargin = saved })
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) }) // lets the stuck run end with the test
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
-	done := runAsync(ctx, func(context.Context) error {
+	done := runAsyncDrain(ctx, 100*time.Millisecond, func(context.Context) error {
 		close(started)
 		<-release // ignores its context
 		return nil

@@ -27,6 +27,7 @@ import (
 
 	"github.com/orproxy/orproxy/configs"
 	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/proxy"
 )
 
 // Options are the inputs of every command. The zero value manages the
@@ -186,6 +187,8 @@ func (r *run) definition(exe string, env []EnvVar) (Definition, error) {
 		Env:        env,
 		Label:      launchdLabel,
 		LogDir:     logDir,
+		// What `orproxy serve` drains with (cmd/orproxy/serve.go).
+		DrainTimeout: proxy.DefaultDrainTimeout,
 	}, nil
 }
 
@@ -338,7 +341,7 @@ type InstallResult struct {
 	// Logs says where the service's logs go.
 	Logs string
 	// Notes are further things the user should know (lingering off, Windows
-	// ignoring the per-user request, an orproxy already answering).
+	// ignoring the per-user request).
 	Notes []string
 }
 
@@ -381,7 +384,8 @@ func quoteArgs(args []string) []string {
 // Install writes the service definition (and a default config file if there
 // is none), enables and starts the service, and waits until the proxy
 // answers GET /healthz. It refuses when the service is already installed or
-// the listen address is taken by another program.
+// the listen address is taken, by another program or by an orproxy already
+// running.
 func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 	r, err := prepare(opts)
 	if err != nil {
@@ -463,9 +467,13 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 			"%s is already in use by another program (it does not answer GET /healthz like orproxy): stop that program, or set `listen:` in %s to a free address",
 			listen, r.configFile))
 	case portOurs:
-		res.Notes = append(res.Notes, fmt.Sprintf(
-			"Note: an orproxy was already answering at %s before the install (`orproxy serve` in a terminal, or the other of the user and system services). The service cannot listen until it stops.",
-			listen))
+		// The new service could not listen, and the health check below
+		// would get its answer from the old process: refuse rather than
+		// report a service that restart-loops as answering.
+		undoConfig()
+		return nil, newError(ErrPortInUse, nil, fmt.Sprintf(
+			"an orproxy already answers at %s, so the service could not listen there: stop it first (`orproxy service stop`, with --system for the system service, or end the `orproxy serve` running in a terminal), or set `listen:` in %s to another address; then run `%s` again",
+			listen, r.configFile, r.sc.command("install")))
 	}
 	if err := r.p.prepare(def); err != nil {
 		undoConfig()

@@ -33,9 +33,14 @@ esac
 case "$(basename "$0") $1" in
 "systemctl show-environment") echo "HOME=$HOME" ;;
 "systemctl is-active")
+	# The state file holds active, inactive or failed (the unit exited
+	# with an error and systemd gave up restarting it).
 	state=$(cat "$FAKE_STATE" 2>/dev/null || echo inactive)
-	echo "$state"
-	[ "$state" = active ] || exit 3 ;;
+	case "$state" in
+	active) echo active ;;
+	failed) echo failed; exit 3 ;;
+	*) echo inactive; exit 3 ;;
+	esac ;;
 "systemctl list-unit-files")
 	if [ -e "$HOME/.config/systemd/user/orproxy.service" ]; then
 		echo "orproxy.service enabled enabled"
@@ -283,6 +288,31 @@ func TestLifecycleThroughKardianos(t *testing.T) {
 	assert.Contains(t, st.String(), "not installed")
 }
 
+func TestStatusOfAFailedUnit(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	_, err := Install(ctx, h.opts)
+	require.NoError(t, err)
+	// Restart=on-failure gave up after StartLimitBurst failed starts.
+	require.NoError(t, os.WriteFile(h.state, []byte("failed\n"), 0o644))
+
+	st, err := Status(ctx, h.opts)
+	require.NoError(t, err)
+	assert.True(t, st.Installed)
+	assert.Equal(t, StateFailed, st.State)
+	assert.Contains(t, st.StateDetail, "see the logs")
+	assert.False(t, st.Healthy)
+	out := st.String()
+	assert.Contains(t, out, ", failed (")
+	assert.Contains(t, out, "logs: journalctl --user -u orproxy.service")
+
+	// A failed unit is not running: start is allowed, stop is refused.
+	_, err = Stop(ctx, h.opts)
+	assert.ErrorIs(t, err, ErrNotRunning)
+	_, err = Start(ctx, h.opts)
+	assert.NoError(t, err)
+}
+
 func TestFailingSystemctlShowsItsStderr(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
@@ -400,7 +430,9 @@ func TestInstallRefusesAPortTakenByAnotherProgram(t *testing.T) {
 	assert.NoFileExists(t, h.config)
 }
 
-func TestInstallAcceptsAPortHeldByAHealthyOrproxy(t *testing.T) {
+func TestInstallRefusesAPortHeldByARunningOrproxy(t *testing.T) {
+	// The health check after the start would get its answer from this old
+	// process and report the new, restart-looping service as healthy.
 	h := newHarness(t)
 	ours := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
@@ -412,9 +444,17 @@ func TestInstallAcceptsAPortHeldByAHealthyOrproxy(t *testing.T) {
 	opts := h.opts
 	opts.Listen = ours.Listener.Addr().String()
 	opts.HTTPClient = ours.Client()
-	res, err := Install(context.Background(), opts)
-	require.NoError(t, err)
-	assert.Contains(t, res.String(), "already answering")
+	_, err := Install(context.Background(), opts)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrPortInUse)
+	assert.ErrorContains(t, err, "an orproxy already answers at "+opts.Listen)
+	assert.ErrorContains(t, err, "`orproxy service stop`")
+	assert.ErrorContains(t, err, "`orproxy serve`")
+	assert.ErrorContains(t, err, "listen:")
+	assert.NotContains(t, err.Error(), "\n")
+	assert.NoFileExists(t, h.unitFile())
+	assert.NoFileExists(t, h.config, "the default config written for the install is removed again")
+	assert.Equal(t, []string{"systemctl show-environment --user"}, h.calls(), "nothing is installed or started")
 }
 
 func TestInstallReportsAProxyThatNeverAnswers(t *testing.T) {
@@ -506,4 +546,42 @@ func TestUnsupportedInitSystem(t *testing.T) {
 	_, err := Status(context.Background(), Options{})
 	assert.ErrorIs(t, err, ErrUnsupported)
 	assert.ErrorContains(t, err, "orproxy serve")
+	if msg := err.Error(); strings.Contains(msg, " (it is not PID 1") {
+		assert.Contains(t, readme(t), "`"+strings.Split(msg, " (it is not PID 1")[0]+" …`", "README's troubleshooting quotes the message")
+	}
+}
+
+func readme(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	require.NoError(t, err)
+	return string(b)
+}
+
+// TestReadmeQuotesTheServiceMessages keeps the troubleshooting table in step
+// with what the commands print, so a user can find their message there.
+func TestReadmeQuotesTheServiceMessages(t *testing.T) {
+	h := newHarness(t)
+	doc := readme(t)
+	user := currentUser()
+
+	h.fail("show-environment", "Failed to connect to bus: No medium found")
+	_, err := Install(context.Background(), h.opts)
+	require.ErrorIs(t, err, ErrNoServiceManager)
+	msg := err.Error()
+	head := msg[:strings.Index(msg, ": Failed to connect")]
+	quoted := strings.Replace(head, " for "+user+" (", " for USER (", 1)
+	require.NotEqual(t, head, quoted, "the message names the user: %s", msg)
+	assert.Contains(t, doc, "`"+quoted+": ")
+
+	h.fail("", "")
+	ours := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(ours.Close)
+	opts := h.opts
+	opts.Listen = ours.Listener.Addr().String()
+	opts.HTTPClient = ours.Client()
+	_, err = Install(context.Background(), opts)
+	require.ErrorIs(t, err, ErrPortInUse)
+	msg = strings.Replace(err.Error(), opts.Listen, "127.0.0.1:8765", 1)
+	assert.Contains(t, doc, "`"+msg[:strings.Index(msg, ": stop it first")]+"`")
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/orproxy/orproxy/internal/daemon"
 	"github.com/orproxy/orproxy/internal/logging"
+	"github.com/orproxy/orproxy/proxy"
 	"github.com/orproxy/orproxy/service"
 )
 
@@ -46,9 +47,11 @@ func newServeCmd(g *globalFlags, s streams) *cobra.Command {
 				stop()
 			}()
 			// Under systemd or launchd, kardianos' Run turns the manager's
-			// stop request into the same graceful drain as SIGTERM.
-			return service.RunServe(ctx, func(ctx context.Context) error {
-				return daemon.Run(ctx, cfg.Config, daemon.Options{Logger: log, Scrubber: scrubber})
+			// stop request into the same graceful drain as SIGTERM, and
+			// waits for it a little longer than the drain may take.
+			drain := proxy.DefaultDrainTimeout
+			return service.RunServe(ctx, drain, func(ctx context.Context) error {
+				return daemon.Run(ctx, cfg.Config, daemon.Options{Logger: log, Scrubber: scrubber, DrainTimeout: drain})
 			})
 		},
 	}

@@ -12,6 +12,23 @@ import (
 	"github.com/orproxy/orproxy/service"
 )
 
+// serviceAction is one `orproxy service` subcommand.
+type serviceAction struct {
+	name, short string
+	run         func(context.Context, service.Options) (fmt.Stringer, error)
+}
+
+// serviceActions is a variable so tests can see what the command line hands
+// to package service without a service manager.
+var serviceActions = []serviceAction{
+	{"install", "Install the service, start it and check that it answers", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Install(ctx, o) }},
+	{"uninstall", "Stop and remove the service", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Uninstall(ctx, o) }},
+	{"start", "Start the service", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Start(ctx, o) }},
+	{"stop", "Stop the service", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Stop(ctx, o) }},
+	{"restart", "Restart the service", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Restart(ctx, o) }},
+	{"status", "Say whether the service is installed, running and answering", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Status(ctx, o) }},
+}
+
 func newServiceCmd(g *globalFlags, s streams) *cobra.Command {
 	var system bool
 	cmd := &cobra.Command{
@@ -36,18 +53,7 @@ service runs "orproxy serve --config <file>" and restarts on failure.`,
 		}
 		return service.Options{System: system, ConfigFile: file}
 	}
-	type action struct {
-		name, short string
-		run         func(context.Context, service.Options) (fmt.Stringer, error)
-	}
-	for _, a := range []action{
-		{"install", "Install the service, start it and check that it answers", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Install(ctx, o) }},
-		{"uninstall", "Stop and remove the service", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Uninstall(ctx, o) }},
-		{"start", "Start the service", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Start(ctx, o) }},
-		{"stop", "Stop the service", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Stop(ctx, o) }},
-		{"restart", "Restart the service", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Restart(ctx, o) }},
-		{"status", "Say whether the service is installed, running and answering", func(ctx context.Context, o service.Options) (fmt.Stringer, error) { return service.Status(ctx, o) }},
-	} {
+	for _, a := range serviceActions {
 		cmd.AddCommand(&cobra.Command{
 			Use:   a.name,
 			Short: a.short,

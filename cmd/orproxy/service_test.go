@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orproxy/orproxy/service"
+)
+
+type text string
+
+func (t text) String() string { return string(t) }
+
+// recordServiceActions replaces what the service subcommands call with
+// recorders, so no service manager is touched; it returns the calls made.
+func recordServiceActions(t *testing.T, err error) *[]string {
+	t.Helper()
+	saved := serviceActions
+	t.Cleanup(func() { serviceActions = saved })
+	calls := &[]string{}
+	serviceActions = nil
+	for _, a := range saved {
+		name := a.name
+		serviceActions = append(serviceActions, serviceAction{name: name, short: a.short,
+			run: func(_ context.Context, o service.Options) (fmt.Stringer, error) {
+				*calls = append(*calls, fmt.Sprintf("%s system=%t config=%q", name, o.System, o.ConfigFile))
+				if err != nil {
+					return nil, err
+				}
+				return text(name + " done"), nil
+			}})
+	}
+	return calls
+}
+
+func TestServiceUsageErrors(t *testing.T) {
+	calls := recordServiceActions(t, nil)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"service"}, "service needs an action: install, uninstall, start, stop, restart or status"},
+		{[]string{"service", "--system"}, "service needs an action"},
+		{[]string{"service", "reinstall"}, `unknown service action "reinstall"`},
+		{[]string{"service", "status", "extra"}, "takes no arguments"},
+		{[]string{"service", "install", "--no-such-flag"}, "unknown flag"},
+	} {
+		code, out, errOut := run(t, tc.args...)
+		assert.Equal(t, exitUsage, code, "%v", tc.args)
+		assert.Contains(t, errOut, tc.want, "%v", tc.args)
+		assert.Contains(t, errOut, "orproxy --help", "%v", tc.args)
+		assert.Empty(t, out, "%v", tc.args)
+	}
+	assert.Empty(t, *calls, "a usage error reaches no service manager")
+}
+
+func TestServiceFlagsReachPackageService(t *testing.T) {
+	calls := recordServiceActions(t, nil)
+	cfg := filepath.Join(t.TempDir(), "my config.yaml")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"service", "status"}, `status system=false config=""`},
+		{[]string{"--config", cfg, "service", "install"}, fmt.Sprintf("install system=false config=%q", cfg)},
+		{[]string{"service", "install", "--system", "--config", cfg}, fmt.Sprintf("install system=true config=%q", cfg)},
+		{[]string{"service", "--system", "stop"}, `stop system=true config=""`},
+		{[]string{"service", "uninstall", "--system"}, `uninstall system=true config=""`},
+		{[]string{"service", "start"}, `start system=false config=""`},
+		{[]string{"service", "restart", "--config=" + cfg}, fmt.Sprintf("restart system=false config=%q", cfg)},
+	} {
+		*calls = nil
+		code, out, errOut := run(t, tc.args...)
+		assert.Equal(t, exitOK, code, "%v: %s", tc.args, errOut)
+		assert.Equal(t, []string{tc.want}, *calls, "%v", tc.args)
+		assert.Contains(t, out, " done\n", "%v", tc.args)
+	}
+}
+
+func TestServiceConfigFromTheEnvironment(t *testing.T) {
+	calls := recordServiceActions(t, nil)
+	cfg := filepath.Join(t.TempDir(), "env.yaml")
+	t.Setenv("ORPROXY_CONFIG", cfg)
+	var out, errOut bytes.Buffer
+	code := execute([]string{"service", "status"}, streams{in: strings.NewReader(""), out: &out, err: &errOut})
+	assert.Equal(t, exitOK, code, errOut.String())
+	assert.Equal(t, []string{fmt.Sprintf("status system=false config=%q", cfg)}, *calls)
+
+	*calls = nil
+	flag := filepath.Join(t.TempDir(), "flag.yaml")
+	code = execute([]string{"service", "status", "--config", flag}, streams{in: strings.NewReader(""), out: &out, err: &errOut})
+	assert.Equal(t, exitOK, code, errOut.String())
+	assert.Equal(t, []string{fmt.Sprintf("status system=false config=%q", flag)}, *calls, "--config wins over the environment")
+}
+
+func TestServiceFailureIsOneLineAndExit1(t *testing.T) {
+	msg := "orproxy is not installed as a user service: run `orproxy service install`"
+	recordServiceActions(t, &service.Error{Kind: service.ErrNotInstalled, Msg: msg, Err: errors.New("cause")})
+	code, out, errOut := run(t, "service", "stop")
+	assert.Equal(t, exitFailure, code)
+	assert.Empty(t, out)
+	assert.Equal(t, "orproxy: "+msg+"\n", errOut)
+}
+
+// TestServiceBinaryUsageExitCodes checks the exit status the shell sees.
+func TestServiceBinaryUsageExitCodes(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "orproxy")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	home := t.TempDir()
+	for _, args := range [][]string{{"service"}, {"service", "bogus"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"HOME=" + home, "XDG_CONFIG_HOME=" + home, "PATH=/nonexistent"}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "%v", args)
+		assert.Equal(t, exitUsage, exit.ExitCode(), "%v", args)
+		assert.Contains(t, stderr.String(), "install, uninstall, start, stop, restart or status", "%v", args)
+		assert.Contains(t, stderr.String(), "orproxy --help", "%v", args)
+		assert.Empty(t, stdout.String(), "%v", args)
+	}
+}
