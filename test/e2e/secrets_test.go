@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -67,6 +69,26 @@ func (s *stack) run(o *outputs, name, stdin string, args ...string) error {
 	o.add(name+" stdout", out)
 	o.add(name+" stderr", errOut)
 	return err
+}
+
+// rawExchange sends request as written and returns the answer, whose status
+// must lie in [low, high].
+func rawExchange(t *testing.T, addr, request string, low, high int) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+	_, err = io.WriteString(conn, request)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err, "%q", request)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	assert.True(t, resp.StatusCode >= low && resp.StatusCode <= high, "%q: %d %s", request, resp.StatusCode, body)
+	var head strings.Builder
+	_ = resp.Header.Write(&head)
+	return resp.Status + "\n" + head.String() + "\n" + string(body)
 }
 
 // TestNoSecretReachesAnyOutput drives every flow with the real binary:
@@ -149,6 +171,38 @@ func TestNoSecretReachesAnyOutput(t *testing.T) {
 	o.answer("not found", "GET", s.proxyURL+"/nope", "", nil)
 	o.answer("guard", "POST", api+"/chat/completions", chat, map[string]string{"Origin": "https://evil.example"})
 
+	// What the guard refuses, sent as written, over a raw connection.
+	addr := strings.TrimPrefix(s.proxyURL, "http://")
+	for name, request := range map[string]string{
+		"foreign Host":     "POST /api/v1/chat/completions HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+		"CONNECT":          "CONNECT openrouter.ai:443 HTTP/1.1\r\nHost: openrouter.ai:443\r\n\r\n",
+		"absolute-form":    "GET http://openrouter.ai/api/v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+		"path escape":      "GET /api/v1/../../x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+		"encoded dot path": "GET /api/v1/%2e%2e/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+		"Origin null":      "GET /api/v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: null\r\nConnection: close\r\n\r\n",
+	} {
+		o.add("raw "+name, rawExchange(t, addr, request, 400, 499))
+	}
+
+	// A second daemon on the same credential file, with an access token and
+	// an upstream that is gone: refusals for the token, a 502 past it.
+	const token = "e2e-access-token-0123456789abcdef"
+	secrets = append(secrets, token)
+	guarded := filepath.Join(s.home, "guarded.yaml")
+	require.NoError(t, os.WriteFile(guarded, fmt.Appendf(nil,
+		"listen: %s\nupstream: http://%s/api/v1\naccess_token: %s\ncredentials: {file: %s}\nlog: {level: debug, format: json}\n",
+		freeAddr(t), freeAddr(t), token, s.credFile), 0o600))
+	second, ready := start(t, s.env, func(line string) bool { return strings.Contains(line, "orproxy serving") }, "orproxy", "serve", "--config", guarded)
+	secondURL := strings.TrimSuffix(gjson.Get(ready, "listen").String(), "/api/v1")
+	for name, auth := range map[string]string{"no token": "", "wrong token": "Bearer not-the-token-0123456789", "token": "Bearer " + token} {
+		status, _ := o.answer("guarded daemon, "+name, "POST", secondURL+"/api/v1/chat/completions", chat, map[string]string{"Authorization": auth})
+		if auth == "Bearer "+token {
+			assert.Equal(t, http.StatusBadGateway, status, "past the token, the gone upstream")
+		} else {
+			assert.Contains(t, []int{http.StatusUnauthorized, http.StatusForbidden}, status, name)
+		}
+	}
+
 	_, err = s.broker.RevokeCurrentKey(ctx)
 	require.NoError(t, err)
 	status, body := o.answer("chat after revocation", "POST", api+"/chat/completions", chat, nil)
@@ -176,6 +230,7 @@ func TestNoSecretReachesAnyOutput(t *testing.T) {
 	status, _ = o.answer("chat logged out", "POST", api+"/chat/completions", chat, nil)
 	assert.Equal(t, http.StatusUnauthorized, status)
 	o.add("daemon log", s.proxy.Output())
+	o.add("guarded daemon log", second.Output())
 
 	// Every key OpenRouter ever issued: pasted, PKCE, the broker's.
 	keys, err := s.openrouter.Keys(ctx)
