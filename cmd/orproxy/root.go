@@ -36,7 +36,7 @@ func (e usageError) Unwrap() error { return e.err }
 func execute(args []string, s streams) int {
 	root := newRootCmd(s)
 	root.SetArgs(args)
-	err := root.Execute()
+	failed, err := root.ExecuteC()
 	if err == nil {
 		return exitOK
 	}
@@ -45,7 +45,11 @@ func execute(args []string, s streams) int {
 	msg := logging.Scrub(err.Error(), nil)
 	var usage usageError
 	if errors.As(err, &usage) || strings.HasPrefix(msg, "unknown command") {
-		fmt.Fprintf(s.err, "orproxy: %s\nRun 'orproxy --help' for usage.\n", msg)
+		help := "orproxy"
+		if failed != nil {
+			help = failed.CommandPath()
+		}
+		fmt.Fprintf(s.err, "orproxy: %s\nRun '%s --help' for usage.\n", msg, help)
 		return exitUsage
 	}
 	fmt.Fprintf(s.err, "orproxy: %s\n", msg)

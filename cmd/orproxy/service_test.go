@@ -57,7 +57,7 @@ func TestServiceUsageErrors(t *testing.T) {
 		code, out, errOut := run(t, tc.args...)
 		assert.Equal(t, exitUsage, code, "%v", tc.args)
 		assert.Contains(t, errOut, tc.want, "%v", tc.args)
-		assert.Contains(t, errOut, "orproxy --help", "%v", tc.args)
+		assert.Regexp(t, `Run .orproxy service( [a-z]+)? --help. for usage`, errOut, "%v", tc.args)
 		assert.Empty(t, out, "%v", tc.args)
 	}
 	assert.Empty(t, *calls, "a usage error reaches no service manager")
@@ -128,7 +128,7 @@ func TestServiceBinaryUsageExitCodes(t *testing.T) {
 		require.ErrorAs(t, err, &exit, "%v", args)
 		assert.Equal(t, exitUsage, exit.ExitCode(), "%v", args)
 		assert.Contains(t, stderr.String(), "install, uninstall, start, stop, restart or status", "%v", args)
-		assert.Contains(t, stderr.String(), "orproxy --help", "%v", args)
+		assert.Contains(t, stderr.String(), "orproxy service --help", "%v", args)
 		assert.Empty(t, stdout.String(), "%v", args)
 	}
 }
