@@ -532,6 +532,9 @@ func (r *Report) Print(w io.Writer) {
 		if g.Grew() {
 			verdict = "GREW"
 		}
+		if !g.RSSJudged {
+			verdict += " (heap only: RSS is not measured here or includes the race detector's shadow memory)"
+		}
 		fmt.Fprintf(w, "growth:      median of the first third under load vs the last (%d samples each, %d warm-up left out): RSS %.1f → %.1f MiB (%+.1f%%), heap in use %.1f → %.1f MiB (%+.1f%%); fails past %+.0f%% and %+.0f MiB both: %s\n",
 			g.PerThird, g.WarmUp, mib(g.RSS[0]), mib(g.RSS[1]), pct(g.RSS), mib(g.Heap[0]), mib(g.Heap[1]), pct(g.Heap),
 			growthSlackRatio*100, mib(growthSlackBytes), verdict)
@@ -583,6 +586,9 @@ const goroutineSlack = 10
 type Growth struct {
 	WarmUp, PerThird int
 	RSS, Heap        [2]int64
+	// RSSJudged is false where RSS is not measured (0) or is not the
+	// process's own (built with -race); the heap is judged alone then.
+	RSSJudged bool
 }
 
 // Memory has grown when it is beyond both slacks: a ratio for the small
@@ -611,16 +617,17 @@ func (r *Report) Growth() (Growth, bool) {
 	heap := func(s Sample) int64 { return int64(s.HeapInUse) }
 	g.RSS = [2]int64{median(first, rss), median(last, rss)}
 	g.Heap = [2]int64{median(first, heap), median(last, heap)}
+	g.RSSJudged = g.RSS[0] > 0 && !raceEnabled
 	return g, true
 }
 
-// Grew says whether RSS (where measured) or the heap in use grew beyond
-// both slacks.
+// Grew says whether RSS (where judged) or the heap in use grew beyond both
+// slacks.
 func (g Growth) Grew() bool {
 	grew := func(p [2]int64) bool {
 		return p[0] > 0 && float64(p[1]) > float64(p[0])*(1+growthSlackRatio) && p[1]-p[0] > growthSlackBytes
 	}
-	return grew(g.RSS) || grew(g.Heap)
+	return (g.RSSJudged && grew(g.RSS)) || grew(g.Heap)
 }
 
 func median(samples []Sample, v func(Sample) int64) int64 {

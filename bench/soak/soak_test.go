@@ -43,12 +43,14 @@ func TestShortSoak(t *testing.T) {
 // TestGrowthFailsTheRun checks the growth verdict on made-up samples: noise
 // and a bump in the warm-up pass, steady growth past both slacks fails,
 // growth past only one of them passes, and too few samples are not judged.
+// The table's figures are both RSS and heap, so that a -race build, which
+// judges the heap alone, gives the same verdicts.
 func TestGrowthFailsTheRun(t *testing.T) {
 	const mb = 1 << 20
-	report := func(rss ...int64) *Report {
+	report := func(mem ...int64) *Report {
 		r := &Report{Sent: 1, Revocations: 1, Rotations: 1, DaemonRotations: 1}
-		for i, m := range rss {
-			r.Samples = append(r.Samples, Sample{At: time.Duration(i+1) * time.Second, RSS: m * mb, HeapInUse: 4 * mb})
+		for i, m := range mem {
+			r.Samples = append(r.Samples, Sample{At: time.Duration(i+1) * time.Second, RSS: m * mb, HeapInUse: uint64(m) * mb})
 		}
 		return r
 	}
@@ -92,13 +94,20 @@ func TestGrowthFailsTheRun(t *testing.T) {
 		})
 	}
 
-	// The heap is judged as well as RSS.
+	// The heap and RSS are judged each on its own; RSS not with -race.
 	r := report(20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20)
 	for i := range r.Samples {
 		r.Samples[i].HeapInUse = uint64(4+i*5) * mb
 	}
 	if g, _ := r.Growth(); !g.Grew() {
 		t.Errorf("heap growth from 4 to 59 MiB passed: %+v", g)
+	}
+	r = report(18, 18, 20, 22, 24, 28, 32, 36, 40, 44, 48, 52)
+	for i := range r.Samples {
+		r.Samples[i].HeapInUse = 4 * mb
+	}
+	if g, _ := r.Growth(); g.Grew() != !raceEnabled || g.RSSJudged != !raceEnabled {
+		t.Errorf("RSS growth from 18 to 52 MiB with a flat heap: Grew() = %v, built with -race %v", g.Grew(), raceEnabled)
 	}
 
 	r = report(18, 30, 60)
