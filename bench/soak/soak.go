@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -526,12 +527,27 @@ func (r *Report) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "under load:  %d samples, goroutines %d–%d, RSS %.1f–%.1f MiB\n", len(r.Samples), g0, g1, mib(m0), mib(m1))
 	}
+	if g, ok := r.Growth(); ok {
+		verdict := "no growth"
+		if g.Grew() {
+			verdict = "GREW"
+		}
+		if !g.RSSJudged {
+			verdict += " (heap only: RSS is not measured here or includes the race detector's shadow memory)"
+		}
+		fmt.Fprintf(w, "growth:      median of the first third under load vs the last (%d samples each, %d warm-up left out): RSS %.1f → %.1f MiB (%+.1f%%), heap in use %.1f → %.1f MiB (%+.1f%%); fails past %+.0f%% and %+.0f MiB both: %s\n",
+			g.PerThird, g.WarmUp, mib(g.RSS[0]), mib(g.RSS[1]), pct(g.RSS), mib(g.Heap[0]), mib(g.Heap[1]), pct(g.Heap),
+			growthSlackRatio*100, mib(growthSlackBytes), verdict)
+	} else {
+		fmt.Fprintf(w, "growth:      not judged: %d samples under load, %d needed\n", len(r.Samples), minGrowthSamples)
+	}
 	fmt.Fprintf(w, "(one process: daemon, fakes and clients; before and after are idle with the daemon up)\n")
 }
 
 // OK reports whether the run met its targets: nothing failed, every
-// revocation was followed by exactly one rotation, and the goroutines came
-// back down once the load stopped.
+// revocation was followed by exactly one rotation, the goroutines came back
+// down once the load stopped, and memory under load did not grow (see
+// Growth; not judged with fewer than minGrowthSamples samples).
 func (r *Report) OK() error {
 	var problems []string
 	if r.Failed != 0 {
@@ -549,6 +565,10 @@ func (r *Report) OK() error {
 	if r.After.Goroutines > r.Before.Goroutines+goroutineSlack {
 		problems = append(problems, fmt.Sprintf("%d goroutines after the load, %d before", r.After.Goroutines, r.Before.Goroutines))
 	}
+	if g, ok := r.Growth(); ok && g.Grew() {
+		problems = append(problems, fmt.Sprintf("memory grew under load: RSS %.1f → %.1f MiB, heap in use %.1f → %.1f MiB (median of the first third vs the last; slack %+.0f%% and %+.0f MiB)",
+			mib(g.RSS[0]), mib(g.RSS[1]), mib(g.Heap[0]), mib(g.Heap[1]), growthSlackRatio*100, mib(growthSlackBytes)))
+	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}
@@ -558,3 +578,74 @@ func (r *Report) OK() error {
 // goroutineSlack allows for runtime and library goroutines started once
 // (timers, the HTTP/2 probe) that are not leaks.
 const goroutineSlack = 10
+
+// Growth compares memory early and late under load: the median of the first
+// third of the samples with the median of the last third, after leaving out
+// the first sixth (at least one sample) as warm-up, when pools and buffers
+// fill. Each pair is {first third, last third}.
+type Growth struct {
+	WarmUp, PerThird int
+	RSS, Heap        [2]int64
+	// RSSJudged is false where RSS is not measured (0) or is not the
+	// process's own (built with -race); the heap is judged alone then.
+	RSSJudged bool
+}
+
+// Memory has grown when it is beyond both slacks: a ratio for the small
+// figures, an absolute amount for noise (GC timing, a busy machine) in the
+// large ones. A healthy run stays within a few percent; a leak of one
+// buffer per request passes both within seconds at 200 requests/s.
+const (
+	growthSlackRatio = 0.5
+	growthSlackBytes = 20 << 20
+	// minGrowthSamples is the fewest samples under load that are judged:
+	// one of warm-up and one per third.
+	minGrowthSamples = 4
+)
+
+// Growth returns the comparison, or false with too few samples to judge.
+func (r *Report) Growth() (Growth, bool) {
+	n := len(r.Samples)
+	if n < minGrowthSamples {
+		return Growth{}, false
+	}
+	g := Growth{WarmUp: max(1, n/6)}
+	judged := r.Samples[g.WarmUp:]
+	g.PerThird = len(judged) / 3
+	first, last := judged[:g.PerThird], judged[len(judged)-g.PerThird:]
+	rss := func(s Sample) int64 { return s.RSS }
+	heap := func(s Sample) int64 { return int64(s.HeapInUse) }
+	g.RSS = [2]int64{median(first, rss), median(last, rss)}
+	g.Heap = [2]int64{median(first, heap), median(last, heap)}
+	g.RSSJudged = g.RSS[0] > 0 && !raceEnabled
+	return g, true
+}
+
+// Grew says whether RSS (where judged) or the heap in use grew beyond both
+// slacks.
+func (g Growth) Grew() bool {
+	grew := func(p [2]int64) bool {
+		return p[0] > 0 && float64(p[1]) > float64(p[0])*(1+growthSlackRatio) && p[1]-p[0] > growthSlackBytes
+	}
+	return (g.RSSJudged && grew(g.RSS)) || grew(g.Heap)
+}
+
+func median(samples []Sample, v func(Sample) int64) int64 {
+	vs := make([]int64, len(samples))
+	for i, s := range samples {
+		vs[i] = v(s)
+	}
+	slices.Sort(vs)
+	if len(vs)%2 == 1 {
+		return vs[len(vs)/2]
+	}
+	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+}
+
+// pct is the change from p[0] to p[1] in percent.
+func pct(p [2]int64) float64 {
+	if p[0] == 0 {
+		return 0
+	}
+	return (float64(p[1])/float64(p[0]) - 1) * 100
+}

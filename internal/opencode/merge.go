@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 )
@@ -235,6 +236,9 @@ type WriteResult struct {
 	KeptComments bool
 	// Models is the number of models in the provider.
 	Models int
+	// Tightened is the mode the file had before it was made private
+	// because it now holds the access token; zero when it was left as is.
+	Tightened fs.FileMode
 }
 
 func (w *WriteResult) String() string {
@@ -253,16 +257,27 @@ func (w *WriteResult) String() string {
 	if w.KeptComments && !w.Unchanged {
 		b.WriteString("Comments in the file were kept; only the orproxy provider changed.\n")
 	}
+	if w.Tightened != 0 {
+		fmt.Fprintf(&b, "%s holds the proxy's access token, so its mode was changed from %#o to %#o (owner only).\n",
+			w.Path, w.Tightened, privateMode)
+		if w.Backup != "" {
+			fmt.Fprintf(&b, "The backup %s is %#o too.\n", w.Backup, privateMode)
+		}
+	}
 	b.WriteString(`Pick a model in OpenCode as "orproxy/<model id>", e.g. with /models.` + "\n")
 	return b.String()
 }
+
+// privateMode is the mode of a config file that holds the access token.
+const privateMode fs.FileMode = 0o600
 
 // WriteFile merges r into the OpenCode config file at path, creating it if
 // missing. A file that cannot be parsed is refused and left untouched.
 // Otherwise the previous contents go to <path>.bak first, and the new text is
 // written to a temporary file in the same directory and renamed over the
 // original, keeping its permissions, so a crash leaves the old or the new
-// file, never half of one.
+// file, never half of one. When r includes the access token, a file (and its
+// backup) readable by group or others is made 0600 instead.
 func WriteFile(path string, r *Result) (*WriteResult, error) {
 	target := path
 	if resolved, err := filepath.EvalSymlinks(path); err == nil {
@@ -275,7 +290,7 @@ func WriteFile(path string, r *Result) (*WriteResult, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		mode := fs.FileMode(0o644)
 		if r.TokenIncluded {
-			mode = 0o600
+			mode = privateMode
 		}
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 			return nil, fmt.Errorf("cannot create the directory of %s: %w", target, err)
@@ -302,15 +317,27 @@ func WriteFile(path string, r *Result) (*WriteResult, error) {
 		return nil, fmt.Errorf("cannot update %s: %w; the file was left unchanged", target, err)
 	}
 	res.Replaced, res.KeptComments = info.replaced, info.keptComments
+	mode := fi.Mode().Perm()
+	// Windows has no group and other bits to clear; its ACLs are left alone.
+	if r.TokenIncluded && mode&0o077 != 0 && runtime.GOOS != "windows" {
+		res.Tightened, mode = mode, privateMode
+	}
 	if bytes.Equal(merged, old) {
 		res.Unchanged = true
+		if res.Tightened != 0 {
+			if err := os.Chmod(target, mode); err != nil {
+				return nil, fmt.Errorf("%s holds the access token but cannot be made private: %w", target, err)
+			}
+		}
 		return res, nil
 	}
 	res.Backup = path + ".bak"
-	if err := writeAtomic(res.Backup, old, fi.Mode().Perm(), fi); err != nil {
+	// The old text may hold the same token: the backup is as private as the
+	// new file.
+	if err := writeAtomic(res.Backup, old, mode, fi); err != nil {
 		return nil, fmt.Errorf("cannot write the backup, so %s was left unchanged: %w", target, err)
 	}
-	if err := writeAtomic(target, merged, fi.Mode().Perm(), fi); err != nil {
+	if err := writeAtomic(target, merged, mode, fi); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -262,6 +262,58 @@ func TestWriteFileBacksUpAndKeepsTheMode(t *testing.T) {
 	assert.Equal(t, existingJSON, string(backup))
 }
 
+func TestWriteFileMakesAnExistingFilePrivateForTheToken(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows has no group and other permission bits")
+	}
+	withToken := testResult()
+	withToken.Provider.Options.APIKey, withToken.TokenIncluded = "local-token", true
+	mode := func(path string) os.FileMode {
+		t.Helper()
+		fi, err := os.Stat(path)
+		require.NoError(t, err)
+		return fi.Mode().Perm()
+	}
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "opencode.json")
+	require.NoError(t, os.WriteFile(path, []byte(existingJSON), 0o644))
+	require.NoError(t, os.Chmod(path, 0o644))
+	res, err := WriteFile(path, withToken)
+	require.NoError(t, err)
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Contains(t, string(got), "local-token")
+	assert.Equal(t, os.FileMode(0o600), mode(path), "the merged file holds the access token")
+	assert.Equal(t, os.FileMode(0o600), mode(path+".bak"), "the backup is as private as the file")
+	assert.Equal(t, os.FileMode(0o644), res.Tightened)
+	assert.Contains(t, res.String(), "mode was changed from 0644 to 0600")
+
+	// The same provider again, with the file opened up by hand: nothing to
+	// merge, but the mode is still tightened.
+	require.NoError(t, os.Chmod(path, 0o664))
+	res, err = WriteFile(path, withToken)
+	require.NoError(t, err)
+	assert.True(t, res.Unchanged)
+	assert.Equal(t, os.FileMode(0o600), mode(path))
+	assert.Contains(t, res.String(), "mode was changed from 0664 to 0600")
+
+	// Already private: nothing to say.
+	res, err = WriteFile(path, withToken)
+	require.NoError(t, err)
+	assert.Zero(t, res.Tightened)
+	assert.NotContains(t, res.String(), "mode was changed")
+
+	// Without the token the mode is kept (as in the test above).
+	path2 := filepath.Join(dir, "other.json")
+	require.NoError(t, os.WriteFile(path2, []byte(existingJSON), 0o644))
+	require.NoError(t, os.Chmod(path2, 0o644))
+	res, err = WriteFile(path2, testResult())
+	require.NoError(t, err)
+	assert.Zero(t, res.Tightened)
+	assert.Equal(t, os.FileMode(0o644), mode(path2))
+}
+
 func TestWriteFileRefusesAnUnparsableFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "opencode.json")

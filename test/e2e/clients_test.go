@@ -126,7 +126,27 @@ func TestCurl(t *testing.T) {
 	assert.Equal(t, int64(2), gjson.Get(status, "web_search.patched").Int())
 
 	s.assertChatsCarriedStoredKey(0)
-	assert.NotContains(t, s.proxy.Output(), s.storedKey(), "the key never reaches the log")
+
+	// The key is revoked behind the proxy's back: the next curl still gets
+	// its answer, through one rotation and one retry with the new key.
+	before := s.storedKey()
+	_, err := s.broker.RevokeCurrentKey(s.ctx())
+	require.NoError(t, err)
+	from := len(s.chatRequests())
+	out = curl(t, api+"/chat/completions", "-H", "Authorization: Bearer dummy", "-H", "Content-Type: application/json",
+		"-d", `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
+	assert.Equal(t, fakeopenrouter.DefaultReply, gjson.Get(out, "choices.0.message.content").String())
+	reqs := s.chatRequests()[from:]
+	require.Len(t, reqs, 2, "the rejected attempt and its one retry")
+	assert.Equal(t, "Bearer "+before, reqs[0].Header.Get("Authorization"), "the first attempt carried the revoked key")
+	assert.Equal(t, "Bearer "+s.storedKey(), reqs[1].Header.Get("Authorization"), "the retry carried the new stored key")
+	assert.Equal(t, 1, webSearchTools(reqs[1].Body), "the retry has one web search tool: %s", truncate(reqs[1].Body))
+	s.assertRecovered(from, before)
+	assert.Equal(t, int64(1), gjson.Get(curl(t, s.proxyURL+"/status"), "credential.rotation_count").Int())
+
+	for _, key := range []string{before, s.storedKey()} {
+		assert.NotContains(t, s.proxy.Output(), key, "no key reaches the log")
+	}
 }
 
 type openaiResult struct {
