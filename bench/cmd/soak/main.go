@@ -1,7 +1,8 @@
 // Command soak loads orproxy for a while through key revocations and reports
 // failures, rotations, latency, goroutines and memory; it exits 1 when a
-// request failed, a revocation did not get exactly one rotation, or the
-// goroutines did not come back down. `make soak` runs it for ten minutes.
+// request failed, a revocation did not get exactly one rotation, the
+// goroutines did not come back down, or memory grew under steady load.
+// `make soak` runs it for ten minutes.
 //
 //	soak [-duration 60s] [-clients 64] [-rate 200] [-stream-every 2] [-revoke-every 5s] [-sample-every 5s]
 package main
