@@ -13,3 +13,5 @@ func disableEcho(fd int) (restore func(), err error) {
 	}
 	return func() { _ = term.Restore(fd, state) }, nil
 }
+
+func readHiddenLine(fd int) ([]byte, error) { return term.ReadPassword(fd) }

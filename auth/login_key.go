@@ -112,7 +112,7 @@ func readPassword(ctx context.Context, fd int) (string, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		b, err := term.ReadPassword(fd)
+		b, err := readHiddenLine(fd)
 		done <- result{b, err}
 	}()
 	select {
