@@ -9,7 +9,7 @@ FAKE_KEY  := sk-or-v1-fakefakefakefakefakefakefakefakefakefakefakefakefakefake00
 
 E2E_DEPS  := test/e2e/node_modules/.installed
 
-.PHONY: build run test lint fmt vet cross fake clean e2e-deps demo bench fuzz soak
+.PHONY: build install run test lint fmt vet cross fake clean e2e-deps demo bench fuzz soak
 
 # Fuzz targets as package:Name. `make fuzz` runs each for FUZZTIME; `make test`
 # runs each for TEST_FUZZTIME. Seed corpora are in <package>/testdata/fuzz/.
@@ -21,6 +21,10 @@ TEST_FUZZTIME ?= 3s
 build: ## build bin/orproxy and bin/orproxy-fake
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/orproxy ./cmd/orproxy
 	$(GO) build -trimpath -o $(BIN)/orproxy-fake ./internal/cmd/orproxy-fake
+
+install: ## install orproxy into $(go env GOPATH)/bin, or GOBIN: a stable path for the service
+	$(GO) install -trimpath -ldflags '$(LDFLAGS)' ./cmd/orproxy
+	@dir=$$($(GO) env GOBIN); [ -n "$$dir" ] || dir=$$($(GO) env GOPATH)/bin; echo "installed $$dir/orproxy"
 
 run: build ## run the proxy in the foreground on its defaults (127.0.0.1:8765)
 	$(BIN)/orproxy serve
