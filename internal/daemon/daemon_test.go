@@ -68,6 +68,11 @@ func startDaemon(t *testing.T, env *testenv.Env, mutate ...func(*config.Config))
 		f(&cfg)
 	}
 	require.Empty(t, cfg.Validate())
+	// Registered first, so it runs once the daemon has stopped: every
+	// goroutine the daemon or its requests started is gone by then. The
+	// fakes' own goroutines started before and are ignored.
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before, ignoreFakeServers) })
 	core, logs := observer.New(zapcore.DebugLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
@@ -90,6 +95,10 @@ func startDaemon(t *testing.T, env *testenv.Env, mutate ...func(*config.Config))
 	})
 	return &daemonUnderTest{url: "http://" + addr.String(), logs: logs}
 }
+
+// ignoreFakeServers leaves out a fake's server that a test starts after the
+// daemon: it closes with the fakes, after this check.
+var ignoreFakeServers = goleak.IgnoreAnyFunction("net/http/httptest.(*Server).goServe.func1")
 
 var client = &http.Client{Timeout: 20 * time.Second}
 
