@@ -97,7 +97,6 @@ type requestState struct {
 
 	retried           bool
 	resentWithoutTool bool
-	upstreamStatus    int
 	clientGone        bool
 	problem           string
 	probe             bool // a health check: not logged
@@ -227,8 +226,15 @@ func (h *Handler) prepare(w *recorder, r *http.Request, st *requestState) *http.
 			h.tooLarge(w, st, limit)
 			return nil
 		}
-		st.clientGone = true
+		if errors.Is(err, io.ErrUnexpectedEOF) || r.Context().Err() != nil {
+			st.clientGone = true
+			st.problem = "reading the request body: " + err.Error()
+			return nil
+		}
+		// The client is there but sent a body that cannot be read (bad
+		// chunked framing): it must hear so, not get an empty 200.
 		st.problem = "reading the request body: " + err.Error()
+		writeError(w, http.StatusBadRequest, "the request body could not be read ("+err.Error()+"); check the client's Content-Length or chunked encoding and send it again")
 		return nil
 	}
 	st.original = body
@@ -265,7 +271,10 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		// ReadFrom wants MinRead bytes free before each read: without them
+		// a body of exactly the announced length is copied into a buffer
+		// twice its size.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(nil, r.Body, limit))
 	return buf.Bytes(), err

@@ -93,8 +93,9 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				// We always send a key, so this is our bug, not a bad key: rotating would not help.
 				t.log.Error("upstream says the Authorization header is missing; this is an orproxy bug, not a bad key",
 					zap.String("path", req.URL.Path))
-				return respondWith(resp, errBody), nil
+				return passOn(resp, errBody), nil
 			}
+			resp.Body.Close()
 			next, rerr := t.keys.Replace(ctx, key)
 			if rerr != nil {
 				if ctx.Err() != nil {
@@ -108,15 +109,15 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case st.patched && !resent && t.patcher != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest):
 			errBody := readErrorBody(resp)
 			if !t.patcher.ToolRejected(st.model, resp.StatusCode, decoded(resp, errBody)) {
-				return respondWith(resp, errBody), nil
+				return passOn(resp, errBody), nil
 			}
+			resp.Body.Close()
 			t.log.Warn("upstream refused the web search tool; sending the request again without it",
 				zap.String("model", st.model), zap.Int("status", resp.StatusCode))
 			resent, st.resentWithoutTool = true, true
 			body = st.original
 			continue
 		}
-		st.upstreamStatus = resp.StatusCode
 		return resp, nil
 	}
 }
@@ -170,10 +171,20 @@ func (c *cancelOnClose) Close() error {
 	return err
 }
 
+// readErrorBody reads the start of an error answer, enough to tell what it
+// means; the rest stays in resp.Body for passOn.
 func readErrorBody(resp *http.Response) []byte {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	resp.Body.Close()
 	return b
+}
+
+// passOn returns resp as it came, its start put back in front of the rest.
+func passOn(resp *http.Response, start []byte) *http.Response {
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(start), resp.Body), resp.Body}
+	return resp
 }
 
 // decoded returns an error body readable as JSON. A client that accepts
@@ -194,7 +205,7 @@ func errorMessage(resp *http.Response, body []byte) string {
 	return gjson.GetBytes(decoded(resp, body), "error.message").String()
 }
 
-// respondWith returns resp with a body already read from it, as it came.
+// respondWith returns resp with body in place of its own.
 func respondWith(resp *http.Response, body []byte) *http.Response {
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
