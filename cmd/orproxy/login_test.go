@@ -62,18 +62,15 @@ func configFor(t *testing.T, env *testenv.Env, extra string) string {
 	if strings.Contains(extra, "broker:") {
 		broker = ""
 	}
-	body := fmt.Sprintf("upstream: %s\n%scredentials: {file: %s}\nlogin: {open_browser: false}\n%s",
-		env.UpstreamURL, broker, env.Store.Path(), extra)
+	// A port nobody listens on, so a daemon the developer runs is not asked.
+	listen := "listen: 127.0.0.1:1\n"
+	if strings.Contains(extra, "listen:") {
+		listen = ""
+	}
+	body := fmt.Sprintf("%supstream: %s\n%scredentials: {file: %s}\nlogin: {open_browser: false}\n%s",
+		listen, env.UpstreamURL, broker, env.Store.Path(), extra)
 	require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
 	return p
-}
-
-func runWithStdin(t *testing.T, stdin string, args ...string) (int, string, string) {
-	t.Helper()
-	t.Setenv("HOME", t.TempDir())
-	var out, errOut bytes.Buffer
-	code := execute(args, streams{in: strings.NewReader(stdin), out: &out, err: &errOut})
-	return code, out.String(), errOut.String()
 }
 
 func TestLoginWithKeyThenStatusAndLogout(t *testing.T) {

@@ -18,18 +18,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// run executes the command line in-process with a private HOME, so nothing
-// of the user's own config is read.
+// run executes the command line in-process with a private HOME and none of
+// orproxy's environment variables, so nothing of the user's own config or
+// credential is read, let alone changed.
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	return runWithStdin(t, "", args...)
+}
+
+func runWithStdin(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
-	for _, v := range []string{"ORPROXY_CONFIG", "ORPROXY_LISTEN", "ORPROXY_UPSTREAM", "ORPROXY_BROKER_URL", "ORPROXY_CREDENTIALS_FILE", "ORPROXY_ACCESS_TOKEN"} {
+	for _, v := range []string{"ORPROXY_CONFIG", "ORPROXY_LISTEN", "ORPROXY_UPSTREAM", "ORPROXY_BROKER_URL", "ORPROXY_CREDENTIALS_FILE", "ORPROXY_ACCESS_TOKEN", "ORPROXY_NO_BROWSER"} {
 		t.Setenv(v, "")
 	}
 	var out, errOut bytes.Buffer
-	code = execute(args, streams{in: strings.NewReader(""), out: &out, err: &errOut})
+	code := execute(args, streams{in: strings.NewReader(stdin), out: &out, err: &errOut})
 	return code, out.String(), errOut.String()
 }
 
