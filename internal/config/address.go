@@ -13,6 +13,10 @@ func DialAddress(listen string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("listen address %q: %w", listen, err)
 	}
+	if port == "0" {
+		// Fine for serve (tests, a one-off run), but nobody can find it.
+		return "", fmt.Errorf("listen address %q has port 0 (any free port), so there is no fixed address to reach the proxy at; set a port in listen", listen)
+	}
 	switch host {
 	case "", "0.0.0.0":
 		host = "127.0.0.1"

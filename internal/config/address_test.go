@@ -22,4 +22,6 @@ func TestDialAddress(t *testing.T) {
 	}
 	_, err := DialAddress("8765")
 	assert.ErrorContains(t, err, `listen address "8765"`)
+	_, err = DialAddress("127.0.0.1:0")
+	assert.ErrorContains(t, err, "port 0 (any free port)")
 }
