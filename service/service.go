@@ -113,13 +113,9 @@ func prepare(opts Options) (*run, error) {
 		r.sc.system = true
 		r.userIgnored = true
 	}
-	path := opts.ConfigFile
-	if path == "" {
-		dir, err := config.Dir()
-		if err != nil {
-			return nil, newError(ErrInvalid, err, fmt.Sprintf("cannot find the config directory: %v; pass --config FILE", err))
-		}
-		path = filepath.Join(dir, "config.yaml")
+	path, _, err := config.FilePath(opts.ConfigFile, nil)
+	if err != nil {
+		return nil, newError(ErrInvalid, err, fmt.Sprintf("cannot find the config directory: %v; pass --config FILE", err))
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {

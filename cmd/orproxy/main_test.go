@@ -81,6 +81,10 @@ func TestMisplacedKeyIsNotEchoed(t *testing.T) {
 	}
 	_, _, errOut := run(t, "status", key)
 	assert.Contains(t, errOut, "takes no arguments (got 1)")
+	// Not only keys: a refresh token or anything else typed as a command.
+	code, _, errOut := run(t, "rt-9f8e7d6c5b4a39281706f5e4d3c2b1a0")
+	assert.Equal(t, exitUsage, code)
+	assert.Equal(t, "orproxy: unknown command\nRun 'orproxy --help' for usage.\n", errOut)
 }
 
 func TestBadConfigIsAFailureNamingTheKey(t *testing.T) {

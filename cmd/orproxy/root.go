@@ -43,8 +43,12 @@ func execute(args []string, s streams) int {
 	// An argument typed in the wrong place may be a key, and cobra quotes
 	// what it does not understand: no message goes out unscrubbed.
 	msg := logging.Scrub(err.Error(), nil)
+	if strings.HasPrefix(msg, "unknown command") {
+		// cobra quotes the argument, which may be any pasted secret.
+		msg = "unknown command"
+	}
 	var usage usageError
-	if errors.As(err, &usage) || strings.HasPrefix(msg, "unknown command") {
+	if errors.As(err, &usage) || msg == "unknown command" {
 		help := "orproxy"
 		if failed != nil {
 			help = failed.CommandPath()

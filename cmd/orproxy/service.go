@@ -41,15 +41,18 @@ service runs "orproxy serve --config <file>" and restarts on failure.`,
 			if len(args) == 0 {
 				return usageError{fmt.Errorf("service needs an action: install, uninstall, start, stop, restart or status")}
 			}
-			return usageError{fmt.Errorf("unknown service action %q (use install, uninstall, start, stop, restart or status)", args[0])}
+			// Not echoed: a stray argument may be a pasted secret.
+			return usageError{fmt.Errorf("unknown service action (use install, uninstall, start, stop, restart or status)")}
 		},
 		RunE: func(*cobra.Command, []string) error { return nil },
 	}
 	cmd.PersistentFlags().BoolVar(&system, "system", false, "the system-wide service instead of the per-user one (needs root)")
 	options := func() service.Options {
-		file := g.configFile
-		if file == "" {
-			file = os.Getenv(config.EnvConfig)
+		// A file the user names is resolved as serve resolves it ("~/"
+		// included); the default is left to service.
+		var file string
+		if g.configFile != "" || os.Getenv(config.EnvConfig) != "" {
+			file, _, _ = config.FilePath(g.configFile, os.Getenv)
 		}
 		return service.Options{System: system, ConfigFile: file}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,7 @@ func TestServiceUsageErrors(t *testing.T) {
 	}{
 		{[]string{"service"}, "service needs an action: install, uninstall, start, stop, restart or status"},
 		{[]string{"service", "--system"}, "service needs an action"},
-		{[]string{"service", "reinstall"}, `unknown service action "reinstall"`},
+		{[]string{"service", "reinstall"}, `unknown service action (use install`},
 		{[]string{"service", "status", "extra"}, "takes no arguments"},
 		{[]string{"service", "install", "--no-such-flag"}, "unknown flag"},
 	} {
@@ -100,6 +101,12 @@ func TestServiceConfigFromTheEnvironment(t *testing.T) {
 	code = execute([]string{"service", "status", "--config", flag}, streams{in: strings.NewReader(""), out: &out, err: &errOut})
 	assert.Equal(t, exitOK, code, errOut.String())
 	assert.Equal(t, []string{fmt.Sprintf("status system=false config=%q", flag)}, *calls, "--config wins over the environment")
+
+	*calls = nil
+	t.Setenv("HOME", t.TempDir())
+	code = execute([]string{"service", "status", "--config", "~/orproxy.yaml"}, streams{in: strings.NewReader(""), out: &out, err: &errOut})
+	assert.Equal(t, exitOK, code, errOut.String())
+	assert.Equal(t, []string{fmt.Sprintf("status system=false config=%q", filepath.Join(os.Getenv("HOME"), "orproxy.yaml"))}, *calls, "~ as serve reads it")
 }
 
 func TestServiceFailureIsOneLineAndExit1(t *testing.T) {

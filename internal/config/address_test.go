@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -24,4 +25,32 @@ func TestDialAddress(t *testing.T) {
 	assert.ErrorContains(t, err, `listen address "8765"`)
 	_, err = DialAddress("127.0.0.1:0")
 	assert.ErrorContains(t, err, "port 0 (any free port)")
+}
+
+func TestFilePath(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	env := func(v string) func(string) string {
+		return func(name string) string {
+			if name == EnvConfig {
+				return v
+			}
+			return ""
+		}
+	}
+	for _, tt := range []struct {
+		flag, env, want string
+		explicit        bool
+	}{
+		{"~/a.yaml", "/etc/b.yaml", filepath.Join(home, "a.yaml"), true},
+		{"", "~/b.yaml", filepath.Join(home, "b.yaml"), true},
+		{"rel.yaml", "", "rel.yaml", true},
+		{"", "", filepath.Join(home, ".config", "orproxy", "config.yaml"), false},
+	} {
+		got, explicit, err := FilePath(tt.flag, env(tt.env))
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, got, "%+v", tt)
+		assert.Equal(t, tt.explicit, explicit, "%+v", tt)
+	}
 }

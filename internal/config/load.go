@@ -84,20 +84,8 @@ func Load(opts Options) (*Loaded, error) {
 	// reported at its source: "path:line", an environment variable or a flag.
 	origins := map[string]string{}
 
-	path, explicit := opts.File, opts.File != ""
-	if path == "" {
-		if p := getenv(EnvConfig); p != "" {
-			path, explicit = p, true
-		}
-	}
-	if path == "" {
-		dir, err := Dir()
-		if err == nil {
-			path = filepath.Join(dir, "config.yaml")
-		}
-	}
+	path, explicit, _ := FilePath(opts.File, getenv)
 	if path != "" {
-		path = expandHome(path)
 		data, err := os.ReadFile(path)
 		switch {
 		case err == nil:
@@ -433,6 +421,24 @@ func parseBool(s string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%q is not true or false", s)
+}
+
+// FilePath is the config file orproxy reads: flag (--config), else
+// ORPROXY_CONFIG, else config.yaml in Dir, with a leading "~/" expanded.
+// explicit says the user named the file. Without a flag or variable and no
+// config directory, it returns the error of Dir.
+func FilePath(flag string, getenv func(string) string) (path string, explicit bool, err error) {
+	switch {
+	case flag != "":
+		return expandHome(flag), true, nil
+	case getenv != nil && getenv(EnvConfig) != "":
+		return expandHome(getenv(EnvConfig)), true, nil
+	}
+	dir, err := Dir()
+	if err != nil {
+		return "", false, err
+	}
+	return filepath.Join(dir, "config.yaml"), false, nil
 }
 
 func expandHome(p string) string {
