@@ -208,7 +208,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 	})
 	revokeErr := make(chan error, 1)
-	wg.Go(func() { revokeErr <- revoke(lctx, broker, opts, &rep.Revocations) })
+	var revocations atomic.Int64 // read by the progress line while revoke counts
+	wg.Go(func() { revokeErr <- revoke(lctx, broker, opts, &revocations) })
 	sampleTick := time.NewTicker(opts.SampleEvery)
 	defer sampleTick.Stop()
 sampling:
@@ -224,7 +225,7 @@ sampling:
 			rep.Samples = append(rep.Samples, s)
 			if opts.Progress != nil {
 				fmt.Fprintf(opts.Progress, "%6.0fs  sent %7d  failed %d  revocations %d  rotations %d  goroutines %5d  rss %6.1f MiB\n",
-					s.At.Seconds(), s.Sent, l.failed.Load(), rep.Revocations, broker.Stats().RotateCalls, s.Goroutines, mib(s.RSS))
+					s.At.Seconds(), s.Sent, l.failed.Load(), revocations.Load(), broker.Stats().RotateCalls, s.Goroutines, mib(s.RSS))
 			}
 		}
 	}
@@ -232,6 +233,7 @@ sampling:
 	if err := <-revokeErr; err != nil {
 		return nil, err
 	}
+	rep.Revocations = int(revocations.Load())
 	rep.Elapsed = time.Since(started)
 	rep.Sent, rep.Failed, rep.JSON, rep.SSE = l.sent.Load(), l.failed.Load(), l.json.Load(), l.sse.Load()
 	rep.Failures = l.failures
@@ -283,7 +285,7 @@ func login(ctx context.Context, brokerURL string, store *auth.Store) error {
 // revoke revokes the broker's current key every opts.RevokeEvery, but only
 // once the daemon has rotated away from the previous one, and never in the
 // last interval, so every revocation has had its rotation when the load ends.
-func revoke(ctx context.Context, broker *fakebroker.Server, opts Options, count *int) error {
+func revoke(ctx context.Context, broker *fakebroker.Server, opts Options, count *atomic.Int64) error {
 	last := opts.Duration - opts.RevokeEvery
 	begun := time.Now()
 	tick := time.NewTicker(opts.RevokeEvery)
@@ -294,13 +296,13 @@ func revoke(ctx context.Context, broker *fakebroker.Server, opts Options, count 
 			return nil
 		case <-tick.C:
 		}
-		if time.Since(begun) > last || broker.Stats().RotateCalls < *count {
+		if time.Since(begun) > last || int64(broker.Stats().RotateCalls) < count.Load() {
 			continue
 		}
 		if _, err := broker.RevokeCurrentKey(context.Background()); err != nil {
 			return fmt.Errorf("revoke: %w", err)
 		}
-		*count++
+		count.Add(1)
 	}
 }
 

@@ -87,7 +87,8 @@ type Fault struct {
 	// Endpoint limits the fault to "start", "exchange" or "rotate"; empty
 	// means exchange and rotate.
 	Endpoint string `json:"endpoint,omitempty"`
-	// Status is the status of the Detail and ErrorMessage answers; zero means 500.
+	// Status is the status of the Detail and ErrorMessage answers; zero means
+	// 500. Set alone, it answers {"detail": "<status text>"} with it.
 	Status int `json:"status,omitempty"`
 	// Detail answers {"detail": Detail}; any JSON value, as FastAPI sends
 	// strings for HTTPException and lists for validation errors.

@@ -227,6 +227,11 @@ func TestFaults(t *testing.T) {
 	assert.Equal(t, http.StatusInternalServerError, status)
 	assert.JSONEq(t, `{"error":{"code":500,"message":"upstream exploded"}}`, body)
 
+	e.broker.SetFault(Fault{Status: http.StatusServiceUnavailable})
+	status, body = rotate()
+	assert.Equal(t, http.StatusServiceUnavailable, status, "a status alone is a failure too")
+	assert.JSONEq(t, `{"detail":"Service Unavailable"}`, body)
+
 	e.broker.SetFault(Fault{Garbage: true})
 	status, body = rotate()
 	assert.Equal(t, http.StatusOK, status)

@@ -67,6 +67,11 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, endpoint str
 	case f.RejectRefresh && endpoint == endpointRotate:
 		writeDetail(w, http.StatusUnauthorized, "refresh token revoked")
 		return false
+	case f.Status != 0:
+		// A status alone fails too, with FastAPI's default body, so a
+		// fault never silently answers as a healthy broker would.
+		writeDetail(w, status, http.StatusText(status))
+		return false
 	}
 	return true
 }

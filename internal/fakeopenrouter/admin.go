@@ -56,10 +56,6 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		s.SetFault(f)
 		writeJSON(w, http.StatusOK, f)
 	})
-	mux.HandleFunc("POST /_fake/reset", func(w http.ResponseWriter, r *http.Request) {
-		s.Reset()
-		writeJSON(w, http.StatusOK, map[string]bool{"reset": true})
-	})
 }
 
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -94,11 +90,6 @@ func (c *AdminClient) IssueKey(ctx context.Context, label string, expiresAt *tim
 	return info, err
 }
 
-// AddKey makes a given key valid.
-func (c *AdminClient) AddKey(ctx context.Context, key string) error {
-	return c.do(ctx, http.MethodPost, "/_fake/keys", map[string]any{"key": key}, nil)
-}
-
 // Revoke makes a key invalid.
 func (c *AdminClient) Revoke(ctx context.Context, key string) error {
 	return c.do(ctx, http.MethodPost, "/_fake/revoke", map[string]any{"key": key}, nil)
@@ -121,9 +112,4 @@ func (c *AdminClient) Requests(ctx context.Context) ([]Request, error) {
 // SetFault replaces the fake's fault.
 func (c *AdminClient) SetFault(ctx context.Context, f Fault) error {
 	return c.do(ctx, http.MethodPost, "/_fake/fault", f, nil)
-}
-
-// Reset forgets requests and the fault.
-func (c *AdminClient) Reset(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/_fake/reset", nil, nil)
 }

@@ -212,13 +212,6 @@ func (s *Server) Count(path string) int {
 	return s.counts[path]
 }
 
-// Reset forgets recorded requests and the fault; keys stay.
-func (s *Server) Reset() {
-	s.mu.Lock()
-	s.requests, s.fault, s.counts = nil, Fault{}, map[string]int{}
-	s.mu.Unlock()
-}
-
 func (s *Server) record(r *http.Request, body []byte) *Request {
 	rec := &Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body, Started: time.Now()}
 	s.mu.Lock()

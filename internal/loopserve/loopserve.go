@@ -10,21 +10,22 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/orproxy/orproxy/internal/config"
 )
 
 // Listen listens on addr and refuses an address beyond loopback: these
 // servers answer with fake keys and admin endpoints nobody else may reach.
+// The address is checked before anything listens on it.
 func Listen(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
-	host, _, _ := net.SplitHostPort(ln.Addr().String())
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		_ = ln.Close()
+	if !config.IsLoopbackHost(host) {
 		return nil, fmt.Errorf("%s is not a loopback address: these servers listen on loopback only", addr)
 	}
-	return ln, nil
+	return net.Listen("tcp", addr)
 }
 
 // Serve runs serve (srv.Serve or srv.ServeTLS on a listener) until it fails

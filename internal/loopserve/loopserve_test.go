@@ -13,8 +13,10 @@ import (
 )
 
 func TestListenRefusesBeyondLoopback(t *testing.T) {
-	_, err := Listen("0.0.0.0:0")
-	require.ErrorContains(t, err, "loopback only")
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "example.com:80"} {
+		_, err := Listen(addr)
+		require.ErrorContains(t, err, "loopback only", addr)
+	}
 
 	ln, err := Listen("localhost:0")
 	require.NoError(t, err)

@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/orproxy/orproxy/internal/fakebroker"
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/testenv"
 )
 
 var (
@@ -59,24 +59,11 @@ func TestMain(m *testing.M) {
 // process is a child process whose output is kept for assertions.
 type process struct {
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	output bytes.Buffer
+	output testenv.SyncBuffer
 	done   chan struct{}
 }
 
-func (p *process) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.output.String()
-}
-
-type lockedWriter struct{ p *process }
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.p.mu.Lock()
-	defer w.p.mu.Unlock()
-	return w.p.output.Write(b)
-}
+func (p *process) Output() string { return p.output.String() }
 
 // start runs a binary and waits until a line of its output satisfies ready,
 // returning that line. The process is stopped with SIGTERM when the test ends.
@@ -95,7 +82,7 @@ func start(t *testing.T, env []string, ready func(line string) bool, name string
 		sent := false
 		for sc.Scan() {
 			line := sc.Text()
-			_, _ = lockedWriter{p}.Write([]byte(line + "\n"))
+			_, _ = p.output.Write([]byte(line + "\n"))
 			if !sent && ready(line) {
 				found <- line
 				sent = true
@@ -188,14 +175,21 @@ func isolatedEnv(home string) []string {
 // startProxy runs `orproxy serve` with the stack's config.
 func (s *stack) startProxy() {
 	s.t.Helper()
-	var listen string
-	s.proxy, listen = start(s.t, s.env, func(line string) bool {
-		var e struct{ Msg, Listen string }
+	s.proxy, s.proxyURL = serve(s.t, s.env, "--config", s.configFile)
+}
+
+// serve runs `orproxy serve` with args until the test ends and returns the
+// process and the proxy's base URL (without /api/v1), read from its
+// "orproxy serving" log line.
+func serve(t *testing.T, env []string, args ...string) (*process, string) {
+	t.Helper()
+	p, line := start(t, env, func(line string) bool {
+		var e struct{ Msg string }
 		return json.Unmarshal([]byte(line), &e) == nil && e.Msg == "orproxy serving"
-	}, "orproxy", "serve", "--config", s.configFile)
+	}, "orproxy", append([]string{"serve"}, args...)...)
 	var e struct{ Listen string }
-	require.NoError(s.t, json.Unmarshal([]byte(listen), &e))
-	s.proxyURL = strings.TrimSuffix(e.Listen, "/api/v1")
+	require.NoError(t, json.Unmarshal([]byte(line), &e))
+	return p, strings.TrimSuffix(e.Listen, "/api/v1")
 }
 
 // orproxy runs an orproxy command to completion.

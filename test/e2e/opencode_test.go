@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
 
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
 )
@@ -79,7 +80,7 @@ func TestOpenCode(t *testing.T) {
 	require.NoError(t, err, "opencode run: %s\n%s", out, errOut)
 	assert.Contains(t, out, fakeopenrouter.DefaultReply)
 	reqs := s.assertChatsCarriedStoredKey(0)
-	assert.GreaterOrEqual(t, len(reqs), 1)
+	assert.True(t, gjson.GetBytes(reqs[0].Body, "stream").Bool(), "OpenCode streams its chats, so this went through the SSE path")
 
 	// Revoked between two runs: the second run still succeeds, with one rotation.
 	before := s.storedKey()

@@ -88,11 +88,6 @@ func TestTwoDaemonsAndRotateRaceOnARevokedKey(t *testing.T) {
 // credential file, on a port of its own, and returns its base URL.
 func (s *stack) startAnotherProxy() string {
 	s.t.Helper()
-	_, line := start(s.t, s.env, func(line string) bool {
-		var e struct{ Msg string }
-		return json.Unmarshal([]byte(line), &e) == nil && e.Msg == "orproxy serving"
-	}, "orproxy", "serve", "--config", s.configFile, "--listen", "127.0.0.1:0")
-	var e struct{ Listen string }
-	require.NoError(s.t, json.Unmarshal([]byte(line), &e))
-	return strings.TrimSuffix(e.Listen, "/api/v1")
+	_, base := serve(s.t, s.env, "--config", s.configFile, "--listen", "127.0.0.1:0")
+	return base
 }

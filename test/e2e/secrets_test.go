@@ -192,8 +192,7 @@ func TestNoSecretReachesAnyOutput(t *testing.T) {
 	require.NoError(t, os.WriteFile(guarded, fmt.Appendf(nil,
 		"listen: %s\nupstream: http://%s/api/v1\naccess_token: %s\ncredentials: {file: %s}\nlog: {level: debug, format: json}\n",
 		freeAddr(t), freeAddr(t), token, s.credFile), 0o600))
-	second, ready := start(t, s.env, func(line string) bool { return strings.Contains(line, "orproxy serving") }, "orproxy", "serve", "--config", guarded)
-	secondURL := strings.TrimSuffix(gjson.Get(ready, "listen").String(), "/api/v1")
+	second, secondURL := serve(t, s.env, "--config", guarded)
 	for name, auth := range map[string]string{"no token": "", "wrong token": "Bearer not-the-token-0123456789", "token": "Bearer " + token} {
 		status, _ := o.answer("guarded daemon, "+name, "POST", secondURL+"/api/v1/chat/completions", chat, map[string]string{"Authorization": auth})
 		if auth == "Bearer "+token {

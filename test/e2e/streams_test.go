@@ -87,13 +87,8 @@ func TestThousandOpenStreams(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfgFile, fmt.Appendf(nil,
 		"listen: 127.0.0.1:0\nupstream: %s/api/v1\ncredentials: {file: %s, validate_on_start: false}\nweb_search: {enabled: false}\nlog: {level: info, format: json}\n",
 		upSrv.URL, credFile), 0o600))
-	p, line := start(t, isolatedEnv(home), func(line string) bool {
-		var e struct{ Msg string }
-		return json.Unmarshal([]byte(line), &e) == nil && e.Msg == "orproxy serving"
-	}, "orproxy", "serve", "--config", cfgFile)
-	var e struct{ Listen string }
-	require.NoError(t, json.Unmarshal([]byte(line), &e))
-	api := e.Listen // http://127.0.0.1:PORT/api/v1
+	p, base := serve(t, isolatedEnv(home), "--config", cfgFile)
+	api := base + "/api/v1"
 
 	tr := &http.Transport{MaxIdleConnsPerHost: streams, MaxConnsPerHost: 0}
 	t.Cleanup(tr.CloseIdleConnections)
