@@ -584,7 +584,13 @@ func TestLoginOpenRouterPKCE(t *testing.T) {
 	assert.Equal(t, SourceOpenRouterOAuth, cred.Source)
 	assert.True(t, cred.RefreshToken.IsZero())
 	assert.Equal(t, http.StatusOK, f.keyStatus(t, cred.APIKey.Reveal()))
-	assert.Equal(t, keyHashOf(cred.APIKey.Reveal()), cred.KeyHash)
+	var issued fakeopenrouter.KeyInfo
+	for _, k := range f.or.Keys() {
+		if k.Key == cred.APIKey.Reveal() {
+			issued = k
+		}
+	}
+	assert.Equal(t, issued.Hash, cred.KeyHash, "our hash is OpenRouter's")
 	assert.NotEmpty(t, cred.KeyLabel, "label read back from /key")
 	stored, err := store.Load()
 	require.NoError(t, err)

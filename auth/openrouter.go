@@ -69,7 +69,7 @@ type KeyInfo struct {
 	ExpiresAt time.Time
 }
 
-// KeyRejectedError is OpenRouter refusing a key (401 or 403 from /key).
+// KeyRejectedError is OpenRouter refusing a key (a 401 from /key).
 type KeyRejectedError struct {
 	Status  int
 	Message string

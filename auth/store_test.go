@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -413,9 +414,20 @@ func TestSaveStampIsTheWrittenFile(t *testing.T) {
 
 func TestCredentialErrorsAndFormattingHideSecrets(t *testing.T) {
 	c := fullCredential()
+	// A file whose key sits where a string is not allowed: the decoder's
+	// error must not quote it.
+	s := newTestStore(t)
+	require.NoError(t, os.MkdirAll(filepath.Dir(s.Path()), 0o700))
+	bad := `{"source":"broker","openrouter_api_key":"` + testKey + `","broker_refresh_token":"` + testRefresh + `","openrouter_key_expires_at":"` + testKey + `"}`
+	require.NoError(t, os.WriteFile(s.Path(), []byte(bad), 0o600))
+	_, loadErr := s.Load()
+	require.Error(t, loadErr)
+	var corrupt *CorruptError
+	require.ErrorAs(t, loadErr, &corrupt)
 	for _, out := range []string{
 		func() string { b, _ := json.Marshal(c); return string(b) }(),
-		(&CorruptError{Path: "/x", Err: errors.New("y")}).Error(),
+		fmt.Sprintf("%v %+v %#v", c, c, c),
+		loadErr.Error(),
 	} {
 		assert.NotContains(t, out, testKey)
 		assert.NotContains(t, out, testRefresh)

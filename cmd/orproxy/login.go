@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
@@ -33,6 +32,9 @@ without a browser, open it elsewhere and paste the final redirect URL here.`,
 			cfg, store, err := loadStore(g, cmd, map[string]string{"method": "login.method"})
 			if err != nil {
 				return err
+			}
+			if timeout <= 0 {
+				return usageError{fmt.Errorf("--timeout %v: give a positive duration such as 5m", timeout)}
 			}
 			if headless && cfg.Login.Method != auth.MethodOpenRouter {
 				return usageError{fmt.Errorf("--headless is for --method openrouter")}
@@ -66,7 +68,7 @@ without a browser, open it elsewhere and paste the final redirect URL here.`,
 				StdinIsTerminal: logging.IsTerminal(s.in),
 				Stdout:          s.out,
 				Stderr:          s.err,
-				Logger:          log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
+				Logger:          log,
 			})
 			return err
 		},

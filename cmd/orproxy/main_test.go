@@ -57,6 +57,8 @@ func TestUsageErrors(t *testing.T) {
 		{"bogus"},
 		{"serve", "--no-such-flag"},
 		{"version", "extra"},
+		{"login", "--timeout", "0s"},
+		{"login", "--timeout=-1m"},
 	} {
 		code, _, errOut := run(t, args...)
 		assert.Equal(t, exitUsage, code, "%v", args)
@@ -115,11 +117,7 @@ func TestServeRefusesNonLoopbackWithoutToken(t *testing.T) {
 
 // TestServeStopsCleanlyOnSIGTERM runs the built binary, as a service manager would.
 func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "orproxy")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
-
+	bin := binary(t)
 	home := t.TempDir()
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--log-format", "json")
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home)

@@ -120,10 +120,7 @@ func TestServiceFailureIsOneLineAndExit1(t *testing.T) {
 
 // TestServiceBinaryUsageExitCodes checks the exit status the shell sees.
 func TestServiceBinaryUsageExitCodes(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "orproxy")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := binary(t)
 	home := t.TempDir()
 	for _, args := range [][]string{{"service"}, {"service", "bogus"}} {
 		cmd := exec.Command(bin, args...)
