@@ -35,10 +35,9 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	storedKey    = "sk-or-v1-stored0000000000000000000000000000000000000000000000000a1b2"
-	rotatedKey   = "sk-or-v1-rotated000000000000000000000000000000000000000000000000c3d4"
-	refreshToken = "brt-refresh-token-never-logged-0000"
-	chatBody     = `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+	storedKey  = "sk-or-v1-stored0000000000000000000000000000000000000000000000000a1b2"
+	rotatedKey = "sk-or-v1-rotated000000000000000000000000000000000000000000000000c3d4"
+	chatBody   = `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
 )
 
 // staticKeys is a KeyProvider over fixed values.
@@ -473,8 +472,10 @@ func TestUpstreamAnsweringBeforeReadingBody(t *testing.T) {
 
 func TestSecretsNeverLogged(t *testing.T) {
 	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.HeaderTimeout = 200 * time.Millisecond })
+	// The refresh token never reaches this package (auth's errors name it
+	// redacted, tested there and in the e2e sweep); the key does, raw.
 	h.keys.replace = func(secret.Secret) (secret.Secret, error) {
-		return secret.Secret{}, fmt.Errorf("broker refused refresh token %s", secret.New(refreshToken))
+		return secret.Secret{}, errors.New("the broker refused the refresh token")
 	}
 	paths := []func(){
 		func() {
@@ -508,7 +509,6 @@ func TestSecretsNeverLogged(t *testing.T) {
 	for _, e := range h.logs.All() {
 		line := fmt.Sprintf("%s %v", e.Message, e.ContextMap())
 		assert.NotContains(t, line, storedKey)
-		assert.NotContains(t, line, refreshToken)
 	}
 }
 

@@ -57,6 +57,13 @@ type daemonUnderTest struct {
 // startDaemon runs the real daemon against the fakes of env, until the test ends.
 func startDaemon(t *testing.T, env *testenv.Env, mutate ...func(*config.Config)) *daemonUnderTest {
 	t.Helper()
+	return startDaemonWith(t, env, Options{}, mutate...)
+}
+
+// startDaemonWith is startDaemon with options for Run; its logger, drain
+// timeout and Ready are the test's own.
+func startDaemonWith(t *testing.T, env *testenv.Env, opts Options, mutate ...func(*config.Config)) *daemonUnderTest {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Upstream = env.UpstreamURL
@@ -78,7 +85,8 @@ func startDaemon(t *testing.T, env *testenv.Env, mutate ...func(*config.Config))
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, Options{Logger: zap.New(core), DrainTimeout: 2 * time.Second, Ready: func(a net.Addr) { ready <- a }})
+		opts.Logger, opts.DrainTimeout, opts.Ready = zap.New(core), 2*time.Second, func(a net.Addr) { ready <- a }
+		done <- Run(ctx, cfg, opts)
 	}()
 	var addr net.Addr
 	select {
@@ -349,19 +357,9 @@ func TestAutoLoginOnFirstRequest(t *testing.T) {
 
 func TestAutoLoginUnfinishedGives401WithTheURL(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Upstream, cfg.Broker.URL = env.UpstreamURL, env.BrokerURL
-	cfg.Credentials.File = env.Store.Path()
-	cfg.Login.AutoLogin, cfg.Login.OpenBrowser = true, false
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cfg, Options{LoginTimeout: 500 * time.Millisecond, Ready: func(a net.Addr) { ready <- a }})
-	}()
-	defer func() { cancel(); require.NoError(t, <-done) }()
-	d := &daemonUnderTest{url: "http://" + (<-ready).String()}
+	d := startDaemonWith(t, env, Options{LoginTimeout: 500 * time.Millisecond}, func(c *config.Config) {
+		c.Login.AutoLogin, c.Login.OpenBrowser = true, false
+	})
 	status, body := d.post(t, chatBody)
 	assert.Equal(t, http.StatusUnauthorized, status)
 	assert.Contains(t, body, "nobody finished the login at http")
