@@ -202,8 +202,8 @@ func TestBadInput(t *testing.T) {
 		},
 		{
 			name: "bad header line",
-			file: "broker: {start_headers: [\"X-Device-Id abc\"]}\n",
-			want: []string{`broker.start_headers[0]: "X-Device-Id abc" is not a header line (use "Name: value")`},
+			file: "broker: {start_headers: [\"X-Device-Id abc-secret-token\"]}\n",
+			want: []string{`broker.start_headers[0]: header "X-Device-Id" is not a header line (use "Name: value"; the value is not shown)`},
 		},
 		{
 			name: "non-loopback listen without token",
@@ -307,5 +307,18 @@ func TestParseHeaderLine(t *testing.T) {
 	for _, bad := range []string{"X-A: b\r\nX-B: c", "no colon", ": empty name", "Bad Name: x", "X-A: b\n"} {
 		_, _, err := ParseHeaderLine(bad)
 		assert.Error(t, err, bad)
+	}
+}
+
+// A bad value that may carry a secret is named, not shown.
+func TestBadSecretBearingValuesAreNotShown(t *testing.T) {
+	for name, file := range map[string]string{
+		"header without colon": "broker: {start_headers: [\"X-Token tok-0123456789abcdef\"]}\n",
+		"header with newline":  "broker: {start_headers: [\"X-Token: tok-0123456789abcdef\\nX-Other: 1\"]}\n",
+		"url with password":    "broker: {url: \"https://me:tok-0123456789abcdef@broker.example\"}\n",
+	} {
+		_, err := Load(Options{File: writeFile(t, file), Getenv: env(nil)})
+		require.Error(t, err, name)
+		assert.NotContains(t, err.Error(), "tok-0123456789abcdef", name)
 	}
 }

@@ -98,7 +98,7 @@ func validateListen(addr string, hasAccessToken bool) error {
 	if IsLoopbackHost(host) {
 		return nil
 	}
-	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+	if host != "" && net.ParseIP(host) == nil {
 		return fmt.Errorf("%q: the host must be an IP address or localhost", addr)
 	}
 	if !hasAccessToken {
@@ -125,7 +125,8 @@ func validateServiceURL(raw string) error {
 		return fmt.Errorf("%q is not an absolute http(s) URL (e.g. https://openrouter.ai/api/v1)", raw)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("%q must not carry a query, fragment or user info", raw)
+		// Redacted: user info may hold a password.
+		return fmt.Errorf("%q must not carry a query, fragment or user info", u.Redacted())
 	}
 	if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
 		return fmt.Errorf("%q uses http to a remote host; use https (http is allowed only for a loopback host)", raw)
@@ -136,13 +137,23 @@ func validateServiceURL(raw string) error {
 // ParseHeaderLine splits a "Name: value" line and rejects what could smuggle a
 // second header or request line.
 func ParseHeaderLine(line string) (name, value string, err error) {
-	if strings.ContainsAny(line, "\r\n\x00") {
-		return "", "", fmt.Errorf("%q contains a line break or NUL; give one header per entry", line)
-	}
+	// Only the name goes into a message: the value of an identity header
+	// may be a token.
 	name, value, ok := strings.Cut(line, ":")
 	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+	shown := name
+	if !ok {
+		// No colon: the value may follow a space instead.
+		shown, _, _ = strings.Cut(shown, " ")
+	}
+	if len(shown) > 40 {
+		shown = shown[:40] + "…"
+	}
+	if strings.ContainsAny(line, "\r\n\x00") {
+		return "", "", fmt.Errorf("header %q contains a line break or NUL; give one header per entry", shown)
+	}
 	if !ok || name == "" || !validHeaderName(name) {
-		return "", "", fmt.Errorf("%q is not a header line (use \"Name: value\")", line)
+		return "", "", fmt.Errorf("header %q is not a header line (use \"Name: value\"; the value is not shown)", shown)
 	}
 	return textproto.CanonicalMIMEHeaderKey(name), value, nil
 }
