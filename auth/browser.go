@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"runtime"
 	"time"
@@ -58,7 +57,3 @@ func canOpenBrowser(getenv func(string) string) bool {
 	}
 	return getenv("DISPLAY") != "" || getenv("WAYLAND_DISPLAY") != ""
 }
-
-// CanOpenBrowser reports whether a browser could appear in front of the user
-// of this process (see canOpenBrowser).
-func CanOpenBrowser() bool { return canOpenBrowser(os.Getenv) }

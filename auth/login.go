@@ -49,9 +49,8 @@ type LoginOptions struct {
 	HTTP *http.Client
 	// CallbackPort fixes the callback server's port; 0 picks a free one.
 	CallbackPort int
-	// OpenBrowser opens the login page in a browser. Login also skips the
-	// default opener in an SSH session or without a display; an injected
-	// OpenURL is always called.
+	// OpenBrowser opens the login page in a browser, unless this is an SSH
+	// session or there is no display.
 	OpenBrowser bool
 	// Paste accepts the final redirect address on Stdin even when Stdin is
 	// not a terminal.
@@ -69,7 +68,11 @@ type LoginOptions struct {
 	// Stdout gets the address to open, on a line of its own, and the final
 	// result; Stderr gets guidance and warnings. Nil discards.
 	Stdout, Stderr io.Writer
-	// OpenURL opens a URL in a browser; nil means OpenBrowser.
+	// OnURL, when set, also receives the address to open (a daemon puts it
+	// in its log and /status).
+	OnURL func(url string)
+	// OpenURL replaces the browser opener, for tests: it is called whenever
+	// OpenBrowser is set, display or not. Nil means OpenBrowser.
 	OpenURL func(ctx context.Context, url string) error
 	// Logger gets diagnostics, secrets only in redacted form; nil discards.
 	Logger *zap.Logger
@@ -176,6 +179,9 @@ func (l *login) say(format string, args ...any) {
 func (l *login) showURL(intro, u string) {
 	l.say("%s", intro)
 	fmt.Fprintln(l.stdout, u)
+	if l.opts.OnURL != nil {
+		l.opts.OnURL(u)
+	}
 	if !l.opts.OpenBrowser {
 		return
 	}

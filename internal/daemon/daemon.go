@@ -152,18 +152,10 @@ func autoLogin(cfg config.Config, store *auth.Store, transport http.RoundTripper
 			Upstream:     cfg.Upstream,
 			HTTP:         &http.Client{Transport: transport},
 			CallbackPort: cfg.Login.CallbackPort,
-			// An injected opener is always called: it announces the URL,
-			// then opens a browser if the user wants one and there is one.
-			OpenBrowser: true,
-			OpenURL: func(ctx context.Context, url string) error {
-				show(url)
-				if cfg.Login.OpenBrowser && auth.CanOpenBrowser() {
-					return auth.OpenBrowser(ctx, url)
-				}
-				return nil
-			},
-			Timeout: time.Until(deadlineOf(ctx)),
-			Logger:  log,
+			OpenBrowser:  cfg.Login.OpenBrowser,
+			OnURL:        show,
+			Timeout:      time.Until(deadlineOf(ctx)),
+			Logger:       log,
 		})
 		return err
 	}
