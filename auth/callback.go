@@ -99,22 +99,6 @@ func parseCallbackQuery(raw string) (callbackParams, error) {
 	return p, nil
 }
 
-// encode is the canonical query for p; parseCallbackQuery reads it back.
-func (p callbackParams) encode() string {
-	q := url.Values{}
-	q.Set("state", p.State)
-	if !p.Code.IsZero() {
-		q.Set("code", p.Code.Reveal())
-	}
-	if p.Error != "" {
-		q.Set("error", p.Error)
-	}
-	if p.ErrorDescription != "" {
-		q.Set("error_description", p.ErrorDescription)
-	}
-	return q.Encode()
-}
-
 // parsePastedCallback reads what a user pasted: the full address the browser
 // ended on (http://127.0.0.1:PORT/callback?state=…&code=…), or only its query.
 func parsePastedCallback(line string) (callbackParams, error) {

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/json"
+	"net/url"
 	"testing"
 	"time"
 
@@ -87,4 +88,20 @@ func FuzzParseCallback(f *testing.F) {
 		}
 		_, _ = parsePastedCode(line)
 	})
+}
+
+// encode is the canonical query for p; parseCallbackQuery reads it back.
+func (p callbackParams) encode() string {
+	q := url.Values{}
+	q.Set("state", p.State)
+	if !p.Code.IsZero() {
+		q.Set("code", p.Code.Reveal())
+	}
+	if p.Error != "" {
+		q.Set("error", p.Error)
+	}
+	if p.ErrorDescription != "" {
+		q.Set("error_description", p.ErrorDescription)
+	}
+	return q.Encode()
 }

@@ -761,8 +761,6 @@ func TestLoginKeyBadInput(t *testing.T) {
 	}
 }
 
-func keyHashOf(raw string) string { return keyHash(secret.New(raw)) }
-
 func secretOf(raw string) secret.Secret { return secret.New(raw) }
 
 func isLinuxLike() bool { return runtime.GOOS != "darwin" && runtime.GOOS != "windows" }

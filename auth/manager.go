@@ -124,7 +124,7 @@ type validationRecord struct {
 // the background work, and Close to end it.
 func NewManager(opts ManagerOptions) *Manager {
 	if opts.BrokerTimeout <= 0 {
-		opts.BrokerTimeout = 10 * time.Second
+		opts.BrokerTimeout = DefaultBrokerTimeout
 	}
 	if opts.BackoffBase <= 0 {
 		opts.BackoffBase = time.Second

@@ -211,18 +211,6 @@ func hexVal(c byte) int {
 	}
 }
 
-// valid reports whether b is one JSON value, exactly as encoding/json.Valid.
-func valid(b []byte, st *depthStack) bool {
-	i := skipWS(b, 0)
-	if i >= len(b) {
-		return false
-	}
-	if i = skipValue(b, i, 0, st); i < 0 {
-		return false
-	}
-	return skipWS(b, i) == len(b)
-}
-
 func skipWS(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {

@@ -164,3 +164,15 @@ func checkSpans(t *testing.T, b []byte, top *topLevel) {
 	})
 	assert.Equal(t, n, top.nTools, "number of tools members")
 }
+
+// valid reports whether b is one JSON value, exactly as encoding/json.Valid.
+func valid(b []byte, st *depthStack) bool {
+	i := skipWS(b, 0)
+	if i >= len(b) {
+		return false
+	}
+	if i = skipValue(b, i, 0, st); i < 0 {
+		return false
+	}
+	return skipWS(b, i) == len(b)
+}
