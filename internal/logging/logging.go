@@ -83,16 +83,20 @@ func IsTerminal(w any) bool {
 // which reaches a log line untyped (inside an upstream error message, say) is
 // still replaced by its fingerprint. Safe for concurrent use.
 type Scrubber struct {
-	known atomic.Pointer[[]string]
+	known atomic.Pointer[[]knownSecret]
 }
+
+// knownSecret is a credential and its fingerprint, both ready for
+// bytes.ReplaceAll, so scrubbing a log line converts nothing.
+type knownSecret struct{ raw, redacted []byte }
 
 // Set replaces the known credentials; zero values are ignored.
 func (s *Scrubber) Set(secrets ...secret.Secret) {
-	vals := make([]string, 0, len(secrets))
+	vals := make([]knownSecret, 0, len(secrets))
 	for _, v := range secrets {
 		// Very short values would match ordinary text; they are not real credentials.
 		if raw := v.Reveal(); len(raw) >= 8 {
-			vals = append(vals, raw)
+			vals = append(vals, knownSecret{raw: []byte(raw), redacted: []byte(secret.Redact(raw))})
 		}
 	}
 	s.known.Store(&vals)
@@ -106,9 +110,9 @@ func (s *Scrubber) scrub(b []byte) []byte {
 	if p == nil {
 		return b
 	}
-	for _, raw := range *p {
-		if bytes.Contains(b, []byte(raw)) {
-			b = bytes.ReplaceAll(b, []byte(raw), []byte(secret.Redact(raw)))
+	for _, k := range *p {
+		if bytes.Contains(b, k.raw) {
+			b = bytes.ReplaceAll(b, k.raw, k.redacted)
 		}
 	}
 	return b
