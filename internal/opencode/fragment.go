@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/orproxy/orproxy/internal/config"
 )
@@ -247,7 +248,12 @@ func deref(p *int) int {
 func snippet(b []byte) string {
 	s := strings.Join(strings.Fields(string(bytes.ToValidUTF8(b, nil))), " ")
 	if len(s) > 200 {
-		s = s[:200] + "…"
+		// Cut on a character boundary, so the snippet stays valid UTF-8.
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
 	return s
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -172,4 +173,11 @@ type failing struct{}
 
 func (failing) RoundTrip(*http.Request) (*http.Response, error) {
 	return nil, fmt.Errorf("connection refused")
+}
+
+func TestSnippetCutsOnACharacterBoundary(t *testing.T) {
+	got := snippet([]byte(strings.Repeat("é", 150)))
+	assert.True(t, utf8.ValidString(got), got)
+	assert.True(t, strings.HasSuffix(got, "…"))
+	assert.LessOrEqual(t, len(got), 200+len("…"))
 }
