@@ -49,7 +49,7 @@ e2e-deps: $(E2E_DEPS) ## install the real clients the end-to-end tests drive (No
 
 # No lock file: one written here would list only this platform's OpenCode binary.
 $(E2E_DEPS): test/e2e/package.json
-	@command -v node >/dev/null || { echo "the end-to-end tests need Node.js 20 or newer (and npm) on PATH"; exit 1; }
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "the end-to-end tests need Node.js 20 or newer and npm on PATH"; exit 1; }
 	cd test/e2e && npm install --no-audit --no-fund --no-package-lock
 	touch $@
 
