@@ -57,7 +57,7 @@ func (m *Manager) Status() any {
 	}
 	if c := m.cur; c != nil {
 		describe(&s, c)
-		s.CanRotate = c.Source == SourceBroker && !c.RefreshToken.IsZero() && (c.BrokerURL != "" || m.opts.BrokerURL != "") && m.opts.Broker != nil
+		s.CanRotate = canRotate(c, m.opts.BrokerURL) && m.opts.Broker != nil
 	}
 	if !m.valid.at.IsZero() {
 		s.LastValidation = &struct {
@@ -86,8 +86,15 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-// Describe reads the credential file for `orproxy status`, without a daemon.
-func Describe(store *Store) Status {
+// canRotate reports whether c can be rotated through a broker: its own, or
+// the configured one at configURL.
+func canRotate(c *Credential, configURL string) bool {
+	return c.Source == SourceBroker && !c.RefreshToken.IsZero() && (c.BrokerURL != "" || configURL != "")
+}
+
+// Describe reads the credential file for `orproxy status`, without a daemon;
+// configURL is the configured broker.
+func Describe(store *Store, configURL string) Status {
 	s := Status{File: store.Path()}
 	c, err := store.Load()
 	switch {
@@ -96,7 +103,7 @@ func Describe(store *Store) Status {
 		s.FileError = err.Error()
 	default:
 		describe(&s, c)
-		s.CanRotate = c.Source == SourceBroker && !c.RefreshToken.IsZero()
+		s.CanRotate = canRotate(c, configURL)
 	}
 	return s
 }

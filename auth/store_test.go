@@ -463,3 +463,20 @@ func readCounter(t *testing.T, s *Store) int {
 	require.NoError(t, err)
 	return n
 }
+
+// status and rotate agree on whether a key can be rotated: a broker
+// credential needs its own broker URL or a configured one.
+func TestDescribeCanRotate(t *testing.T) {
+	s := newTestStore(t)
+	c := fullCredential()
+	c.BrokerURL = ""
+	require.NoError(t, s.Save(testCtx(t), c))
+	assert.False(t, Describe(s, "").CanRotate, "no broker anywhere")
+	assert.True(t, Describe(s, "https://broker.example.com").CanRotate)
+	c.BrokerURL = "https://broker.example.com"
+	c.RefreshToken = secret.Secret{}
+	require.NoError(t, s.Save(testCtx(t), c))
+	assert.False(t, Describe(s, "https://broker.example.com").CanRotate, "no refresh token")
+	st := Describe(s, "")
+	assert.NotContains(t, fmt.Sprintf("%+v", st), testKey)
+}

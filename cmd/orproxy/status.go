@@ -42,7 +42,7 @@ func newStatusCmd(g *globalFlags, s streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep := statusReport{Credential: auth.Describe(store)}
+			rep := statusReport{Credential: auth.Describe(store, cfg.Broker.URL)}
 			rep.Daemon = queryDaemon(cmd.Context(), cfg.Config)
 			if asJSON {
 				enc := json.NewEncoder(s.out)
