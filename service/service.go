@@ -784,7 +784,9 @@ func Status(ctx context.Context, opts Options) (*StatusResult, error) {
 				// The definition exists (checked above); a manager that has
 				// not loaded it has not started it either.
 				res.State = StateStopped
-			case err != nil && strings.Contains(err.Error(), "failed"):
+			case err != nil && strings.Contains(err.Error(), "in failed state"):
+				// kardianos's word for systemd's "failed"; its other errors
+				// ("systemctl" failed: …) are shown as they are below.
 				res.State = StateFailed
 				res.StateDetail = "it exited with an error; see the logs"
 			case err != nil:
