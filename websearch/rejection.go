@@ -10,12 +10,27 @@ import (
 	"go.uber.org/zap"
 )
 
+// toolNames are the ways an error message can name the added tool, in lower
+// case. A 400 that only says "tool" or "tools" is not among them: the
+// client's own function tools (a bad schema, tool_choice naming a missing
+// function) are refused with such messages too, and blaming web search for
+// them would send the request twice and leave search off for the model.
+var toolNames = []string{
+	"web_search",  // also openrouter:web_search
+	"web search",  // "Web search is not supported ..."
+	"web-search",  // hyphenated spelling
+	"websearch",   // one word
+	"server tool", // "Server tool request failed"
+}
+
 // IsToolRejection reports whether an upstream answer to a patched request
 // failed because of the added tool, judging by the status and OpenRouter's
 // error.message in the (already read, small) body:
 //   - 404 "No endpoints found that support tool use": no provider of the
-//     model takes tools;
-//   - 400 naming tools or web search, e.g. "Server tool request failed".
+//     model takes tools, and the added tool is what made the request need
+//     one;
+//   - 400 naming web search or server tools, e.g. "Server tool request
+//     failed" or "tool openrouter:web_search is not supported".
 //
 // Anything else, including a body that is not JSON, is not.
 func IsToolRejection(status int, body []byte) bool {
@@ -35,7 +50,12 @@ func IsToolRejection(status int, body []byte) bool {
 	if status == http.StatusNotFound {
 		return strings.Contains(m, "no endpoints found that support tool use")
 	}
-	return strings.Contains(m, "tool") || strings.Contains(m, "web_search") || strings.Contains(m, "web search")
+	for _, name := range toolNames {
+		if strings.Contains(m, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // ToolRejected is called with upstream's answer to a patched request (model

@@ -26,10 +26,25 @@ func TestIsToolRejection(t *testing.T) {
 		{"404 no tool endpoints", 404, errBody("No endpoints found that support tool use. To learn more about provider routing, visit: https://openrouter.ai/docs/provider-routing", 404), true},
 		{"404 no tool endpoints, other case", 404, errBody("no endpoints found that support Tool Use", 404), true},
 		{"400 server tool with models fallback", 400, errBody("Server tool request failed", 400), true},
-		{"400 names tools", 400, errBody("Invalid value for 'tools': unsupported type", 400), true},
+		{"400 server tools, plural", 400, errBody("Server tools are not supported by this provider", 400), true},
+		{"400 names openrouter:web_search", 400, errBody("tool openrouter:web_search is not supported for this model", 400), true},
+		{"400 names the tool type in a schema error", 400, errBody("tools.3: Invalid discriminator value. Expected 'function' | 'web_search', received 'openrouter:web_search'", 400), true},
 		{"400 names web_search", 400, errBody("web_search is not available for this provider", 400), true},
 		{"400 names web search", 400, errBody("Web search is not supported with engine native for this model", 400), true},
-		{"400 with extra fields", 400, `{"error":{"code":400,"metadata":{"provider_name":"X"},"message":"tool_choice requires tools"},"user_id":"u"}`, true},
+		{"400 native Google domain filters", 400, errBody("Domain filters are not supported by native web search for google/gemini-3-pro", 400), true},
+		{"400 names websearch", 400, errBody("WebSearch engine exa is unavailable", 400), true},
+		{"400 names web-search", 400, errBody("Provider returned error: web-search tool is disabled for this deployment", 400), true},
+		{"400 with extra fields", 400, `{"error":{"code":400,"metadata":{"provider_name":"X","error_type":"invalid_request"},"message":"Server tool request failed"},"user_id":"u"}`, true},
+
+		// The client's own function tools are refused with messages that
+		// say "tool" too; they must not turn web search off for the model.
+		{"400 client function schema", 400, errBody("Invalid schema for function 'get_weather': tools[0].function.parameters: 'additionalProperties' is required to be supplied and to be false", 400), false},
+		{"400 client tool name", 400, errBody("Invalid 'tools[0].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.", 400), false},
+		{"400 tool_choice without tools", 400, `{"error":{"code":400,"metadata":{"provider_name":"OpenAI"},"message":"Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified."},"user_id":"u"}`, false},
+		{"400 unsupported tool type", 400, errBody("Invalid value for 'tools': unsupported type", 400), false},
+		{"400 tool call without result", 400, errBody("An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: call_abc123", 400), false},
+		{"400 provider tool limit", 400, errBody("Provider returned error: tools: maximum number of tools is 128", 400), false},
+		{"400 tool use by Anthropic", 400, errBody("messages.1.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_01", 400), false},
 
 		{"404 model missing", 404, errBody("No endpoints found for foo/bar.", 404), false},
 		{"404 tool message but other status wording", 404, errBody("tool not found", 404), false},
@@ -64,6 +79,8 @@ func TestToolRejectedCountsAndCoolsDown(t *testing.T) {
 	rejected := []byte(`{"error":{"message":"Server tool request failed","code":400}}`)
 
 	assert.False(t, in.ToolRejected("a/b", 400, []byte(`{"error":{"message":"bad temperature"}}`)))
+	// The client's own function tool is at fault: no resend, no cooldown.
+	assert.False(t, in.ToolRejected("a/b", 400, []byte(`{"error":{"message":"Invalid schema for function 'get_weather': tools[0].function.parameters: 'required' must be an array","code":400}}`)))
 	assert.Zero(t, in.Stats().ResentWithoutTool)
 	assert.Empty(t, in.Stats().Cooldowns)
 
