@@ -161,6 +161,13 @@ func RenderSystemdUnit(d Definition) (string, error) {
 	// it is longer than the drain and than serve's own wait for it.
 	b.WriteString("TimeoutStopSec=" + d.stopSeconds() + "\n")
 	b.WriteString("SyslogIdentifier=orproxy\n")
+	// The proxy needs no privileges it was not started with, and everything
+	// it writes (credentials, backups, the ledger) is its user's alone.
+	// Both work in a user unit; sandboxing that needs mount namespaces
+	// (PrivateTmp=, ProtectSystem=, ProtectHome=) does not without user
+	// namespaces, so it is left out rather than failing the start.
+	b.WriteString("NoNewPrivileges=yes\n")
+	b.WriteString("UMask=0077\n")
 	b.WriteString("\n[Install]\n")
 	if d.System {
 		b.WriteString("WantedBy=multi-user.target\n")

@@ -89,6 +89,14 @@ func TestSystemdUnitEssentials(t *testing.T) {
 		assert.Contains(t, unit, "\nRestart=on-failure\n")
 		assert.Contains(t, unit, "\nRestartSec=2\n")
 		assert.NotContains(t, unit, "StandardOutput")
+		serviceSection := unit[strings.Index(unit, "[Service]"):strings.Index(unit, "[Install]")]
+		assert.Contains(t, serviceSection, "\nNoNewPrivileges=yes\n")
+		assert.Contains(t, serviceSection, "\nUMask=0077\n", "files the proxy creates are its user's alone")
+		// These need mount namespaces, which a user manager without user
+		// namespaces cannot set up: the unit would fail to start.
+		for _, key := range []string{"PrivateTmp=", "ProtectSystem=", "ProtectHome=", "PrivateDevices="} {
+			assert.NotContains(t, unit, key)
+		}
 		unitSection := unit[:strings.Index(unit, "[Service]")]
 		assert.Contains(t, unitSection, "StartLimitIntervalSec=")
 		assert.Contains(t, unitSection, "StartLimitBurst=")
@@ -157,6 +165,10 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 			d.Executable = exe
 			unit, err := RenderSystemdUnit(d)
 			require.NoError(t, err)
+			// verify warns about a value it cannot parse, so these lines
+			// are checked by systemd itself, not only by the golden file.
+			require.Contains(t, unit, "\nNoNewPrivileges=yes\n")
+			require.Contains(t, unit, "\nUMask=0077\n")
 			unitPath := filepath.Join(dir, "orproxy.service")
 			require.NoError(t, os.WriteFile(unitPath, []byte(unit), 0o644))
 
