@@ -56,7 +56,21 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		s.SetFault(f)
 		writeJSON(w, http.StatusOK, f)
 	})
+	mux.HandleFunc("POST /_fake/step", func(w http.ResponseWriter, r *http.Request) {
+		// Within the admin client's own timeout, so the caller hears why.
+		ctx, cancel := context.WithTimeout(r.Context(), stepTimeout)
+		defer cancel()
+		piece, err := s.Step(ctx)
+		if err != nil {
+			WriteError(w, http.StatusConflict, "step: "+err.Error()+" (is a request streaming under a Stepped fault?)")
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"sent": piece})
+	})
 }
+
+// stepTimeout bounds how long POST /_fake/step waits for a stream.
+const stepTimeout = 5 * time.Second
 
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -112,4 +126,14 @@ func (c *AdminClient) Requests(ctx context.Context) ([]Request, error) {
 // SetFault replaces the fake's fault.
 func (c *AdminClient) SetFault(ctx context.Context, f Fault) error {
 	return c.do(ctx, http.MethodPost, "/_fake/fault", f, nil)
+}
+
+// Step lets the next piece of a stream under a Stepped fault go and returns
+// it, once sent; see Server.Step.
+func (c *AdminClient) Step(ctx context.Context) (string, error) {
+	var out struct {
+		Sent string `json:"sent"`
+	}
+	err := c.do(ctx, http.MethodPost, "/_fake/step", nil, &out)
+	return out.Sent, err
 }

@@ -73,8 +73,41 @@ type Fault struct {
 	// 404 "No endpoints found that support tool use".
 	RejectToolsFor []string `json:"reject_tools_for,omitempty"`
 	// Status, when set, answers every chat request with this status and
-	// OpenRouter's error body (e.g. 429, 402, 500).
+	// OpenRouter's error body (e.g. 429, 402, 500). A 429 comes as
+	// OpenRouter's own rate limiter sends it: Retry-After, X-RateLimit-Limit,
+	// X-RateLimit-Remaining and X-RateLimit-Reset (Unix milliseconds), the same
+	// figures in error.metadata.headers. A 502 says the provider failed; a 503
+	// carries error.availability and, with RetryAfter, Retry-After.
 	Status int `json:"status,omitempty"`
+	// StatusTimes limits Status to the next this many chat requests (a burst
+	// of 429s); then the fault clears itself. Zero: every request.
+	StatusTimes int `json:"status_times,omitempty"`
+	// RetryAfter is the Retry-After of a Status 429 or 503, in seconds; a 429
+	// without it says 1.
+	RetryAfter int `json:"retry_after,omitempty"`
+	// ErrorMidStream ends chat streams after this many content chunks with
+	// OpenRouter's mid-stream error event (status 200 already sent): a chunk
+	// with a top-level error and finish_reason "error", then the body ends,
+	// without [DONE].
+	ErrorMidStream int `json:"error_mid_stream,omitempty"`
+	// ErrorMidStreamCode is that event's error.code; zero means 502.
+	ErrorMidStreamCode int `json:"error_mid_stream_code,omitempty"`
+	// KeepAlives is how many ": OPENROUTER PROCESSING" comments open a
+	// stream; zero means one.
+	KeepAlives int `json:"keep_alives,omitempty"`
+	// KeepAlivesBetween puts this many comments between every two events;
+	// zero means one comment halfway through the stream.
+	KeepAlivesBetween int `json:"keep_alives_between,omitempty"`
+	// KeepAliveInterval is the pause before each comment.
+	KeepAliveInterval time.Duration `json:"keep_alive_interval,omitempty"`
+	// Stepped holds every piece of a stream (comment, event, [DONE]) until
+	// Step lets it go, so a test can check each one arrived before the next
+	// was sent. The response headers go out at once.
+	Stepped bool `json:"stepped,omitempty"`
+	// CutAfterBytes closes the connection of a chat answer after this many
+	// body bytes: a JSON answer has promised its whole Content-Length, a
+	// stream never sends its terminating chunk.
+	CutAfterBytes int `json:"cut_after_bytes,omitempty"`
 	// IgnoreBody answers chat requests without reading the request body
 	// (golang/go#40747 shape: the response starts before the body is read).
 	IgnoreBody bool `json:"ignore_body,omitempty"`
@@ -106,6 +139,8 @@ type Server struct {
 	fault    Fault
 	requests []*Request
 	counts   map[string]int
+	// steps hands each Step to a Stepped stream, which answers with what it sent.
+	steps chan chan<- string
 }
 
 type pkceCode struct {
@@ -124,7 +159,7 @@ func New(opts Options) *Server {
 	if opts.Models == nil {
 		opts.Models = DefaultModels
 	}
-	s := &Server{opts: opts, keys: map[string]*KeyInfo{}, codes: map[string]pkceCode{}, counts: map[string]int{}}
+	s := &Server{opts: opts, keys: map[string]*KeyInfo{}, codes: map[string]pkceCode{}, counts: map[string]int{}, steps: make(chan chan<- string)}
 	for _, k := range opts.Keys {
 		s.AddKey(k, "", nil)
 	}

@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -107,8 +109,12 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request) (*Request, chatRe
 			return rec, req, false
 		}
 	}
-	if f.Status != 0 {
-		return fail(f.Status, http.StatusText(f.Status))
+	if status := s.takeStatus(); status != 0 {
+		s.setStatus(rec, status)
+		var named struct{ Model string }
+		_ = json.Unmarshal(body, &named)
+		writeStatusFault(w, f, status, named.Model, f.GzipErrors && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip"))
+		return rec, req, false
 	}
 	if f.IgnoreBody {
 		req.Model = "openai/gpt-4o-mini"
@@ -131,7 +137,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if req.Messages == nil && !s.currentFault().IgnoreBody {
+	f := s.currentFault()
+	if f.CutAfterBytes > 0 {
+		w = &cutWriter{ResponseWriter: w, left: f.CutAfterBytes}
+	}
+	if req.Messages == nil && !f.IgnoreBody {
 		s.setStatus(rec, http.StatusBadRequest)
 		WriteError(w, http.StatusBadRequest, "Input required: specify \"messages\"")
 		return
@@ -151,11 +161,17 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		if annotations != nil {
 			msg["annotations"] = annotations
 		}
-		writeJSON(w, http.StatusOK, map[string]any{
+		// With its length, as OpenRouter sends it, so that a cut answer is
+		// visibly short.
+		body, _ := json.Marshal(map[string]any{
 			"id": id, "object": "chat.completion", "created": created, "model": req.Model, "provider": "FakeProvider",
 			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "native_finish_reason": "stop", "message": msg}},
 			"usage":   usage(req.hasWebSearch()),
 		})
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body)
 		return
 	}
 	words := strings.SplitAfter(s.opts.Reply, " ")
@@ -170,10 +186,16 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		}
 		events = append(events, chunk(id, created, req.Model, delta, nil))
 	}
+	if f.ErrorMidStream > 0 {
+		n := min(f.ErrorMidStream, len(events))
+		events = append(events[:n:n], streamError(id, created, req.Model, f.ErrorMidStreamCode))
+		s.stream(w, r, rec, events, false)
+		return
+	}
 	events = append(events, chunk(id, created, req.Model, map[string]any{}, "stop"))
 	events = append(events, map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
 		"provider": "FakeProvider", "choices": []any{}, "usage": usage(req.hasWebSearch())})
-	s.stream(w, r, rec, events)
+	s.stream(w, r, rec, events, true)
 }
 
 func chunk(id string, created int64, model string, delta map[string]any, finish any) map[string]any {
@@ -190,45 +212,89 @@ func usage(searched bool) map[string]any {
 		"server_tool_use": map[string]any{"web_search_requests": n}}
 }
 
-// stream sends events as SSE: a keep-alive comment first, as OpenRouter does
-// while a model warms up, then one event per chunk, then [DONE].
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, rec *Request, events []any) {
+// stream sends events as SSE: keep-alive comments first, as OpenRouter sends
+// while a model warms up, then one event per chunk, with a comment among
+// them, then [DONE] unless done is false (a stream that ends in an error
+// event).
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, rec *Request, events []any, done bool) {
 	f := s.currentFault()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	flush := func() {
-		if flusher != nil {
-			flusher.Flush()
-		}
-	}
-	_, _ = io.WriteString(w, ": OPENROUTER PROCESSING\n\n")
-	flush()
-	for i, ev := range events {
-		if s.opts.ChunkDelay > 0 {
+	// The headers go out before the first piece, which may wait for a step.
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	// send writes one piece after pause (and, under Stepped, after its
+	// step) and flushes it; false means the stream is over.
+	send := func(piece string, pause time.Duration) bool {
+		if pause > 0 {
 			select {
-			case <-time.After(s.opts.ChunkDelay):
+			case <-time.After(pause):
 			case <-r.Context().Done():
 				s.markCanceled(rec)
-				return
+				return false
 			}
 		}
+		var step chan<- string
+		if f.Stepped {
+			select {
+			case step = <-s.steps:
+			case <-r.Context().Done():
+				s.markCanceled(rec)
+				return false
+			}
+		}
+		_, err := io.WriteString(w, piece)
+		if err == nil {
+			if err = rc.Flush(); errors.Is(err, http.ErrNotSupported) {
+				err = nil // a writer that cannot flush still gets the whole stream
+			}
+		}
+		if step != nil {
+			if err == nil {
+				step <- piece
+			} else {
+				close(step)
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, errCut) {
+				s.markCanceled(rec)
+			}
+			return false
+		}
+		return true
+	}
+	const comment = ": OPENROUTER PROCESSING\n\n"
+	for range max(f.KeepAlives, 1) {
+		if !send(comment, f.KeepAliveInterval) {
+			return
+		}
+	}
+	for i, ev := range events {
 		if f.CloseMidStream > 0 && i == f.CloseMidStream {
 			panic(http.ErrAbortHandler) // drops the connection without ending the chunked body
 		}
 		data, _ := json.Marshal(ev)
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
-			s.markCanceled(rec)
+		if !send("data: "+string(data)+"\n\n", s.opts.ChunkDelay) {
 			return
 		}
-		if i == len(events)/2 {
-			_, _ = io.WriteString(w, ": OPENROUTER PROCESSING\n\n")
+		if i == len(events)-1 {
+			break
 		}
-		flush()
+		between := f.KeepAlivesBetween
+		if between == 0 && i == len(events)/2 {
+			between = 1
+		}
+		for range between {
+			if !send(comment, f.KeepAliveInterval) {
+				return
+			}
+		}
 	}
-	_, _ = io.WriteString(w, "data: [DONE]\n\n")
-	flush()
+	if done {
+		send("data: [DONE]\n\n", 0)
+	}
 }
 
 func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
@@ -255,7 +321,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 		map[string]any{"type": "response.output_text.delta", "item_id": "msg-1", "delta": s.opts.Reply},
 		map[string]any{"type": "response.completed", "response": response},
 	}
-	s.stream(w, r, rec, events)
+	s.stream(w, r, rec, events, true)
 }
 
 func (s *Server) key(w http.ResponseWriter, r *http.Request) {
