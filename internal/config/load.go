@@ -46,6 +46,10 @@ type Options struct {
 	// Flags are values given on the command line, by config key
 	// ("listen", "broker.url", "login.open_browser").
 	Flags map[string]string
+	// FlagNames name the flag that gave each key of Flags as the user typed
+	// it ("--listen"), for messages and Source; a key without one is
+	// called "the command line".
+	FlagNames map[string]string
 	// Getenv reads the environment; nil means os.Getenv.
 	Getenv func(string) string
 }
@@ -57,11 +61,17 @@ type Loaded struct {
 	File string
 	// FileExplicit is true when the file was named by --config or ORPROXY_CONFIG.
 	FileExplicit bool
+	// sources holds, per dotted key, the layer that set it last; a key not
+	// in it has its default.
+	sources map[string]Source
 }
 
 // Error lists every problem found while loading, so a user fixes them in one go.
 type Error struct {
 	Problems []string
+	// InCommandLine says a value given by a flag is among the problems:
+	// the command line itself is wrong, which is a usage error.
+	InCommandLine bool
 }
 
 func (e *Error) Error() string {
@@ -78,11 +88,9 @@ func Load(opts Options) (*Loaded, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	out := &Loaded{Config: Default()}
+	out := &Loaded{Config: Default(), sources: map[string]Source{}}
 	var problems []string
-	// origins remembers where each key's value came from, so a bad value is
-	// reported at its source: "path:line", an environment variable or a flag.
-	origins := map[string]string{}
+	inCommandLine := false
 
 	path, explicit, _ := FilePath(opts.File, getenv)
 	if path != "" {
@@ -93,7 +101,7 @@ func Load(opts Options) (*Loaded, error) {
 			fileProblems, lines := decodeFile(&out.Config, path, data)
 			problems = append(problems, fileProblems...)
 			for k, line := range lines {
-				origins[k] = fmt.Sprintf("%s:%d", path, line)
+				out.sources[k] = Source{Layer: LayerFile, Where: fmt.Sprintf("%s:%d", path, line)}
 			}
 			// A relative credentials.file in the file is relative to the file,
 			// not to wherever the daemon happens to start.
@@ -103,7 +111,7 @@ func Load(opts Options) (*Loaded, error) {
 		case errors.Is(err, fs.ErrNotExist) && !explicit:
 			// No file at the default path: defaults, environment and flags only.
 		case errors.Is(err, fs.ErrNotExist):
-			return nil, &Error{Problems: []string{fmt.Sprintf("config file %s does not exist (check --config or %s, or create it from configs/config.example.yaml)", path, EnvConfig)}}
+			return nil, &Error{Problems: []string{fmt.Sprintf("config file %s does not exist (check --config or %s, or create it with `orproxy config init`)", path, EnvConfig)}}
 		default:
 			return nil, &Error{Problems: []string{fmt.Sprintf("cannot read config file %s: %v", path, err)}}
 		}
@@ -111,7 +119,7 @@ func Load(opts Options) (*Loaded, error) {
 
 	for _, ek := range envKeys {
 		if v := getenv(ek.env); v != "" {
-			origins[ek.key] = ek.env
+			out.sources[ek.key] = Source{Layer: LayerEnv, Where: ek.env}
 			if err := setKey(&out.Config, ek.key, v); err != nil {
 				problems = append(problems, fmt.Sprintf("%s (from %s): %v", ek.key, ek.env, err))
 			}
@@ -123,7 +131,7 @@ func Load(opts Options) (*Loaded, error) {
 			problems = append(problems, fmt.Sprintf("%s: %v", EnvNoBrowser, err))
 		} else if on {
 			out.Login.OpenBrowser = false
-			origins["login.open_browser"] = EnvNoBrowser
+			out.sources["login.open_browser"] = Source{Layer: LayerEnv, Where: EnvNoBrowser}
 		}
 	}
 
@@ -133,9 +141,11 @@ func Load(opts Options) (*Loaded, error) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		origins[k] = "the command line"
+		src := Source{Layer: LayerFlag, Where: opts.FlagNames[k]}
+		out.sources[k] = src
 		if err := setKey(&out.Config, k, opts.Flags[k]); err != nil {
-			problems = append(problems, fmt.Sprintf("%s (from the command line): %v", k, err))
+			problems = append(problems, fmt.Sprintf("%s (from %s): %v", k, src.where(), err))
+			inCommandLine = true
 		}
 	}
 
@@ -148,17 +158,19 @@ func Load(opts Options) (*Loaded, error) {
 
 	for _, p := range out.validate() {
 		base, _, _ := strings.Cut(p.key, "[")
-		switch o := origins[base]; {
-		case o == "":
+		src, set := out.sources[base]
+		switch {
+		case !set:
 			problems = append(problems, p.key+": "+p.msg)
-		case strings.HasPrefix(o, "ORPROXY_") || o == "the command line":
-			problems = append(problems, fmt.Sprintf("%s (from %s): %s", p.key, o, p.msg))
+		case src.Layer == LayerFile:
+			problems = append(problems, fmt.Sprintf("%s: %s: %s", src.Where, p.key, p.msg))
 		default:
-			problems = append(problems, fmt.Sprintf("%s: %s: %s", o, p.key, p.msg))
+			problems = append(problems, fmt.Sprintf("%s (from %s): %s", p.key, src.where(), p.msg))
+			inCommandLine = inCommandLine || src.Layer == LayerFlag
 		}
 	}
 	if len(problems) > 0 {
-		return nil, &Error{Problems: problems}
+		return nil, &Error{Problems: problems, InCommandLine: inCommandLine}
 	}
 	return out, nil
 }
