@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+
+	"github.com/orproxy/orproxy/internal/backup"
 )
 
 // Merge puts the provider entry of r into an existing opencode.json or
@@ -273,11 +275,12 @@ const privateMode fs.FileMode = 0o600
 
 // WriteFile merges r into the OpenCode config file at path, creating it if
 // missing. A file that cannot be parsed is refused and left untouched.
-// Otherwise the previous contents go to <path>.bak first, and the new text is
-// written to a temporary file in the same directory and renamed over the
-// original, keeping its permissions, so a crash leaves the old or the new
-// file, never half of one. When r includes the access token, a file (and its
-// backup) readable by group or others is made 0600 instead.
+// Otherwise the previous contents go to a new <path>.bak-<UTC time> first
+// (0600; the last 5 are kept), and the new text is written to a temporary
+// file in the same directory and renamed over the original, keeping its
+// permissions, so a crash leaves the old or the new file, never half of
+// one. When r includes the access token, a file readable by group or others
+// is made 0600 instead.
 func WriteFile(path string, r *Result) (*WriteResult, error) {
 	target := path
 	if resolved, err := filepath.EvalSymlinks(path); err == nil {
@@ -331,10 +334,10 @@ func WriteFile(path string, r *Result) (*WriteResult, error) {
 		}
 		return res, nil
 	}
-	res.Backup = path + ".bak"
-	// The old text may hold the same token: the backup is as private as the
-	// new file.
-	if err := writeAtomic(res.Backup, old, mode, fi); err != nil {
+	// A new backup each time (the last few are kept), 0600: the old text
+	// may hold the same token.
+	res.Backup, err = backup.Write(path, "bak", old, backup.Options{Owner: fi})
+	if err != nil {
 		return nil, fmt.Errorf("cannot write the backup, so %s was left unchanged: %w", target, err)
 	}
 	if err := writeAtomic(target, merged, mode, fi); err != nil {

@@ -3,6 +3,7 @@ package opencode
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orproxy/orproxy/internal/backup"
 )
 
 func testResult() *Result {
@@ -229,10 +232,10 @@ func TestWriteFileBacksUpAndKeepsTheMode(t *testing.T) {
 	res, err := WriteFile(path, testResult())
 	require.NoError(t, err)
 	assert.False(t, res.Created)
-	assert.Equal(t, path+".bak", res.Backup)
-	backup, err := os.ReadFile(path + ".bak")
+	assert.Equal(t, []string{res.Backup}, backups(t, path))
+	saved, err := os.ReadFile(res.Backup)
 	require.NoError(t, err)
-	assert.Equal(t, existingJSON, string(backup))
+	assert.Equal(t, existingJSON, string(saved))
 	got, err := os.ReadFile(path)
 	require.NoError(t, err)
 	want, err := Merge([]byte(existingJSON), testResult())
@@ -243,7 +246,7 @@ func TestWriteFileBacksUpAndKeepsTheMode(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm())
 	}
-	assert.Contains(t, res.String(), path+".bak")
+	assert.Contains(t, res.String(), "the previous file is "+res.Backup)
 
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
@@ -251,15 +254,57 @@ func TestWriteFileBacksUpAndKeepsTheMode(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	assert.ElementsMatch(t, []string{"opencode.jsonc", "opencode.jsonc.bak"}, names, "no temporary files left")
+	assert.ElementsMatch(t, []string{"opencode.jsonc", filepath.Base(res.Backup)}, names, "no temporary files left")
 
 	// Writing the same provider again changes nothing, not even the backup.
+	first := res.Backup
 	res, err = WriteFile(path, testResult())
 	require.NoError(t, err)
 	assert.True(t, res.Unchanged)
-	backup, err = os.ReadFile(path + ".bak")
+	assert.Equal(t, []string{first}, backups(t, path))
+	saved, err = os.ReadFile(first)
 	require.NoError(t, err)
-	assert.Equal(t, existingJSON, string(backup))
+	assert.Equal(t, existingJSON, string(saved))
+}
+
+// backups lists the backups WriteFile made of path, newest first.
+func backups(t *testing.T, path string) []string {
+	t.Helper()
+	names, err := backup.List(path, "bak")
+	require.NoError(t, err)
+	return names
+}
+
+// Each merge that changes the file keeps the text it replaced in a backup
+// of its own, even within one second; the last five are kept, all private.
+func TestWriteFileNeverOverwritesABackup(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "opencode.json")
+	require.NoError(t, os.WriteFile(path, []byte(existingJSON), 0o644))
+	var replaced []string
+	for i := range 7 {
+		before, err := os.ReadFile(path)
+		require.NoError(t, err)
+		replaced = append(replaced, string(before))
+		r := testResult()
+		r.Provider.Models[fmt.Sprintf("vendor/model-%d", i)] = Model{Name: fmt.Sprintf("Model %d", i)}
+		res, err := WriteFile(path, r)
+		require.NoError(t, err)
+		require.False(t, res.Unchanged)
+		assert.Regexp(t, `opencode\.json\.bak-\d{8}T\d{6}Z(-\d+)?$`, res.Backup)
+	}
+	names := backups(t, path)
+	require.Len(t, names, 5)
+	for i, name := range names {
+		got, err := os.ReadFile(name)
+		require.NoError(t, err)
+		assert.Equal(t, replaced[len(replaced)-1-i], string(got), "newest first")
+		if runtime.GOOS != "windows" {
+			fi, err := os.Stat(name)
+			require.NoError(t, err)
+			assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "the old text may hold the token")
+		}
+	}
+	assert.NoFileExists(t, path+".bak")
 }
 
 func TestWriteFileMakesAnExistingFilePrivateForTheToken(t *testing.T) {
@@ -285,7 +330,8 @@ func TestWriteFileMakesAnExistingFilePrivateForTheToken(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(got), "local-token")
 	assert.Equal(t, os.FileMode(0o600), mode(path), "the merged file holds the access token")
-	assert.Equal(t, os.FileMode(0o600), mode(path+".bak"), "the backup is as private as the file")
+	require.Equal(t, []string{res.Backup}, backups(t, path))
+	assert.Equal(t, os.FileMode(0o600), mode(res.Backup), "the backup is as private as the file")
 	assert.Equal(t, os.FileMode(0o644), res.Tightened)
 	assert.Contains(t, res.String(), "mode was changed from 0644 to 0600")
 
@@ -328,7 +374,7 @@ func TestWriteFileRefusesAnUnparsableFile(t *testing.T) {
 	got, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.Equal(t, broken, string(got))
-	assert.NoFileExists(t, path+".bak")
+	assert.Empty(t, backups(t, path))
 }
 
 func TestWriteFileFollowsASymlink(t *testing.T) {

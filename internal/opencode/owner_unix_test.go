@@ -19,9 +19,9 @@ func TestWriteFileKeepsTheOwner(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "opencode.json")
 	require.NoError(t, os.WriteFile(path, []byte(existingJSON), 0o644))
 	require.NoError(t, os.Chown(path, 1234, 5678))
-	_, err := WriteFile(path, testResult())
+	res, err := WriteFile(path, testResult())
 	require.NoError(t, err)
-	for _, p := range []string{path, path + ".bak"} {
+	for _, p := range []string{path, res.Backup} {
 		fi, err := os.Stat(p)
 		require.NoError(t, err)
 		st := fi.Sys().(*syscall.Stat_t)

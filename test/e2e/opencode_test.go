@@ -119,7 +119,9 @@ func TestOpenCodeWithGeneratedConfig(t *testing.T) {
 	assert.Contains(t, string(merged), `"temperature": 0.2`)
 	assert.Contains(t, string(merged), s.proxyURL+"/api/v1")
 	assert.Contains(t, string(merged), `"openai/gpt-4o-mini"`, "models come from the daemon's /models")
-	assert.FileExists(t, cfg+".bak")
+	baks, err := filepath.Glob(cfg + ".bak-*")
+	require.NoError(t, err)
+	assert.Len(t, baks, 1, "the old file is kept in a timestamped backup")
 
 	out, errOut, err = s.opencodeRun(cfg)
 	require.NoError(t, err, "opencode run: %s\n%s", out, errOut)
