@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orproxy/orproxy/internal/backup"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -109,8 +110,11 @@ func NewStore(path string) *Store {
 // Path is the credential file's absolute path.
 func (s *Store) Path() string { return s.path }
 
-func (s *Store) lockPath() string   { return s.path + ".lock" }
-func (s *Store) backupPath() string { return s.path + ".bak" }
+func (s *Store) lockPath() string { return s.path + ".lock" }
+
+// backupTag names the backups of a credential file that did not parse:
+// <path>.corrupt-<UTC time>.
+const backupTag = "corrupt"
 
 // Load reads the credential. It needs no lock: writers replace the file with
 // a rename, so Load sees either the old or the new file, never a mix. It
@@ -175,8 +179,11 @@ func (s *Store) save(ctx context.Context, c *Credential) (*Credential, error) {
 
 // SaveLocked replaces the credential file with c. The caller holds the lock.
 // A zero UpdatedAt is stored as the time of the save; c itself is not
-// modified. A file that exists but does not parse is first copied to
-// <path>.bak, so a credential the user may still need is never lost.
+// modified. A file that exists but does not parse is first copied to a new
+// <path>.corrupt-<UTC time> (the last 5 are kept), so a credential the user
+// may still need is never lost. When the credential file is a symbolic link
+// (kept with the user's dotfiles, say), the file it points to is replaced
+// and the link stays.
 func (s *Store) SaveLocked(c *Credential) error {
 	_, err := s.SaveLockedStamped(c)
 	return err
@@ -205,14 +212,63 @@ func (s *Store) saveLocked(c *Credential) (*Credential, Stamp, error) {
 	if err := privateDir(filepath.Dir(s.path)); err != nil {
 		return nil, Stamp{}, fmt.Errorf("save credential: %w", err)
 	}
+	target, err := s.target()
+	if err != nil {
+		return nil, Stamp{}, fmt.Errorf("save credential: %w", err)
+	}
+	if target != s.path {
+		if err := privateDir(filepath.Dir(target)); err != nil {
+			return nil, Stamp{}, fmt.Errorf("save credential to %s (the target of the link %s): %w", target, s.path, err)
+		}
+	}
 	if err := s.backupIfCorrupt(); err != nil {
 		return nil, Stamp{}, err
 	}
-	written, err := writeFileAtomic(s.path, data)
+	// The rename happens in the target's directory, so the link survives;
+	// the written file is what Stamp and LoadStamped see through the link.
+	written, err := writeFileAtomic(target, data)
 	if err != nil {
+		if target != s.path {
+			return nil, Stamp{}, fmt.Errorf("save credential to %s (the target of the link %s): %w", target, s.path, err)
+		}
 		return nil, Stamp{}, fmt.Errorf("save credential to %s: %w", s.path, err)
 	}
 	return stored, stampOf(written), nil
+}
+
+// maxLinks bounds a chain of symbolic links, as the kernel does (ELOOP).
+const maxLinks = 40
+
+// target is the file a save replaces: the credential file, or the file at
+// the end of its chain of symbolic links, which need not exist yet (a
+// dotfiles link made before the first login). Renaming over the link itself
+// would turn it into a regular file and cut the user's setup off silently.
+func (s *Store) target() (string, error) {
+	p := s.path
+	for range maxLinks {
+		info, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) || (err == nil && info.Mode()&fs.ModeSymlink == 0) {
+			return p, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("check %s: %w", p, err)
+		}
+		dest, err := os.Readlink(p)
+		if err != nil {
+			return "", fmt.Errorf("follow the link %s: %w", p, err)
+		}
+		if !filepath.IsAbs(dest) {
+			// Relative to the link's real directory, as the kernel reads
+			// it, not to the path it was reached by.
+			dir := filepath.Dir(p)
+			if real, err := filepath.EvalSymlinks(dir); err == nil {
+				dir = real
+			}
+			dest = filepath.Join(dir, dest)
+		}
+		p = dest
+	}
+	return "", fmt.Errorf("follow the link %s: more than %d symbolic links in a row", s.path, maxLinks)
 }
 
 // privateDir creates dir 0700. An orproxy directory that exists already
@@ -237,9 +293,11 @@ func privateDir(dir string) error {
 	return nil
 }
 
-// backupIfCorrupt copies a credential file that does not parse to
-// <path>.bak. A file that cannot be read at all stops the save: overwriting
-// what we cannot back up could destroy the only copy of a key.
+// backupIfCorrupt copies a credential file that does not parse to a new
+// timestamped backup beside it, never over an earlier one: a second
+// corruption must not destroy the copy of the first. A file that cannot be
+// read at all stops the save: overwriting what we cannot back up could
+// destroy the only copy of a key.
 func (s *Store) backupIfCorrupt() error {
 	old, err := os.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -251,8 +309,10 @@ func (s *Store) backupIfCorrupt() error {
 	if _, err := decodeCredential(old); err == nil {
 		return nil
 	}
-	if _, err := writeFileAtomic(s.backupPath(), old); err != nil {
-		return fmt.Errorf("save credential: back up the unreadable file %s: %w", s.path, err)
+	// Beside the configured path, in orproxy's private directory, even when
+	// that is a link: the target's directory may be a dotfiles repository.
+	if _, err := backup.Write(s.path, backupTag, old, backup.Options{}); err != nil {
+		return fmt.Errorf("save credential: back up the unreadable file %s before replacing it: %w", s.path, err)
 	}
 	return nil
 }
@@ -290,7 +350,9 @@ func (s *Store) Update(ctx context.Context, fn func(cur *Credential) (*Credentia
 
 // Remove deletes the credential file (logout) and reports whether there was
 // one. An absent file is not an error. A corrupt file is removed too: logging
-// out is one way out of it.
+// out is one way out of it. A symbolic link stays and the file it points to
+// goes: removing the link would leave the key behind, and the next login
+// writes through the link again.
 func (s *Store) Remove(ctx context.Context) (removed bool, err error) {
 	unlock, err := s.Lock(ctx)
 	if err != nil {
@@ -298,14 +360,18 @@ func (s *Store) Remove(ctx context.Context) (removed bool, err error) {
 	}
 	defer unlock()
 	s.removeTempFiles()
-	err = os.Remove(s.path)
+	target, err := s.target()
+	if err != nil {
+		return false, fmt.Errorf("remove credential file: %w", err)
+	}
+	err = os.Remove(target)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("remove credential file: %w", err)
 	}
-	if err := syncDir(filepath.Dir(s.path)); err != nil {
+	if err := syncDir(filepath.Dir(target)); err != nil {
 		return true, fmt.Errorf("remove credential file: %w", err)
 	}
 	return true, nil
@@ -316,13 +382,21 @@ func (s *Store) Remove(ctx context.Context) (removed bool, err error) {
 // a key, and nothing else would ever remove them, not even a logout. The
 // caller holds the lock, so no live writer is using one.
 func (s *Store) removeTempFiles() {
-	dir, base := filepath.Split(s.path)
+	removeTempFilesOf(s.path)
+	if target, err := s.target(); err == nil && target != s.path {
+		removeTempFilesOf(target)
+	}
+}
+
+func removeTempFilesOf(path string) {
+	dir, base := filepath.Split(path)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
 		name := e.Name()
+		// .bak.tmp- files are left by versions that kept one <path>.bak.
 		if strings.HasPrefix(name, "."+base+".tmp-") || strings.HasPrefix(name, "."+base+".bak.tmp-") {
 			_ = os.Remove(filepath.Join(dir, name))
 		}

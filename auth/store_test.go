@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orproxy/orproxy/internal/backup"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -153,10 +154,12 @@ func TestStoreCorruptFile(t *testing.T) {
 
 			// The next save keeps the old bytes beside the file.
 			require.NoError(t, s.Save(testCtx(t), fullCredential()))
-			bak, err := os.ReadFile(s.Path() + ".bak")
+			baks := corruptBackups(t, s)
+			require.Len(t, baks, 1)
+			bak, err := os.ReadFile(baks[0])
 			require.NoError(t, err)
 			assert.Equal(t, body, string(bak))
-			info, err := os.Stat(s.Path() + ".bak")
+			info, err := os.Stat(baks[0])
 			require.NoError(t, err)
 			assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 			got, err := s.Load()
@@ -170,8 +173,40 @@ func TestStoreNoBackupOverAValidFile(t *testing.T) {
 	s := newTestStore(t)
 	require.NoError(t, s.Save(testCtx(t), fullCredential()))
 	require.NoError(t, s.Save(testCtx(t), fullCredential()))
-	_, err := os.Stat(s.Path() + ".bak")
-	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.Empty(t, corruptBackups(t, s))
+}
+
+// corruptBackups lists the backups of s's corrupt files, newest first.
+func corruptBackups(t *testing.T, s *Store) []string {
+	t.Helper()
+	names, err := backup.List(s.Path(), backupTag)
+	require.NoError(t, err)
+	return names
+}
+
+// A second corruption, even within the same second, keeps the first one's
+// backup: each gets a name of its own, and the last five are kept.
+func TestStoreCorruptionsNeverOverwriteABackup(t *testing.T) {
+	s := newTestStore(t)
+	require.NoError(t, os.MkdirAll(filepath.Dir(s.Path()), 0o700))
+	var bodies []string
+	for i := range 7 {
+		body := fmt.Sprintf(`{"source":"manual","openrouter_api_key":"%s-%d"`, testKey, i)
+		bodies = append(bodies, body)
+		require.NoError(t, os.WriteFile(s.Path(), []byte(body), 0o600))
+		require.NoError(t, s.Save(testCtx(t), fullCredential()))
+	}
+	baks := corruptBackups(t, s)
+	require.Len(t, baks, 5, "the last five are kept")
+	for i, name := range baks {
+		got, err := os.ReadFile(name)
+		require.NoError(t, err)
+		assert.Equal(t, bodies[len(bodies)-1-i], string(got), "newest first")
+		assert.Regexp(t, `credentials\.json\.corrupt-\d{8}T\d{6}Z(-\d+)?$`, name)
+		info, err := os.Stat(name)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	}
 }
 
 func TestStoreAtomicWriteLeavesNoTempFiles(t *testing.T) {

@@ -64,7 +64,7 @@ type serveProcess struct {
 // read-only, its credential file unreadable, garbage, and deleted. Each is a
 // clear error in /status and the log, never a crash; a key the broker issues
 // meanwhile is used from memory and saved as soon as the disk allows; garbage
-// is kept as .bak.
+// is kept in a timestamped backup.
 func TestServeSurvivesCredentialFileProblems(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the daemon as a process and waits for its save retries")
@@ -173,10 +173,13 @@ func TestServeSurvivesCredentialFileProblems(t *testing.T) {
 		assert.Contains(t, status().FileError, "not valid JSON")
 		revokeAndServe("garbage")
 		assert.Equal(t, current(), stored(), "the rotation saved over the garbage")
-		bak, err := os.ReadFile(credFile + ".bak")
+		baks, err := filepath.Glob(credFile + ".corrupt-*")
 		require.NoError(t, err)
-		assert.Equal(t, "{not json", string(bak), "the garbage is kept as .bak")
-		info, err := os.Stat(credFile + ".bak")
+		require.Len(t, baks, 1)
+		bak, err := os.ReadFile(baks[0])
+		require.NoError(t, err)
+		assert.Equal(t, "{not json", string(bak), "the garbage is kept in a timestamped backup")
+		info, err := os.Stat(baks[0])
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "the backup may hold a key: private too")
 		assert.Empty(t, status().FileError)
