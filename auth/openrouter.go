@@ -33,11 +33,14 @@ func exchangePKCE(ctx context.Context, hc *http.Client, upstream string, code, v
 		return secret.Secret{}, fmt.Errorf("exchange code with OpenRouter: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
+	resp, err := noRedirects(hc).Do(req)
 	if err != nil {
 		return secret.Secret{}, fmt.Errorf("exchange code with OpenRouter: %w", err)
 	}
 	defer resp.Body.Close()
+	if isRedirect(resp) {
+		return secret.Secret{}, fmt.Errorf("exchange code with OpenRouter: %w", redirectError(resp, "the code and verifier"))
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerSize))
 	if err != nil {
 		return secret.Secret{}, fmt.Errorf("exchange code with OpenRouter: read answer: %w", err)
@@ -53,6 +56,32 @@ func exchangePKCE(ctx context.Context, hc *http.Client, upstream string, code, v
 		return secret.Secret{}, errors.New("exchange code with OpenRouter: the answer carries no key")
 	}
 	return secret.New(strings.TrimSpace(out.Key)), nil
+}
+
+// noRedirects returns a copy of hc that does not follow redirects. Go's
+// client would send a 307/308 the same body (the PKCE code and verifier)
+// and keep Authorization (the key) for another port of the same host, so a
+// redirecting upstream could collect either; the broker client refuses
+// redirects for the same reason.
+func noRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+func isRedirect(resp *http.Response) bool {
+	return resp.StatusCode >= 300 && resp.StatusCode <= 399
+}
+
+// redirectError says where a redirect that was not followed pointed: only
+// the host, since the rest of the address is the server's to fill.
+func redirectError(resp *http.Response, what string) error {
+	where := "an address it did not give"
+	if loc, err := resp.Location(); err == nil && loc.Host != "" {
+		where = quoteBounded(loc.Host, 100)
+	}
+	return fmt.Errorf("OpenRouter answered with a redirect (%d %s) to %s, and orproxy does not follow it, so as not to send %s there; check `upstream`",
+		resp.StatusCode, http.StatusText(resp.StatusCode), where, what)
 }
 
 // keyHash is OpenRouter's key hash: hex SHA-256 of the key, which its site
@@ -104,11 +133,15 @@ func CheckKey(ctx context.Context, hc *http.Client, upstream string, key secret.
 		return KeyInfo{}, fmt.Errorf("check key: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+key.Reveal())
-	resp, err := hc.Do(req)
+	resp, err := noRedirects(hc).Do(req)
 	if err != nil {
 		return KeyInfo{}, fmt.Errorf("check key: %w", err)
 	}
 	defer resp.Body.Close()
+	if isRedirect(resp) {
+		// Not a verdict on the key: the question never reached OpenRouter.
+		return KeyInfo{}, fmt.Errorf("check key: %w", redirectError(resp, "the key"))
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerSize))
 	if err != nil {
 		return KeyInfo{}, fmt.Errorf("check key: read answer: %w", err)

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,4 +104,77 @@ func TestLoginNeedsAUsableUpstream(t *testing.T) {
 		_, err := Login(context.Background(), newTestStore(t), LoginOptions{Method: m, Upstream: "openrouter.ai/api/v1"})
 		assert.ErrorContains(t, err, "is not an absolute http(s) URL", m)
 	}
+}
+
+// redirectingUpstream is an upstream that answers every request with a
+// redirect of the given status to a second server on another port, which
+// records whatever reaches it.
+func redirectingUpstream(t *testing.T, status int) (upstream string, elsewhere *httptest.Server, got func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen []string
+	elsewhere = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.String()+" "+r.Header.Get("Authorization")+" "+string(body))
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{"key":"sk-or-v1-stolen","data":{"label":"stolen"}}`))
+	}))
+	t.Cleanup(elsewhere.Close)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, status)
+	}))
+	t.Cleanup(redirector.Close)
+	return redirector.URL + "/api/v1", elsewhere, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
+}
+
+// Neither the PKCE code and verifier nor a key follows a redirect to
+// another server: Go's client would resend a 307/308 body and keep
+// Authorization for another port of the same host.
+func TestOpenRouterCallsRefuseRedirects(t *testing.T) {
+	const code, verifier = "code-0123456789abcdef", "verifier-0123456789abcdef0123456789abcdef"
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			upstream, elsewhere, got := redirectingUpstream(t, status)
+			host := strings.TrimPrefix(elsewhere.URL, "http://")
+
+			_, err := exchangePKCE(testCtx(t), testHTTP, upstream, secretOf(code), secretOf(verifier))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "OpenRouter answered with a redirect ("+strconv.Itoa(status))
+			assert.Contains(t, err.Error(), `to "`+host+`"`)
+			assert.Contains(t, err.Error(), "orproxy does not follow it")
+			assert.Contains(t, err.Error(), "check `upstream`")
+			assert.NotContains(t, err.Error(), code)
+			assert.NotContains(t, err.Error(), verifier)
+
+			_, err = CheckKey(testCtx(t), testHTTP, upstream, secretOf(testKey))
+			require.Error(t, err)
+			assert.False(t, IsKeyRejected(err), "not a verdict on the key")
+			assert.Contains(t, err.Error(), `redirect (`+strconv.Itoa(status))
+			assert.Contains(t, err.Error(), `to "`+host+`"`)
+			assert.NotContains(t, err.Error(), testKey)
+			// A nil client is the default one, which must not follow either.
+			_, err = CheckKey(testCtx(t), nil, upstream, secretOf(testKey))
+			assert.ErrorContains(t, err, "orproxy does not follow it")
+
+			assert.Empty(t, got(), "nothing reached the other server")
+		})
+	}
+}
+
+// Through the login flows too: a pasted key is not sent on, and with the
+// check failing it is stored with a warning, as for a network error.
+func TestLoginKeyNotSentThroughARedirect(t *testing.T) {
+	upstream, _, got := redirectingUpstream(t, http.StatusTemporaryRedirect)
+	stderr := newSyncBuffer()
+	_, err := Login(testCtx(t), newTestStore(t), LoginOptions{Method: MethodKey, Upstream: upstream,
+		Stdin: strings.NewReader(testKey + "\n"), Stderr: stderr})
+	require.NoError(t, err)
+	assert.Contains(t, stderr.String(), "orproxy does not follow it")
+	assert.Empty(t, got())
 }
