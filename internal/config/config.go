@@ -83,6 +83,9 @@ type Limits struct {
 	// MaxRequestBody is the largest request body accepted; bodies are kept in
 	// memory so a request can be replayed after a key rotation.
 	MaxRequestBody ByteSize `yaml:"max_request_body"`
+	// BodyReadTimeout is how long reading a request body may go without a
+	// byte arriving; the client then gets a 408 and its connection is closed.
+	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
 }
 
 // Log configures logging.
@@ -125,7 +128,7 @@ func Default() Config {
 			MaxResults:    8,
 			ExcludeModels: []string{},
 		},
-		Limits: Limits{MaxRequestBody: 32 * MiB},
+		Limits: Limits{MaxRequestBody: 32 * MiB, BodyReadTimeout: 60 * time.Second},
 		Log:    Log{Level: "info", Format: "auto"},
 	}
 }

@@ -186,6 +186,21 @@ func TestBadInput(t *testing.T) {
 			want: []string{`limits.max_request_body: "32 parsecs" is not a size`},
 		},
 		{
+			name: "body_read_timeout too short",
+			file: "limits: {body_read_timeout: 500ms}\n",
+			want: []string{"limits.body_read_timeout: 500ms is out of range (allowed: 1s–1h)"},
+		},
+		{
+			name: "body_read_timeout too long",
+			file: "limits: {body_read_timeout: 2h}\n",
+			want: []string{"limits.body_read_timeout: 2h0m0s is out of range (allowed: 1s–1h)"},
+		},
+		{
+			name: "body_read_timeout not a duration",
+			file: "limits: {body_read_timeout: 60}\n",
+			want: []string{`limits.body_read_timeout: "60" is not a duration`},
+		},
+		{
 			name: "duplicate key",
 			file: "listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n",
 			want: []string{"listen: appears twice"},
@@ -272,7 +287,7 @@ broker:
   start_headers: ["X-Device: abc", "X-User: me"]
   timeout: 3s
 web_search: {exclude_models: ["*:free", "openai/o1*"], max_characters: 500}
-limits: {max_request_body: 10MB}
+limits: {max_request_body: 10MB, body_read_timeout: 2m}
 credentials: {rotate_before_expiry: 1h30m, validate_on_start: false}
 `))
 	require.NoError(t, err)
@@ -281,6 +296,7 @@ credentials: {rotate_before_expiry: 1h30m, validate_on_start: false}
 	assert.Equal(t, []string{"*:free", "openai/o1*"}, got.WebSearch.ExcludeModels)
 	assert.Equal(t, 500, got.WebSearch.MaxCharacters)
 	assert.Equal(t, ByteSize(10_000_000), got.Limits.MaxRequestBody)
+	assert.Equal(t, 2*time.Minute, got.Limits.BodyReadTimeout)
 	assert.Equal(t, 90*time.Minute, got.Credentials.RotateBeforeExpiry)
 	assert.False(t, got.Credentials.ValidateOnStart)
 }

@@ -78,6 +78,9 @@ func (c Config) validate() []problem {
 	if c.Limits.MaxRequestBody < KiB || c.Limits.MaxRequestBody > GiB {
 		add("limits.max_request_body", "%s is out of range (allowed: 1KiB–1GiB)", c.Limits.MaxRequestBody)
 	}
+	if c.Limits.BodyReadTimeout < time.Second || c.Limits.BodyReadTimeout > time.Hour {
+		add("limits.body_read_timeout", "%s is out of range (allowed: 1s–1h)", c.Limits.BodyReadTimeout)
+	}
 	if !slices.Contains(LogLevels, c.Log.Level) {
 		add("log.level", "%q is not a log level (allowed: %s)", c.Log.Level, strings.Join(LogLevels, ", "))
 	}
