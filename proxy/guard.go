@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"path"
 	"strings"
-
-	"github.com/orproxy/orproxy/internal/config"
 )
 
 // refusal is a request the local guard turned away.
@@ -33,30 +31,94 @@ func (h *Handler) guard(r *http.Request) *refusal {
 	if !h.opts.AllowAnyHost && !loopbackHostHeader(r.Host) {
 		return &refusal{http.StatusForbidden, "Host " + quote(r.Host) + " is refused: orproxy answers only to localhost or a loopback address (DNS-rebinding protection)"}
 	}
-	if origin := r.Header.Get("Origin"); origin != "" {
+	// Every value counts: a check of the first alone is passed by putting a
+	// harmless value in front of the real one.
+	hasOrigin := false
+	for _, origin := range r.Header.Values("Origin") {
+		if origin == "" {
+			continue
+		}
+		hasOrigin = true
 		if !loopbackOrigin(origin) {
 			return &refusal{http.StatusForbidden, "requests from web pages are refused (Origin " + quote(origin) + "): a page must not spend your OpenRouter credits"}
 		}
-	} else if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
-		return &refusal{http.StatusForbidden, "cross-site browser requests are refused (Sec-Fetch-Site: " + site + "): a page must not spend your OpenRouter credits"}
+	}
+	if !hasOrigin {
+		for _, site := range r.Header.Values("Sec-Fetch-Site") {
+			if s := strings.TrimSpace(site); strings.EqualFold(s, "cross-site") || strings.EqualFold(s, "same-site") {
+				return &refusal{http.StatusForbidden, "cross-site browser requests are refused (Sec-Fetch-Site: " + printable(site) + "): a page must not spend your OpenRouter credits"}
+			}
+		}
 	}
 	if msg := checkPath(r); msg != "" {
 		return &refusal{http.StatusBadRequest, msg}
 	}
-	if !h.opts.AccessToken.IsZero() && !h.presentsAccessToken(r) {
+	// Service managers probe /healthz without the token; it says nothing
+	// and spends nothing. The checks above still apply to it.
+	if !h.opts.AccessToken.IsZero() && r.URL.Path != "/healthz" && !h.presentsAccessToken(r) {
 		return &refusal{http.StatusUnauthorized, "this proxy requires its access token: send it as Authorization: Bearer <token> or x-api-key (see access_token in the orproxy config)"}
 	}
 	return nil
 }
 
+// loopbackHostHeader reports whether a Host header (or an origin's host)
+// names this machine: localhost or a loopback IP, with an optional numeric
+// port. It is strict about the form, as a lenient parse is what DNS-rebinding
+// and smuggling tricks aim at: "[[::1]]", "localhost:abc", "127.0.0.1]" and
+// an unbracketed IPv6 address are refused.
 func loopbackHostHeader(host string) bool {
-	if host == "" {
+	name, port, hasPort := host, "", false
+	if rest, ok := strings.CutPrefix(host, "["); ok {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return false
+		}
+		name = rest[:end]
+		if after := rest[end+1:]; after != "" {
+			if after[0] != ':' {
+				return false
+			}
+			port, hasPort = after[1:], true
+		}
+		// Brackets hold an IPv6 address and nothing else.
+		ip := net.ParseIP(name)
+		if ip == nil || !strings.Contains(name, ":") || !ip.IsLoopback() {
+			return false
+		}
+	} else {
+		if i := strings.LastIndexByte(host, ':'); i >= 0 {
+			name, port, hasPort = host[:i], host[i+1:], true
+		}
+		if strings.ContainsAny(name, "[]:") {
+			return false
+		}
+		if !strings.EqualFold(name, "localhost") {
+			ip := net.ParseIP(name)
+			if ip == nil || !ip.IsLoopback() {
+				return false
+			}
+		}
+	}
+	return !hasPort || validPort(port)
+}
+
+// validPort accepts what RFC 3986 calls a port, digits only, up to 65535;
+// the empty port of "localhost:" is allowed there too.
+func validPort(port string) bool {
+	if port == "" {
+		return true
+	}
+	if len(port) > 5 {
 		return false
 	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	n := 0
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
 	}
-	return config.IsLoopbackHost(host)
+	return n <= 65535
 }
 
 func loopbackOrigin(origin string) bool {
@@ -64,7 +126,7 @@ func loopbackOrigin(origin string) bool {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return false // includes the opaque "null" origin of sandboxed pages and files
 	}
-	return config.IsLoopbackHost(u.Hostname())
+	return loopbackHostHeader(u.Host)
 }
 
 // checkPath refuses paths whose meaning depends on who normalises them:

@@ -276,3 +276,120 @@ func TestAcceptsGzip(t *testing.T) {
 	}
 	assert.True(t, acceptsGzip([]string{"br", "gzip"}), "several header lines")
 }
+
+func TestLoopbackHostHeader(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost":              true,
+		"LocalHost:8765":         true,
+		"localhost:":             true, // an empty port is allowed by RFC 3986
+		"127.0.0.1":              true,
+		"127.0.0.1:8765":         true,
+		"127.9.9.9:80":           true,
+		"[::1]":                  true,
+		"[::1]:8765":             true,
+		"[::ffff:127.0.0.1]:1":   true,
+		"":                       false,
+		"[[::1]]":                false,
+		"[[::1]]:8765":           false,
+		"[::1]]":                 false,
+		"[::1":                   false,
+		"[::1]x":                 false,
+		"[::1]:abc":              false,
+		"[127.0.0.1]":            false, // brackets hold IPv6 only
+		"[localhost]":            false,
+		"::1":                    false, // IPv6 must be bracketed
+		"localhost:abc":          false,
+		"localhost:-1":           false,
+		"localhost:+80":          false,
+		"localhost:65536":        false,
+		"localhost:080000":       false,
+		"localhost:80:80":        false,
+		"127.0.0.1]:80":          false,
+		"[127.0.0.1:80":          false,
+		"localhost.":             false,
+		"evil.example":           false,
+		"127.0.0.1.evil.example": false,
+		"0.0.0.0":                false,
+		"[::]":                   false,
+	} {
+		assert.Equal(t, want, loopbackHostHeader(host), "%q", host)
+	}
+}
+
+// TestGuardChecksEveryValue: a browser header is checked in all its values
+// and spellings, so a harmless first value does not let a foreign one pass.
+func TestGuardChecksEveryValue(t *testing.T) {
+	h := newHarness(t, fakeopenrouter.Options{})
+	addr := strings.TrimPrefix(h.proxy.URL, "http://")
+	post := func(host string, extra ...string) string {
+		return "POST /api/v1/chat/completions HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/json\r\nContent-Length: " +
+			itoa(len(chatBody)) + "\r\n" + strings.Join(extra, "") + "Connection: close\r\n\r\n" + chatBody
+	}
+	tests := []struct {
+		name       string
+		raw        string
+		wantStatus int
+		wantText   string
+	}{
+		{"foreign Origin after a loopback one", post(addr, "Origin: http://localhost:3000\r\n", "Origin: https://evil.example\r\n"), 403, "Origin \\\"https://evil.example\\\""},
+		{"foreign Origin after an empty one", post(addr, "Origin: \r\n", "Origin: https://evil.example\r\n"), 403, "requests from web pages are refused"},
+		{"Origin with a bad port", post(addr, "Origin: http://localhost:abc\r\n"), 403, "requests from web pages are refused"},
+		{"Origin with doubled brackets", post(addr, "Origin: http://[[::1]]\r\n"), 403, "requests from web pages are refused"},
+		{"Sec-Fetch-Site in capitals", post(addr, "Sec-Fetch-Site: Cross-Site\r\n"), 403, "cross-site browser requests are refused"},
+		{"Sec-Fetch-Site SAME-SITE", post(addr, "Sec-Fetch-Site: SAME-SITE\r\n"), 403, "cross-site browser requests are refused"},
+		{"Sec-Fetch-Site cross-site as a second value", post(addr, "Sec-Fetch-Site: none\r\n", "Sec-Fetch-Site: cross-site\r\n"), 403, "cross-site browser requests are refused"},
+		{"Host with doubled brackets", post("[[::1]]"), 403, "DNS-rebinding"},
+		{"Host with a bad port", post("localhost:abc"), 403, "DNS-rebinding"},
+		{"Host with a port out of range", post("localhost:70000"), 403, "DNS-rebinding"},
+		{"Host with a stray bracket", post("127.0.0.1]:" + port(addr)), 403, "DNS-rebinding"},
+		{"two loopback Origins", post(addr, "Origin: http://localhost:3000\r\n", "Origin: http://127.0.0.1:3000\r\n"), 200, ""},
+		{"same-origin fetch", post(addr, "Sec-Fetch-Site: same-origin\r\n", "Sec-Fetch-Site: None\r\n"), 200, ""},
+		{"bracketed IPv6 loopback", post("[::1]:" + port(addr)), 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(h.fake.Requests())
+			status, body := rawRequest(t, addr, tt.raw)
+			assert.Equal(t, tt.wantStatus, status, body)
+			if tt.wantStatus != 200 {
+				assert.Contains(t, body, tt.wantText)
+				assert.Contains(t, body, `"error":{"code":`)
+				assert.Len(t, h.fake.Requests(), before, "the refused request reached upstream")
+			}
+		})
+	}
+}
+
+// TestHealthzWithoutAccessToken: service managers probe /healthz without the
+// token; everything else still needs it, and /healthz still meets the rest
+// of the guard.
+func TestHealthzWithoutAccessToken(t *testing.T) {
+	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.AccessToken = secret.New("local-access-token-123") })
+	addr := strings.TrimPrefix(h.proxy.URL, "http://")
+	tests := []struct {
+		name, method, path string
+		header             map[string]string
+		want               int
+	}{
+		{"healthz without the token", http.MethodGet, "/healthz", nil, 200},
+		{"healthz HEAD without the token", http.MethodHead, "/healthz", nil, 200},
+		{"healthz with the token", http.MethodGet, "/healthz", map[string]string{"Authorization": "Bearer local-access-token-123"}, 200},
+		{"healthz from a web page", http.MethodGet, "/healthz", map[string]string{"Origin": "https://evil.example"}, 403},
+		{"healthz cross-site", http.MethodGet, "/healthz", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"status without the token", http.MethodGet, "/status", nil, 401},
+		{"status with the token", http.MethodGet, "/status", map[string]string{"X-Api-Key": "local-access-token-123"}, 200},
+		{"API without the token", http.MethodGet, "/api/v1/models", nil, 401},
+		{"API below healthz without the token", http.MethodGet, "/healthz/x", nil, 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := h.do(t, tt.method, tt.path, "", tt.header)
+			assert.Equal(t, tt.want, resp.StatusCode, body)
+		})
+	}
+	// The Host check still applies to /healthz.
+	status, body := rawRequest(t, addr, "GET /healthz HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+	assert.Equal(t, 403, status, body)
+	assert.Contains(t, body, "DNS-rebinding")
+	assert.Empty(t, h.fake.Requests())
+}
