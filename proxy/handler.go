@@ -127,6 +127,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		h.stats.inFlight.Add(-1)
 		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				h.recovered(r, rec, st, start, v)
+				return
+			}
 			// ReverseProxy aborts the connection when a stream breaks after
 			// the headers went out; record that, then let the server abort.
 			if r.Context().Err() != nil {
@@ -155,6 +159,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.forwarded = true
 		h.rp.ServeHTTP(rec, out)
 	}
+}
+
+// recovered handles a panic in the handler, which is a bug in orproxy: it
+// is logged at error level with its stack, since net/http would log it only
+// through ErrorLog, which is at debug. A client that has seen nothing yet
+// gets a 500 that says so; one that already has headers cannot be told, so
+// its connection is aborted rather than left with a response that looks whole.
+func (h *Handler) recovered(r *http.Request, rec *recorder, st *requestState, start time.Time, v any) {
+	h.log.Error("orproxy bug: panic while serving a request; please report it with this log entry",
+		zap.String("method", r.Method),
+		zap.String("path", printable(r.URL.Path)),
+		zap.String("panic", fmt.Sprint(v)),
+		zap.Stack("stack"))
+	st.problem = "orproxy bug: panic: " + printable(fmt.Sprint(v))
+	st.probe = false
+	if rec.status != 0 {
+		h.finish(r, rec, st, start)
+		panic(http.ErrAbortHandler)
+	}
+	// Headers copied from upstream before the panic must not go out with
+	// orproxy's own answer (a Content-Encoding would garble it).
+	clear(rec.Header())
+	// The request body may be half read; the connection cannot carry
+	// another request.
+	rec.Header().Set("Connection", "close")
+	writeError(rec, http.StatusInternalServerError, "orproxy failed on this request because of a bug in orproxy (a panic, logged with its stack); please report it with the daemon's log, and try again")
+	h.finish(r, rec, st, start)
 }
 
 // serve answers the request itself, or returns the request to forward.
