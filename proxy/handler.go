@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,9 @@ func NewHandler(opts Options) (*Handler, error) {
 	}
 	if opts.MaxRequestBody <= 0 {
 		opts.MaxRequestBody = defaultMaxRequestBody
+	}
+	if opts.BodyReadTimeout <= 0 {
+		opts.BodyReadTimeout = defaultBodyReadTimeout
 	}
 	if opts.HeaderTimeout <= 0 {
 		opts.HeaderTimeout = defaultHeaderTimeout
@@ -250,11 +254,21 @@ func (h *Handler) prepare(w *recorder, r *http.Request, st *requestState) *http.
 	// The whole body is read before anything goes upstream: it is needed to
 	// replay the request after a 401, and it avoids golang/go#40747, where a
 	// proxied upstream that answers before reading the body loses requests.
-	body, err := readBody(r, limit)
+	body, err := h.readBody(w, r, limit)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			h.tooLarge(w, st, limit)
+			return nil
+		}
+		if errors.Is(err, errBodyTimeout) {
+			// Checked before the client-gone case: net/http cancels the
+			// request's context when a read times out.
+			st.problem = fmt.Sprintf("the client sent no request body bytes for %s", h.opts.BodyReadTimeout)
+			// What is left of the body is still on the wire; the connection
+			// cannot carry another request.
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestTimeout, fmt.Sprintf("the client sent no request body bytes for %s (limits.body_read_timeout); check that the client sends the body it announces, or raise limits.body_read_timeout in the orproxy config", h.opts.BodyReadTimeout))
 			return nil
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) || r.Context().Err() != nil {
@@ -296,19 +310,83 @@ func (h *Handler) tooLarge(w http.ResponseWriter, st *requestState, limit int64)
 	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than limits.max_request_body (%d bytes); raise it in the orproxy config if you need to send more", limit))
 }
 
-func readBody(r *http.Request, limit int64) ([]byte, error) {
+// errBodyTimeout means the client sent no body bytes for BodyReadTimeout.
+var errBodyTimeout = errors.New("no request body bytes arrived within the body read timeout")
+
+const (
+	// bodyReserve is the most buffer reserved for a request body before its
+	// bytes arrive. Content-Length is only a promise: reserving all of it
+	// let clients that announce 32 MiB and send a byte hold 32 MiB each.
+	bodyReserve = 64 << 10
+	// chunkedReserve is the first buffer for a body of unknown length.
+	chunkedReserve = 4 << 10
+)
+
+// readBody reads the request body whole, up to limit. The buffer grows with
+// the bytes that arrive, doubling, so it is never much more than twice what
+// the client sent; a body of announced length up to bodyReserve is read into
+// one buffer without a copy. Each read that brings bytes extends the
+// connection's read deadline by BodyReadTimeout, so the timeout bounds a
+// stall, not the upload. It is cleared once the body is in, so it cannot cut
+// what follows (net/http clears it too when it starts its background read
+// at the body's end; this does not rely on that). After an error it stays:
+// net/http reads on to discard the rest of the body, and must not wait on a
+// stalled client for that.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		// ReadFrom wants MinRead bytes free before each read: without them
-		// a body of exactly the announced length is copied into a buffer
-		// twice its size.
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	rc := http.NewResponseController(w)
+	timeout := h.opts.BodyReadTimeout
+	// A writer without a connection (a handler under test) has no deadlines.
+	deadlines := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
+	body := http.MaxBytesReader(nil, r.Body, limit)
+	buf := make([]byte, 0, firstBodyBuffer(r.ContentLength))
+	for {
+		if len(buf) == cap(buf) {
+			buf = growBody(buf, r.ContentLength, limit)
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			if deadlines {
+				_ = rc.SetReadDeadline(time.Time{})
+			}
+			return buf, nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return buf, errBodyTimeout
+		case err != nil:
+			return buf, err
+		case n > 0 && deadlines:
+			_ = rc.SetReadDeadline(time.Now().Add(timeout))
+		}
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(nil, r.Body, limit))
-	return buf.Bytes(), err
+}
+
+// firstBodyBuffer is the capacity reserved before any body byte arrived:
+// the announced length up to bodyReserve, plus room to read the end of the
+// body without growing.
+func firstBodyBuffer(declared int64) int {
+	if declared < 0 {
+		return chunkedReserve
+	}
+	return int(min(declared, bodyReserve)) + bytes.MinRead
+}
+
+// growBody doubles buf's capacity, as bytes.Buffer does, but never beyond
+// the announced length or the limit (plus room to see the end), so a large
+// body ends in a buffer of its own size.
+func growBody(buf []byte, declared, limit int64) []byte {
+	c := int64(2 * cap(buf))
+	if declared > 0 {
+		c = min(c, declared+bytes.MinRead)
+	}
+	c = min(c, limit+bytes.MinRead)
+	c = max(c, int64(len(buf))+bytes.MinRead)
+	grown := make([]byte, len(buf), c)
+	copy(grown, buf)
+	return grown
 }
 
 func isJSON(contentType string) bool {

@@ -61,6 +61,11 @@ type Options struct {
 	AllowAnyHost bool
 	// MaxRequestBody bounds request bodies; default 32 MiB.
 	MaxRequestBody int64
+	// BodyReadTimeout is how long reading a request body may go without a
+	// byte arriving before the client gets a 408 and the connection is
+	// closed; default 60s. It bounds time without progress, not the whole
+	// body, so a large upload over a slow link still gets through.
+	BodyReadTimeout time.Duration
 	// HeaderTimeout is how long to wait for upstream response headers before
 	// answering 504; default 10 minutes, because a non-streaming completion
 	// sends its headers only when the whole answer is ready.
@@ -75,6 +80,7 @@ type Options struct {
 }
 
 const (
-	defaultMaxRequestBody = 32 << 20
-	defaultHeaderTimeout  = 10 * time.Minute
+	defaultMaxRequestBody  = 32 << 20
+	defaultBodyReadTimeout = 60 * time.Second
+	defaultHeaderTimeout   = 10 * time.Minute
 )

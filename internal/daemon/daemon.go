@@ -85,16 +85,17 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 
 	host, _, _ := net.SplitHostPort(cfg.Listen)
 	handler, err := proxy.NewHandler(proxy.Options{
-		Upstream:       upstream,
-		Keys:           keys,
-		Patcher:        webSearchPatcher{search},
-		AccessToken:    secret.New(cfg.AccessToken),
-		AllowAnyHost:   !config.IsLoopbackHost(host),
-		MaxRequestBody: int64(cfg.Limits.MaxRequestBody),
-		Transport:      transport,
-		Logger:         log,
-		Version:        version.String(),
-		Listen:         cfg.Listen,
+		Upstream:        upstream,
+		Keys:            keys,
+		Patcher:         webSearchPatcher{search},
+		AccessToken:     secret.New(cfg.AccessToken),
+		AllowAnyHost:    !config.IsLoopbackHost(host),
+		MaxRequestBody:  int64(cfg.Limits.MaxRequestBody),
+		BodyReadTimeout: cfg.Limits.BodyReadTimeout,
+		Transport:       transport,
+		Logger:          log,
+		Version:         version.String(),
+		Listen:          cfg.Listen,
 	})
 	if err != nil {
 		return err
