@@ -44,8 +44,8 @@ func (launchdPlatform) preflight(ctx context.Context, sc scope) error {
 		sc.user, domain, res.reason()))
 }
 
-// definitionFile is where kardianos writes the plist: <Name>.plist, and Name
-// is the label (see launchdLabel).
+// definitionFile is where install writes the plist and kardianos looks for
+// it: <Name>.plist, and Name is the label (see launchdLabel).
 func (launchdPlatform) definitionFile(sc scope) (string, error) {
 	if sc.system {
 		return "/Library/LaunchDaemons/" + launchdLabel + ".plist", nil
@@ -104,6 +104,20 @@ func (launchdPlatform) prepare(def Definition) error {
 	return nil
 }
 
+// install writes the plist, which is all kardianos' Install does, but
+// private from the start, where kardianos creates it 0644 (before umask).
+// Loading it is the start.
+func (launchdPlatform) install(_ context.Context, sc scope, def Definition, _ service.Service, file string) error {
+	plist, err := RenderLaunchdPlist(def)
+	if err != nil {
+		return newError(ErrInvalid, err, fmt.Sprintf("cannot set up the service definition: %v", err))
+	}
+	if err := writeDefinition(file, []byte(plist), definitionDirPerm(sc)); err != nil {
+		return definitionWriteError(sc, file, err, darwinPermissionHint(sc, "install"))
+	}
+	return nil
+}
+
 // explain: kardianos already puts launchctl's stderr into its errors
 // (launchctl may fail with exit status 0, so it reads stderr itself).
 func (launchdPlatform) explain(_ context.Context, sc scope, action string, err error) error {
@@ -132,7 +146,7 @@ func darwinPermissionHint(sc scope, action string) string {
 }
 
 func (p launchdPlatform) rollback(_ context.Context, _ scope, file string) {
-	// kardianos' launchd Install only writes the file.
+	// install only writes the file.
 	_ = os.Remove(file)
 }
 

@@ -30,6 +30,11 @@ type platform interface {
 	config(def Definition, sc scope) (*service.Config, error)
 	// prepare creates what the definition needs before it is installed.
 	prepare(def Definition) error
+	// install writes the definition to file (where the platform keeps one)
+	// and registers it with the service manager, returning an *Error for
+	// the user. svc is the kardianos service, for platforms that leave the
+	// writing to it.
+	install(ctx context.Context, sc scope, def Definition, svc service.Service, file string) error
 	// explain turns a failed kardianos call into an error with the service
 	// manager's own words. It returns nil when the action turns out to have
 	// succeeded after all.

@@ -79,8 +79,9 @@ func (systemdPlatform) preflight(ctx context.Context, sc scope) error {
 		sc.user, commandLine(sc, "show-environment"), res.reason()))
 }
 
-// definitionFile is where kardianos writes the unit: it always uses
-// ~/.config/systemd/user for user units, whatever XDG_CONFIG_HOME says.
+// definitionFile is where install writes the unit. It is where kardianos
+// looks for it too (its Uninstall removes it there), and kardianos always
+// uses ~/.config/systemd/user for user units, whatever XDG_CONFIG_HOME says.
 func (systemdPlatform) definitionFile(sc scope) (string, error) {
 	if sc.system {
 		return "/etc/systemd/system/" + unitName, nil
@@ -120,6 +121,25 @@ func (systemdPlatform) config(def Definition, sc scope) (*service.Config, error)
 
 func (systemdPlatform) prepare(Definition) error { return nil }
 
+// install does what kardianos' Install does (write the unit, enable it,
+// reload), but writes the unit private from the start, where kardianos
+// creates it 0644, and runs systemctl itself to keep its error output.
+func (systemdPlatform) install(ctx context.Context, sc scope, def Definition, _ service.Service, file string) error {
+	unit, err := RenderSystemdUnit(def)
+	if err != nil {
+		return newError(ErrInvalid, err, fmt.Sprintf("cannot set up the service definition: %v", err))
+	}
+	if err := writeDefinition(file, []byte(unit), definitionDirPerm(sc)); err != nil {
+		return definitionWriteError(sc, file, err, permissionHint(sc, "install"))
+	}
+	for _, step := range [][]string{{"enable", unitName}, {"daemon-reload"}} {
+		if res := systemctl(ctx, sc, step...); res.err != nil {
+			return managerError(sc, "install", step, res)
+		}
+	}
+	return nil
+}
+
 func (p systemdPlatform) explain(ctx context.Context, sc scope, action string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
 		return newError(ErrPermission, err, fmt.Sprintf("cannot %s the orproxy %s: %v: %s", action, sc.kind(), err, permissionHint(sc, action)))
@@ -137,8 +157,6 @@ func (p systemdPlatform) explain(ctx context.Context, sc scope, action string, e
 	}
 	var steps [][]string
 	switch action {
-	case "install":
-		steps = [][]string{{"enable", unitName}, {"daemon-reload"}}
 	case "uninstall":
 		if _, err := os.Stat(file); err == nil {
 			steps = append(steps, []string{"disable", unitName})

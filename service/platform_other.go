@@ -30,6 +30,9 @@ func (unsupportedPlatform) afterInstall(context.Context, scope) []string { retur
 func (unsupportedPlatform) config(Definition, scope) (*service.Config, error) {
 	return nil, unsupportedPlatform{}.check()
 }
+func (unsupportedPlatform) install(context.Context, scope, Definition, service.Service, string) error {
+	return unsupportedPlatform{}.check()
+}
 func (unsupportedPlatform) explain(_ context.Context, _ scope, _ string, err error) error {
 	return err
 }

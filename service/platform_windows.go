@@ -60,6 +60,14 @@ func (windowsPlatform) config(def Definition, _ scope) (*service.Config, error) 
 
 func (windowsPlatform) prepare(Definition) error { return nil }
 
+// install: the service lives in the registry, which kardianos writes.
+func (p windowsPlatform) install(ctx context.Context, sc scope, _ Definition, svc service.Service, _ string) error {
+	if err := svc.Install(); err != nil {
+		return p.explain(ctx, sc, "install", err)
+	}
+	return nil
+}
+
 func (windowsPlatform) explain(_ context.Context, _ scope, action string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
 		return newError(ErrPermission, err, fmt.Sprintf(

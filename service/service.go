@@ -2,9 +2,10 @@
 // systemd user unit on Linux, a LaunchAgent on macOS (--system: a system unit
 // or a LaunchDaemon), and a Windows service. It runs on
 // github.com/kardianos/service, but renders the unit and the plist itself
-// (see RenderSystemdUnit) and runs the service manager's commands itself where
-// kardianos would lose their error output, so that every failure reaches the
-// user as one clear line.
+// (see RenderSystemdUnit), writes them itself so that they are private from
+// the start (see writeDefinition), and runs the service manager's commands
+// itself where kardianos would lose their error output, so that every
+// failure reaches the user as one clear line.
 //
 // Every function returns either a result whose String method is the text to
 // show, or an *Error whose message is; the command line only prints them.
@@ -476,21 +477,10 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 		return nil, err
 	}
 
-	if err := svc.Install(); err != nil {
-		if err = r.p.explain(ctx, r.sc, "install", err); err != nil {
-			r.p.rollback(ctx, r.sc, file)
-			undoConfig()
-			return nil, err
-		}
-	}
-	if file != "" && len(env) > 0 {
-		// A proxy URL may carry a password: keep the definition private.
-		// systemd and launchd read it as its owner.
-		if err := os.Chmod(file, 0o600); err != nil {
-			r.p.rollback(ctx, r.sc, file)
-			undoConfig()
-			return nil, newError(ErrInvalid, err, fmt.Sprintf("cannot restrict the permissions of %s: %v", file, err))
-		}
+	if err := r.p.install(ctx, r.sc, def, svc, file); err != nil {
+		r.p.rollback(ctx, r.sc, file)
+		undoConfig()
+		return nil, err
 	}
 	if err := svc.Start(); err != nil {
 		if err = r.p.explain(ctx, r.sc, "start", err); err != nil {

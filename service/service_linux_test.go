@@ -26,6 +26,12 @@ import (
 // chosen verb with a chosen stderr.
 const fakeManager = `#!/bin/sh
 echo "$(basename "$0") $*" >> "$FAKE_LOG"
+# What the manager would find in the unit directory, with each file's mode.
+if [ -n "$FAKE_MODES" ]; then
+	for f in "$HOME"/.config/systemd/user/* "$HOME"/.config/systemd/user/.[!.]*; do
+		[ -e "$f" ] && echo "$1 $(stat -c %a "$f") $(basename "$f")" >> "$FAKE_MODES"
+	done
+fi
 case " $FAKE_FAIL " in *" $1 "*)
 	printf '%s\n' "$FAKE_STDERR" >&2
 	exit 1
@@ -105,6 +111,7 @@ func newHarness(t *testing.T) *harness {
 	t.Setenv("FAKE_FAIL", "")
 	t.Setenv("FAKE_STDERR", "")
 	t.Setenv("FAKE_LINGER", "no")
+	t.Setenv("FAKE_MODES", "")
 
 	exeDir := filepath.Join(dir, "opt", "or proxy 50%")
 	require.NoError(t, os.MkdirAll(exeDir, 0o755))
@@ -505,7 +512,7 @@ func TestInstallReadsListenFromTheConfigAndDefaultsItsPath(t *testing.T) {
 	assert.Contains(t, string(unit), `"--config" "`+path+`"`)
 	fi, err := os.Stat(h.unitFile())
 	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm(), "nothing secret in it, kardianos' mode is kept")
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "private whether or not anything secret is carried")
 }
 
 func TestInstallChecksTheExecutable(t *testing.T) {
