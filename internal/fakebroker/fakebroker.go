@@ -104,6 +104,14 @@ type Fault struct {
 	// RejectRefresh answers every rotation with 401, as for a revoked
 	// refresh token.
 	RejectRefresh bool `json:"reject_refresh,omitempty"`
+	// SameKey answers every rotation with the key it was asked to replace,
+	// neither revoking it nor issuing another: a key OpenRouter rejects
+	// comes straight back.
+	SameKey bool `json:"same_key,omitempty"`
+	// DeadKeys issues keys and revokes them at once at the fake OpenRouter,
+	// so every key the broker answers with (a rotation's, or a login's) is
+	// rejected there.
+	DeadKeys bool `json:"dead_keys,omitempty"`
 }
 
 func (f Fault) hits(endpoint string) bool {
@@ -313,6 +321,21 @@ func (s *Server) issue(ctx context.Context) (fakeopenrouter.KeyInfo, error) {
 	s.current = &k
 	s.mu.Unlock()
 	return info, nil
+}
+
+// kill revokes info, a key just issued, at the fake OpenRouter: the
+// DeadKeys fault. The caller holds rotateMu.
+func (s *Server) kill(ctx context.Context, info *fakeopenrouter.KeyInfo) error {
+	if err := s.opts.Issuer.Revoke(ctx, info.Key); err != nil {
+		return fmt.Errorf("revoke the key just issued: %w", err)
+	}
+	info.Revoked = true
+	s.mu.Lock()
+	if s.current != nil && s.current.Key == info.Key {
+		s.current.Revoked = true
+	}
+	s.mu.Unlock()
+	return nil
 }
 
 func randomHex(n int) string {

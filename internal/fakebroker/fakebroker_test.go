@@ -312,3 +312,52 @@ func TestAdminAPIAndRemoteIssuer(t *testing.T) {
 	assert.NotEqual(t, a.Key, st.CurrentKey.Key)
 	assert.True(t, e.keyWorks(t, st.CurrentKey.Key))
 }
+
+// TestKeyFaults: the broker answers, but with keys OpenRouter rejects: the
+// one it was asked to replace, or new ones that are revoked at once. Set
+// through the admin API, as a soak test against the processes does, and
+// healed by clearing the fault.
+func TestKeyFaults(t *testing.T) {
+	e := setup(t, Options{})
+	admin := &AdminClient{BaseURL: e.url}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := e.exchange(t, e.startCode(t))
+	rotate := func() answerBody {
+		t.Helper()
+		status, body, _ := e.do(t, http.MethodPost, "/credentials/rotate", *a.Refresh, "", nil)
+		require.Equal(t, http.StatusOK, status, body)
+		var r answerBody
+		require.NoError(t, json.Unmarshal([]byte(body), &r))
+		return r
+	}
+
+	require.NoError(t, admin.SetFault(ctx, Fault{SameKey: true}))
+	keys := len(e.or.Keys())
+	r := rotate()
+	assert.Equal(t, a.Key, r.Key, "the key it was asked to replace comes back")
+	assert.Equal(t, *a.Refresh, *r.Refresh)
+	assert.True(t, e.keyWorks(t, a.Key), "nothing was revoked")
+	assert.Len(t, e.or.Keys(), keys, "nothing was issued")
+	_, err := admin.RevokeCurrentKey(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, a.Key, rotate().Key, "even once OpenRouter rejects it")
+
+	require.NoError(t, admin.SetFault(ctx, Fault{DeadKeys: true}))
+	dead := rotate()
+	assert.NotEqual(t, a.Key, dead.Key)
+	assert.True(t, strings.HasPrefix(dead.Key, "sk-or-v1-"))
+	assert.False(t, e.keyWorks(t, dead.Key), "issued and revoked at once")
+	assert.False(t, e.keyWorks(t, rotate().Key))
+	st, err := admin.Stats(ctx)
+	require.NoError(t, err)
+	require.NotNil(t, st.CurrentKey)
+	assert.True(t, st.CurrentKey.Revoked)
+	assert.False(t, e.keyWorks(t, e.exchange(t, e.startCode(t)).Key), "a login gets a dead key too")
+
+	require.NoError(t, admin.SetFault(ctx, Fault{}))
+	assert.True(t, e.keyWorks(t, rotate().Key), "healed")
+	st, err = admin.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 5, st.RotateCalls)
+}

@@ -76,6 +76,14 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, endpoint str
 	return true
 }
 
+// faultFor is the current fault if it hits endpoint, else none.
+func (s *Server) faultFor(endpoint string) Fault {
+	if f := s.currentFault(); f.hits(endpoint) {
+		return f
+	}
+	return Fault{}
+}
+
 // start plays the broker's login page with a user who approves at once: it
 // redirects to return_to with a fresh code.
 func (s *Server) start(w http.ResponseWriter, r *http.Request) {
@@ -133,6 +141,9 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
 	s.rotateMu.Lock()
 	defer s.rotateMu.Unlock()
 	info, err := s.issue(r.Context())
+	if err == nil && s.faultFor(endpointExchange).DeadKeys {
+		err = s.kill(r.Context(), &info)
+	}
 	if err != nil {
 		writeDetail(w, http.StatusBadGateway, err.Error())
 		return
@@ -163,11 +174,19 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
 		writeDetail(w, http.StatusUnauthorized, "invalid refresh token")
 		return
 	}
+	fault := s.faultFor(endpointRotate)
+	if fault.SameKey {
+		writeJSON(w, http.StatusOK, answer(sess.key, sess.refresh))
+		return
+	}
 	if err := s.opts.Issuer.Revoke(r.Context(), sess.key.Key); err != nil {
 		writeDetail(w, http.StatusBadGateway, "revoke old key: "+err.Error())
 		return
 	}
 	info, err := s.issue(r.Context())
+	if err == nil && fault.DeadKeys {
+		err = s.kill(r.Context(), &info)
+	}
 	if err != nil {
 		writeDetail(w, http.StatusBadGateway, err.Error())
 		return
