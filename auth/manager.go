@@ -102,7 +102,27 @@ type rotationRecord struct {
 	lastErr   string
 	failures  int       // consecutive
 	notBefore time.Time // backoff
+	// issued is the key the last rotation brought, until OpenRouter rejects
+	// it; before is failures as they stood before that rotation. A success
+	// clears failures at once, as the key usually works; should OpenRouter
+	// reject it, the rotation failed after all and counts on top of before,
+	// so a broker handing out dead keys reaches the backoff.
+	issued   secret.Secret
+	issuedAt time.Time
+	before   int
+	// dead is the last issued key that OpenRouter rejected.
+	dead secret.Secret
 }
+
+// deadOnArrival is how soon after its rotation a first 401 for the new key
+// still means the rotation failed; a key rejected later had been working
+// and was revoked since, which is a reason to rotate, not a broker fault.
+// The retry of the request that rotated counts at any time.
+const deadOnArrival = time.Minute
+
+// reasonDeadKey is the failed rotation's reason when OpenRouter rejects the
+// key the broker had just issued.
+const reasonDeadKey = "the broker issued a new key but OpenRouter rejected it too"
 
 type retryState struct {
 	failures int
@@ -269,8 +289,16 @@ func (m *Manager) Replace(ctx context.Context, rejected secret.Secret) (secret.S
 	if k, ok := m.otherKey(rejected); ok {
 		return k, nil
 	}
+	m.mu.Lock()
+	// A request sent with the new key while the rotating one was still
+	// retrying proves it dead as well as the retry would.
+	dead := time.Since(m.rotation.issuedAt) < deadOnArrival && m.deadLocked(rejected)
+	m.mu.Unlock()
+	if dead {
+		m.logDeadKey(rejected)
+	}
 	ch := m.sf.DoChan("rotate", func() (any, error) {
-		return m.rotate(rejected, "OpenRouter rejected the key")
+		return m.rotate(rejected, reasonRejected)
 	})
 	select {
 	case res := <-ch:
@@ -281,6 +309,67 @@ func (m *Manager) Replace(ctx context.Context, rejected secret.Secret) (secret.S
 	case <-ctx.Done():
 		return secret.Secret{}, ctx.Err()
 	}
+}
+
+// Rejected is told that OpenRouter rejected key, which Replace returned, on
+// the retry too. A key the broker had just issued makes the rotation a
+// failed one, counted toward the backoff once however many requests report
+// it. The error says why the client gets the 401 and when orproxy asks the
+// broker again.
+func (m *Manager) Rejected(key secret.Secret) error {
+	m.mu.Lock()
+	counted := m.deadLocked(key)
+	// A key counted before, or an older one from the same bad run of the
+	// broker that a slow retry still carried.
+	dead := counted || key == m.rotation.dead || m.rotation.lastErr == reasonDeadKey
+	wait := time.Until(m.rotation.notBefore)
+	m.mu.Unlock()
+	if counted {
+		m.logDeadKey(key)
+	}
+	if !dead {
+		// Not a key this manager just rotated: another process stored it.
+		return &RotationError{Reason: "OpenRouter rejected the newer key in the credential file too; if this persists, run `orproxy rotate` or `orproxy login`"}
+	}
+	return &RotationError{Reason: deadKeyReason(wait)}
+}
+
+// deadLocked records that OpenRouter rejected key and reports whether that
+// made the rotation that issued it a failure; it does so once per key.
+func (m *Manager) deadLocked(key secret.Secret) bool {
+	r := &m.rotation
+	if key.IsZero() || key != r.issued {
+		return false
+	}
+	r.failures = r.before + 1
+	r.lastErr = reasonDeadKey
+	r.issued, r.issuedAt, r.dead = secret.Secret{}, time.Time{}, key
+	if r.failures >= FailuresBeforeBackoff {
+		r.notBefore = time.Now().Add(backoffDelay(m.opts.BackoffBase, m.opts.BackoffMax, r.failures-FailuresBeforeBackoff))
+	}
+	return true
+}
+
+func (m *Manager) logDeadKey(key secret.Secret) {
+	m.mu.RLock()
+	failures, next := m.rotation.failures, m.rotation.notBefore
+	m.mu.RUnlock()
+	fields := []zap.Field{secret.Field("key", key), zap.Int("consecutive_failures", failures)}
+	if next.After(time.Now()) {
+		fields = append(fields, zap.Time("next_attempt", next))
+	}
+	m.log.Warn("key rotation failed: OpenRouter rejects the key the broker just issued", fields...)
+}
+
+// deadKeyReason explains a 401 for a key the broker issued and OpenRouter
+// rejected; wait is how long rotations still back off.
+func deadKeyReason(wait time.Duration) string {
+	when := "on the next request"
+	if wait > 0 {
+		when = "in " + wait.Round(100*time.Millisecond).String()
+	}
+	return reasonDeadKey + "; orproxy asks the broker again " + when +
+		"; if this persists, the broker is issuing keys OpenRouter does not accept: tell its administrators, then run `orproxy rotate`"
 }
 
 func (m *Manager) otherKey(rejected secret.Secret) (secret.Secret, bool) {
@@ -372,6 +461,7 @@ func (m *Manager) adoptLocked(c *Credential, st Stamp, why string) bool {
 		m.log.Info(why, secret.Field("key", c.APIKey), zap.String("source", string(c.Source)))
 		// A new credential deserves fresh attempts.
 		m.rotation.failures, m.rotation.notBefore = 0, time.Time{}
+		m.rotation.issued, m.rotation.issuedAt, m.rotation.before = secret.Secret{}, time.Time{}, 0
 		m.expiry = retryState{}
 		m.scrubLocked()
 	}
@@ -434,6 +524,9 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 		return secret.Secret{}, &RotationError{Reason: err.Error() + "; run `orproxy login`", NeedsLogin: true}
 	}
 	if wait, last, n := m.backoff(); wait > 0 {
+		if m.isDead(rejected) {
+			return secret.Secret{}, &RotationError{Reason: deadKeyReason(wait)}
+		}
 		return secret.Secret{}, &RotationError{Reason: fmt.Sprintf(
 			"the broker failed %d times in a row (last: %s); orproxy asks it again in %s; if this persists, check broker.url and run `orproxy rotate` or `orproxy login`", n, last, wait.Round(100*time.Millisecond))}
 	}
@@ -471,16 +564,30 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 	if err != nil {
 		return secret.Secret{}, m.rotationFailed(err, why)
 	}
+	if answer.APIKey == rejected {
+		m.keepRefreshToken(cur, answer.RefreshToken)
+		if why == reasonRejected {
+			return secret.Secret{}, m.rotationFailed(errors.New("the broker returned the key OpenRouter had just rejected"), why)
+		}
+		return secret.Secret{}, m.rotationFailed(errors.New("the broker returned the key it was asked to replace"), why)
+	}
 	next := answer.Credential(brokerURL)
-	saved, saveErr := m.opts.Store.SaveLockedStamped(next)
-
+	// In use and on record before it is on disk: a request that finds it
+	// in the file and is rejected with it must find it issued here.
 	m.mu.Lock()
 	m.cur = next
-	m.rotation.count++
-	m.rotation.lastAt = time.Now()
-	m.rotation.lastErr = ""
-	m.rotation.failures, m.rotation.notBefore = 0, time.Time{}
+	r := &m.rotation
+	r.count++
+	r.lastAt = time.Now()
+	r.lastErr = ""
+	r.before, r.issued, r.issuedAt = r.failures, next.APIKey, r.lastAt
+	r.failures, r.notBefore = 0, time.Time{}
 	m.expiry = retryState{}
+	m.scrubLocked()
+	m.mu.Unlock()
+
+	saved, saveErr := m.opts.Store.SaveLockedStamped(next)
+	m.mu.Lock()
 	if saveErr != nil {
 		if m.pending == nil {
 			m.replaced = rejected
@@ -508,6 +615,34 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 	return next.APIKey, nil
 }
 
+// reasonRejected is why a rotation runs for a 401.
+const reasonRejected = "OpenRouter rejected the key"
+
+// keepRefreshToken saves a refresh token that came with an answer the
+// rotation cannot use otherwise: a broker that rotates refresh tokens has
+// invalidated the old one, and losing the new one would force a login.
+// The caller holds the file lock.
+func (m *Manager) keepRefreshToken(cur *Credential, token secret.Secret) {
+	if token.IsZero() || token == cur.RefreshToken {
+		return
+	}
+	next := cur.Clone()
+	next.RefreshToken = token
+	saved, err := m.opts.Store.SaveLockedStamped(next)
+	m.mu.Lock()
+	if m.cur == cur {
+		m.cur = next
+		if err == nil {
+			m.stamp, m.fileErr = saved, ""
+		}
+		m.scrubLocked()
+	}
+	m.mu.Unlock()
+	if err != nil {
+		m.log.Error("the broker sent a new refresh token that could not be saved; using it from memory", zap.Error(err))
+	}
+}
+
 func (m *Manager) rotationFailed(err error, why string) error {
 	m.mu.Lock()
 	r := &m.rotation
@@ -516,13 +651,25 @@ func (m *Manager) rotationFailed(err error, why string) error {
 	if r.failures >= FailuresBeforeBackoff {
 		r.notBefore = time.Now().Add(backoffDelay(m.opts.BackoffBase, m.opts.BackoffMax, r.failures-FailuresBeforeBackoff))
 	}
-	failures := r.failures
+	failures, wait := r.failures, time.Until(r.notBefore)
 	m.mu.Unlock()
 	m.log.Warn("key rotation failed", zap.String("reason", why), zap.Int("consecutive_failures", failures), zap.Error(err))
 	if IsRefreshRejected(err) {
 		return &RotationError{Reason: "the broker refused the refresh token (" + err.Error() + "); run `orproxy login`", NeedsLogin: true}
 	}
-	return &RotationError{Reason: "rotating the key through the broker failed: " + err.Error() + "; if this persists, run `orproxy rotate` or `orproxy login`"}
+	again := ""
+	if wait > 0 {
+		again = "; orproxy asks the broker again in " + wait.Round(100*time.Millisecond).String()
+	}
+	return &RotationError{Reason: "rotating the key through the broker failed: " + err.Error() + again + "; if this persists, run `orproxy rotate` or `orproxy login`"}
+}
+
+// isDead reports whether key is the last one the broker issued that
+// OpenRouter rejected, and that is still why rotations back off.
+func (m *Manager) isDead(key secret.Secret) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return !key.IsZero() && key == m.rotation.dead && m.rotation.lastErr == reasonDeadKey
 }
 
 // backoff returns how long rotation attempts must still wait.

@@ -195,9 +195,15 @@ func (m *Manager) validate() {
 	case IsKeyRejected(err):
 		result = "rejected"
 		m.log.Warn("OpenRouter rejects the stored key; replacing it", zap.Error(err))
-		if _, rerr := m.Replace(ctx, cur.APIKey); rerr != nil {
+		next, rerr := m.Replace(ctx, cur.APIKey)
+		switch {
+		case rerr != nil:
 			result = "rejected; no replacement: " + rerr.Error()
-		} else {
+		case IsKeyRejected(m.opts.Check(ctx, next)):
+			// Checked as a request's retry would be, so a broker handing
+			// out dead keys is found at start, not by the first client.
+			result = "rejected; the replacement was rejected too: " + m.Rejected(next).Error()
+		default:
 			result = "rejected; replaced"
 		}
 	default:

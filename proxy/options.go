@@ -23,6 +23,12 @@ type KeyProvider interface {
 	// returns a key to retry with (one another process stored, or a rotated
 	// one), or an error saying why there is none; its message reaches the client.
 	Replace(ctx context.Context, rejected secret.Secret) (secret.Secret, error)
+	// Rejected is called when OpenRouter rejected with a 401 the key that
+	// Replace returned, on the retry too: the request is not retried again.
+	// It returns why the client gets the 401 (for a freshly rotated key, a
+	// failed rotation, and when the broker is asked again); its message
+	// reaches the client.
+	Rejected(key secret.Secret) error
 	// Status describes the credential for /status; it must hold no secret.
 	Status() any
 }

@@ -106,6 +106,17 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			st.retried = true
 			key = next
 			continue
+		case resp.StatusCode == http.StatusUnauthorized && retried401:
+			// The replacement was rejected too. Only the key provider can
+			// tell a failed rotation from a revoked key, and it must hear
+			// of it, or every request would rotate again.
+			errBody := readErrorBody(resp)
+			why := t.keys.Rejected(key)
+			if why == nil {
+				return passOn(resp, errBody), nil
+			}
+			resp.Body.Close()
+			return unauthorized(resp, errBody, why), nil
 		case st.patched && !resent && t.patcher != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest):
 			errBody := readErrorBody(resp)
 			if !t.patcher.ToolRejected(st.model, resp.StatusCode, decoded(resp, errBody)) {

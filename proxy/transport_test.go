@@ -2,15 +2,90 @@ package proxy
 
 import (
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/secret"
 )
+
+// Rejected completes staticKeys as a KeyProvider; tests that look at the
+// calls wrap it in rejectionRecorder.
+func (k *staticKeys) Rejected(secret.Secret) error {
+	return errors.New("OpenRouter rejected the replacement key too")
+}
+
+// rejectionRecorder is staticKeys that records the keys reported rejected
+// on the retry and answers with why.
+type rejectionRecorder struct {
+	*staticKeys
+	why error
+
+	mu       sync.Mutex
+	rejected []secret.Secret
+}
+
+func (r *rejectionRecorder) Rejected(key secret.Secret) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rejected = append(r.rejected, key)
+	return r.why
+}
+
+func (r *rejectionRecorder) calls() []secret.Secret {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]secret.Secret(nil), r.rejected...)
+}
+
+// TestReplacementRejectedTooIsReported: when the key Replace gave is
+// rejected on the retry as well, the key provider hears of it (a rotation
+// that brought a dead key failed, and must count toward the broker backoff)
+// and the client's 401 keeps OpenRouter's message and adds the provider's
+// reason. There is never a second retry.
+func TestReplacementRejectedTooIsReported(t *testing.T) {
+	const why = "the broker issued a new key but OpenRouter rejected it too; orproxy asks the broker again in 2s"
+	for _, tc := range []struct {
+		name string
+		why  error
+		want []string
+	}{
+		{"with a reason", errors.New(why), []string{"User not found.", "(orproxy: " + why + ")"}},
+		{"without one, OpenRouter's answer as it came", nil, []string{"User not found."}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rec *rejectionRecorder
+			h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+				rec = &rejectionRecorder{staticKeys: o.Keys.(*staticKeys), why: tc.why}
+				o.Keys = rec
+			})
+			// rotatedKey is unknown upstream: rejected like a dead key.
+			h.keys.replace = func(secret.Secret) (secret.Secret, error) { return secret.New(rotatedKey), nil }
+			h.fake.Revoke(storedKey)
+
+			resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+			for _, w := range tc.want {
+				assert.Contains(t, body, w)
+			}
+			if tc.why == nil {
+				assert.NotContains(t, body, "orproxy:")
+			}
+			assert.Equal(t, []secret.Secret{secret.New(rotatedKey)}, rec.calls(), "told once, of the replacement")
+			assert.EqualValues(t, 1, h.keys.replaced.Load())
+			assert.Equal(t, 2, h.fake.Count("/api/v1/chat/completions"), "one retry, never a second")
+			assert.NotContains(t, body, rotatedKey)
+		})
+	}
+}
 
 // TestTransportTrustsSSLCertFile: a company TLS-inspecting proxy's CA comes
 // in SSL_CERT_FILE, which Go itself reads only on Linux; the transport adds
