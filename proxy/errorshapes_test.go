@@ -262,12 +262,9 @@ func TestUpstreamCutMidBodyNeverEndsCleanly(t *testing.T) {
 		_, header, sent := tee.sent()
 		require.Len(t, sent, cut)
 		require.NotEmpty(t, header.Get("Content-Length"), "the fake promised a length")
-		if err != nil {
-			// The answer had not reached the client when the upstream broke:
-			// a broken exchange too, never an answer that looks whole.
-			t.Logf("the client saw no answer: %v", err)
-			return
-		}
+		// The headers and the bytes that came reach the client: an empty
+		// reply would look like a connection error, which clients retry.
+		require.NoError(t, err)
 		defer resp.Body.Close()
 		assert.Equal(t, header.Get("Content-Length"), resp.Header.Get("Content-Length"))
 		data, err := io.ReadAll(resp.Body)

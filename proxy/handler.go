@@ -139,8 +139,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// the headers went out; record that, then let the server abort.
 			if r.Context().Err() != nil {
 				st.clientGone = true
-			} else if st.problem == "" {
-				st.problem = "the upstream stream broke off"
+			} else {
+				if st.problem == "" {
+					st.problem = "the upstream stream broke off"
+				}
+				// An answer with a Content-Length may still sit in the
+				// server's buffer. Send what came, so the client sees a short
+				// body rather than an empty reply, which SDKs take for a
+				// connection error and retry: a completion billed twice.
+				_ = rec.FlushError()
 			}
 			h.finish(r, rec, st, start)
 			panic(v)
