@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/backup"
 	"github.com/orproxy/orproxy/internal/fakebroker"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/testenv"
@@ -415,10 +416,13 @@ func TestFileProblemsWhileRunning(t *testing.T) {
 	assert.Contains(t, m.Status().(auth.Status).FileError, "not valid JSON")
 	assert.NotEmpty(t, logs.FilterMessageSnippet("unusable").All())
 
-	// A rotation now saves over the garbage, which is kept as .bak.
+	// A rotation now saves over the garbage, which is kept as a backup.
 	next, err := m.Replace(ctx(t), cred.APIKey)
 	require.NoError(t, err)
-	bak, err := os.ReadFile(env.Store.Path() + ".bak")
+	baks, err := backup.List(env.Store.Path(), "corrupt")
+	require.NoError(t, err)
+	require.Len(t, baks, 1)
+	bak, err := os.ReadFile(baks[0])
 	require.NoError(t, err)
 	assert.Equal(t, "{garbage", string(bak))
 	assert.Equal(t, next, env.Stored(t).APIKey)
