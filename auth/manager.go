@@ -577,10 +577,8 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 	m.mu.Lock()
 	m.cur = next
 	r := &m.rotation
-	r.count++
-	r.lastAt = time.Now()
 	r.lastErr = ""
-	r.before, r.issued, r.issuedAt = r.failures, next.APIKey, r.lastAt
+	r.before, r.issued, r.issuedAt = r.failures, next.APIKey, time.Now()
 	r.failures, r.notBefore = 0, time.Time{}
 	m.expiry = retryState{}
 	m.scrubLocked()
@@ -588,6 +586,10 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 
 	saved, saveErr := m.opts.Store.SaveLockedStamped(next)
 	m.mu.Lock()
+	// Counted once the save is done or has failed, so /status never runs
+	// ahead of the file.
+	r.count++
+	r.lastAt = time.Now()
 	if saveErr != nil {
 		if m.pending == nil {
 			m.replaced = rejected
