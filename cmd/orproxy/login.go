@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -54,7 +57,12 @@ without a browser, open it elsewhere and paste the final redirect URL here.`,
 				return err
 			}
 			defer func() { _ = log.Sync() }()
-			_, err = auth.Login(cmd.Context(), store, auth.LoginOptions{
+			// Ctrl-C ends the login through its context instead of killing
+			// the process: the key prompt has switched the terminal's echo
+			// off, and only a Login that returns switches it back on.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			_, err = auth.Login(ctx, store, auth.LoginOptions{
 				Method:          cfg.Login.Method,
 				Broker:          broker,
 				Upstream:        cfg.Upstream,
@@ -70,6 +78,9 @@ without a browser, open it elsewhere and paste the final redirect URL here.`,
 				Stderr:          s.err,
 				Logger:          log,
 			})
+			if err != nil && ctx.Err() != nil && cmd.Context().Err() == nil {
+				return errors.New("login canceled; nothing was stored")
+			}
 			return err
 		},
 	}
