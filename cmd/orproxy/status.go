@@ -16,10 +16,19 @@ import (
 
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/tlsenv"
 )
 
 // statusReport is `orproxy status --json`. It holds no secret.
 type statusReport struct {
+	// Usable says a credential is stored that is readable, unexpired and not
+	// known to be rejected; the exit code says the same (0 or 1).
+	Usable bool `json:"usable"`
+	// Problem says why the credential is not usable, and what to do.
+	Problem string `json:"problem,omitempty"`
+	// KeyCheck says how the key was judged: by the running daemon, by
+	// OpenRouter, or that OpenRouter could not be asked.
+	KeyCheck   string       `json:"key_check,omitempty"`
 	Credential auth.Status  `json:"credential"`
 	Daemon     daemonReport `json:"daemon"`
 }
@@ -31,12 +40,23 @@ type daemonReport struct {
 	Status    json.RawMessage `json:"status,omitempty"`
 }
 
+// keyCheckTimeout bounds the question to OpenRouter when no daemon answers:
+// status is asked by people and scripts waiting for it. A variable for tests.
+var keyCheckTimeout = 5 * time.Second
+
 func newStatusCmd(g *globalFlags, s streams) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the stored credential (key redacted) and whether a daemon answers",
-		Args:  noArgs,
+		Long: `Show the stored credential (key redacted) and whether a daemon answers.
+
+Exits 0 when a usable credential is stored and 1 when there is none or it is
+unusable: unreadable, expired, or rejected by OpenRouter. Whether OpenRouter
+rejects the key is asked of the running daemon or, without one, of
+OpenRouter itself (GET /key); when OpenRouter cannot be reached the key
+counts as usable.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, store, err := loadStore(g, cmd, nil)
 			if err != nil {
@@ -44,17 +64,104 @@ func newStatusCmd(g *globalFlags, s streams) *cobra.Command {
 			}
 			rep := statusReport{Credential: auth.Describe(store, cfg.Broker.URL)}
 			rep.Daemon = queryDaemon(cmd.Context(), cfg.Config)
+			judgeCredential(cmd.Context(), &rep, cfg.Config, store)
 			if asJSON {
 				enc := json.NewEncoder(s.out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				printStatus(s.out, rep)
 			}
-			printStatus(s.out, rep)
+			if !rep.Usable {
+				return errors.New(rep.Problem)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// judgeCredential decides whether the stored credential is usable: it is
+// readable and unexpired, and neither the daemon nor OpenRouter rejects it.
+func judgeCredential(ctx context.Context, rep *statusReport, cfg config.Config, store *auth.Store) {
+	c := rep.Credential
+	renew := "`orproxy login`"
+	if c.CanRotate {
+		renew = "`orproxy rotate` (or `orproxy login`)"
+	}
+	switch {
+	case c.FileError != "":
+		rep.Problem = c.FileError
+		return
+	case !c.LoggedIn:
+		rep.Problem = "not logged in: no credential is stored; run `orproxy login`"
+		return
+	case c.ExpiresAt != nil && !c.ExpiresAt.After(time.Now()):
+		rep.Problem = fmt.Sprintf("the stored key %s expired %s; run %s", c.Key, relative(*c.ExpiresAt), renew)
+		return
+	}
+	if rep.Daemon.Answering {
+		rep.KeyCheck = "by the daemon"
+		if why := daemonRejects(rep.Daemon.Status); why != "" {
+			rep.Problem = fmt.Sprintf("the stored key %s is not usable: %s; run %s", c.Key, why, renew)
+			return
+		}
+		rep.Usable = true
+		return
+	}
+	cred, err := store.Load()
+	if err != nil {
+		// Changed since Describe read it a moment ago.
+		rep.Problem = err.Error()
+		return
+	}
+	rep.Usable = true
+	transport, err := tlsenv.Transport()
+	if err != nil {
+		rep.KeyCheck = "not asked: " + err.Error()
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, keyCheckTimeout)
+	defer cancel()
+	_, err = auth.CheckKey(ctx, &http.Client{Transport: transport, Timeout: keyCheckTimeout}, cfg.Upstream, cred.APIKey)
+	switch {
+	case err == nil:
+		rep.KeyCheck = "OpenRouter accepts the key"
+	case auth.IsKeyRejected(err):
+		rep.Usable = false
+		rep.Problem = fmt.Sprintf("the stored key %s is not usable: %v; run %s", c.Key, err, renew)
+	default:
+		// Offline, a timeout or a 5xx says nothing about the key.
+		rep.KeyCheck = "OpenRouter could not be asked (" + shortNetError(err) + "); the key is not known to be rejected"
+	}
+}
+
+// daemonRejects reads the daemon's /status for a verdict on its key: a
+// start-up check that OpenRouter rejected the key and nothing replaced since,
+// a rotation that failed because OpenRouter rejected the key, or a login the
+// daemon waits for because it has no usable key. It returns why, or "".
+func daemonRejects(status json.RawMessage) string {
+	var st struct {
+		Credential auth.Status `json:"credential"`
+	}
+	if json.Unmarshal(status, &st) != nil {
+		return ""
+	}
+	c := st.Credential
+	if v := c.LastValidation; v != nil && strings.HasPrefix(v.Result, "rejected") && v.Result != "rejected; replaced" &&
+		(c.LastRotationAt == nil || c.LastRotationAt.Before(v.At)) {
+		return "the daemon found that OpenRouter rejects it (" + v.Result + ")"
+	}
+	if c.RotationFailures > 0 && strings.Contains(c.LastRotationError, "rejected") {
+		return "OpenRouter rejected it and the daemon could not replace it (" + c.LastRotationError + ")"
+	}
+	if c.LoginURL != "" {
+		return "the daemon has no usable key and waits for a login at " + c.LoginURL
+	}
+	return ""
 }
 
 // queryDaemon asks a daemon at the configured address for its /status.
@@ -128,6 +235,9 @@ func printStatus(w io.Writer, rep statusReport) {
 			rot = "yes, through the broker"
 		}
 		fmt.Fprintf(tw, "  rotation\t%s\n", rot)
+		if rep.KeyCheck != "" {
+			fmt.Fprintf(tw, "  checked\t%s\n", rep.KeyCheck)
+		}
 	}
 	d := rep.Daemon
 	if d.Answering {

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/daemon"
+	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/testenv"
+)
+
+// statusOf runs `orproxy status --json` and returns its exit code, report
+// and stderr.
+func statusOf(t *testing.T, cfg string) (int, statusReport, string) {
+	t.Helper()
+	code, out, errOut := runWithStdin(t, "", "--config", cfg, "status", "--json")
+	var rep statusReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
+	return code, rep, errOut
+}
+
+func assertOneLine(t *testing.T, errOut, want string) {
+	t.Helper()
+	assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line: %q", errOut)
+	assert.Contains(t, errOut, want)
+}
+
+func TestStatusWithoutDaemon(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	cfg := configFor(t, env, "")
+	past := time.Now().Add(-time.Hour)
+
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T)
+		code    int
+		usable  bool
+		problem string // in stderr and the report
+		check   string // in the report's key_check
+	}{
+		{
+			name:    "none",
+			prepare: func(t *testing.T) { _ = os.Remove(env.Store.Path()) },
+			code:    exitFailure,
+			problem: "not logged in",
+		},
+		{
+			name: "corrupt",
+			prepare: func(t *testing.T) {
+				require.NoError(t, os.MkdirAll(filepath.Dir(env.Store.Path()), 0o700))
+				require.NoError(t, os.WriteFile(env.Store.Path(), []byte("{not json"), 0o600))
+			},
+			code:    exitFailure,
+			problem: "is not valid",
+		},
+		{
+			name: "expired",
+			prepare: func(t *testing.T) {
+				info := env.OpenRouter.IssueKey("old", &past)
+				require.NoError(t, env.Store.Save(context.Background(), &auth.Credential{Source: auth.SourceManual, APIKey: secret.New(info.Key), KeyExpiresAt: past}))
+			},
+			code:    exitFailure,
+			problem: "expired 1h0m0s ago; run `orproxy login`",
+		},
+		{
+			name: "rejected by OpenRouter",
+			prepare: func(t *testing.T) {
+				cred := env.StoreKey(t, auth.SourceManual)
+				require.True(t, env.OpenRouter.Revoke(cred.APIKey.Reveal()))
+			},
+			code:    exitFailure,
+			problem: "OpenRouter rejected the key",
+		},
+		{
+			name: "rejected broker key says to rotate",
+			prepare: func(t *testing.T) {
+				cred := env.LoginBroker(t)
+				require.True(t, env.OpenRouter.Revoke(cred.APIKey.Reveal()))
+			},
+			code:    exitFailure,
+			problem: "run `orproxy rotate` (or `orproxy login`)",
+		},
+		{
+			name:    "accepted by OpenRouter",
+			prepare: func(t *testing.T) { env.StoreKey(t, auth.SourceManual) },
+			code:    exitOK,
+			usable:  true,
+			check:   "OpenRouter accepts the key",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.prepare(t)
+			code, rep, errOut := statusOf(t, cfg)
+			assert.Equal(t, tt.code, code, errOut)
+			assert.Equal(t, tt.usable, rep.Usable)
+			assert.Contains(t, rep.Problem, tt.problem)
+			assert.Contains(t, rep.KeyCheck, tt.check)
+			if tt.code == exitOK {
+				assert.Empty(t, errOut)
+			} else {
+				assertOneLine(t, errOut, tt.problem)
+			}
+			if c, err := env.Store.Load(); err == nil {
+				assert.NotContains(t, errOut, c.APIKey.Reveal())
+			}
+		})
+	}
+}
+
+// An OpenRouter that cannot be reached, answers 5xx or is slow says nothing
+// about the key: status exits 0 and says it could not ask.
+func TestStatusKeyCheckThatCannotAnswer(t *testing.T) {
+	saved := keyCheckTimeout
+	keyCheckTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { keyCheckTimeout = saved })
+
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	t.Cleanup(slow.Close)
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"message":"overloaded"}}`, http.StatusBadGateway)
+	}))
+	t.Cleanup(broken.Close)
+
+	for name, upstream := range map[string]string{
+		"nobody listens": "http://127.0.0.1:1/api/v1",
+		"slow":           slow.URL + "/api/v1",
+		"5xx":            broken.URL + "/api/v1",
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := testenv.New(t, testenv.Options{})
+			env.StoreKey(t, auth.SourceManual)
+			cfg := filepath.Join(t.TempDir(), "config.yaml")
+			require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("listen: 127.0.0.1:1\nupstream: %s\ncredentials: {file: %s}\n", upstream, env.Store.Path())), 0o600))
+			start := time.Now()
+			code, rep, errOut := statusOf(t, cfg)
+			assert.Equal(t, exitOK, code, errOut)
+			assert.True(t, rep.Usable)
+			assert.Contains(t, rep.KeyCheck, "OpenRouter could not be asked")
+			assert.Contains(t, rep.KeyCheck, "not known to be rejected")
+			assert.Less(t, time.Since(start), 5*time.Second)
+		})
+	}
+}
+
+// With a daemon answering, its verdict counts and OpenRouter is not asked
+// again by the command.
+func TestStatusTakesTheDaemonsVerdict(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	cred := env.StoreKey(t, auth.SourceManual)
+	require.True(t, env.OpenRouter.Revoke(cred.APIKey.Reveal()))
+	listen := freePort(t)
+	cfgFile := configFor(t, env, "listen: "+listen+"\n")
+	loaded, err := config.Load(config.Options{File: cfgFile, Getenv: func(string) string { return "" }})
+	require.NoError(t, err)
+	require.True(t, loaded.Credentials.ValidateOnStart)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, loaded.Config, daemon.Options{Ready: func(net.Addr) { close(ready) }})
+	}()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+	<-ready
+
+	// The daemon checks the key at start; wait for its verdict.
+	client := &http.Client{Timeout: 5 * time.Second}
+	require.Eventually(t, func() bool {
+		resp, err := client.Get("http://" + listen + "/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st struct {
+			Credential auth.Status `json:"credential"`
+		}
+		return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Credential.LastValidation != nil
+	}, 10*time.Second, 20*time.Millisecond)
+
+	keyChecks := env.OpenRouter.Count("/api/v1/key")
+	code, rep, errOut := statusOf(t, cfgFile)
+	assert.Equal(t, exitFailure, code)
+	assert.True(t, rep.Daemon.Answering)
+	assert.Equal(t, "by the daemon", rep.KeyCheck)
+	assertOneLine(t, errOut, "the daemon found that OpenRouter rejects it")
+	assert.Equal(t, keyChecks, env.OpenRouter.Count("/api/v1/key"), "the command asked OpenRouter itself")
+	assert.NotContains(t, errOut, cred.APIKey.Reveal())
+}
+
+func TestDaemonRejects(t *testing.T) {
+	earlier, later := time.Now().Add(-time.Minute), time.Now()
+	tests := []struct {
+		name   string
+		status auth.Status
+		want   string
+	}{
+		{name: "nothing known", want: ""},
+		{name: "validated", status: withValidation(auth.Status{}, earlier, "ok"), want: ""},
+		{name: "validation could not tell", status: withValidation(auth.Status{}, earlier, "unknown: dial tcp: refused"), want: ""},
+		{name: "rejected and replaced", status: withValidation(auth.Status{}, earlier, "rejected; replaced"), want: ""},
+		{name: "rejected, no replacement", status: withValidation(auth.Status{}, earlier, "rejected; no replacement: cannot be rotated"), want: "rejects it (rejected; no replacement"},
+		{name: "rejected, rotated since", status: withValidation(auth.Status{LastRotationAt: &later}, earlier, "rejected; no replacement: broker down"), want: ""},
+		{name: "rotation failed for a rejected key", status: auth.Status{RotationFailures: 2, LastRotationError: "the broker issued a new key but OpenRouter rejected it too"}, want: "could not replace it"},
+		{name: "rotation failed before expiry, key still good", status: auth.Status{RotationFailures: 1, LastRotationError: "broker: dial tcp: connection refused"}, want: ""},
+		{name: "waiting for a login", status: auth.Status{LoginURL: "https://broker.example/start?state=x"}, want: "waits for a login at https://broker.example/start"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, err := json.Marshal(map[string]any{"credential": tt.status})
+			require.NoError(t, err)
+			got := daemonRejects(body)
+			if tt.want == "" {
+				assert.Empty(t, got)
+			} else {
+				assert.Contains(t, got, tt.want)
+			}
+		})
+	}
+	assert.Empty(t, daemonRejects([]byte("not json")))
+}
+
+func withValidation(s auth.Status, at time.Time, result string) auth.Status {
+	s.LastValidation = &struct {
+		At     time.Time `json:"at"`
+		Result string    `json:"result"`
+	}{at, result}
+	return s
+}
