@@ -28,7 +28,13 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func runWithStdin(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	home := t.TempDir()
+	return runHome(t, t.TempDir(), stdin, args...)
+}
+
+// runHome is runWithStdin with a given home directory, for commands that
+// build on what an earlier one left there.
+func runHome(t *testing.T, home, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 	for _, v := range []string{"ORPROXY_CONFIG", "ORPROXY_LISTEN", "ORPROXY_UPSTREAM", "ORPROXY_BROKER_URL", "ORPROXY_CREDENTIALS_FILE", "ORPROXY_ACCESS_TOKEN", "ORPROXY_NO_BROWSER"} {
@@ -86,7 +92,7 @@ func TestMisplacedKeyIsNotEchoed(t *testing.T) {
 	// Not only keys: a refresh token or anything else typed as a command.
 	code, _, errOut := run(t, "rt-9f8e7d6c5b4a39281706f5e4d3c2b1a0")
 	assert.Equal(t, exitUsage, code)
-	assert.Equal(t, "orproxy: unknown command\nRun 'orproxy --help' for usage.\n", errOut)
+	assert.Equal(t, "orproxy: unknown command. Run 'orproxy --help' for usage.\n", errOut)
 }
 
 func TestBadConfigIsAFailureNamingTheKey(t *testing.T) {
@@ -109,10 +115,17 @@ func TestServeOnBusyPort(t *testing.T) {
 }
 
 func TestServeRefusesNonLoopbackWithoutToken(t *testing.T) {
+	// From a flag, the refused address is a usage error; from the file, a failure.
 	code, _, errOut := run(t, "serve", "--listen", "0.0.0.0:0")
-	assert.Equal(t, exitFailure, code)
+	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errOut, "not a loopback address")
 	assert.Contains(t, errOut, "access_token")
+
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("listen: 0.0.0.0:0\n"), 0o600))
+	code, _, errOut = run(t, "--config", cfg, "serve")
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, errOut, "not a loopback address")
 }
 
 // TestServeStopsCleanlyOnSIGTERM runs the built binary, as a service manager would.

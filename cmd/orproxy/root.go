@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/logging"
+	"github.com/orproxy/orproxy/internal/version"
 )
 
 // streams are the command's standard streams, replaceable in tests.
@@ -23,6 +25,9 @@ const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2
+	// exitNotRunning is `service status` of a service that is stopped or
+	// not installed, as LSB init scripts answer.
+	exitNotRunning = 3
 )
 
 // usageError marks a mistake in the command line itself.
@@ -31,33 +36,66 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// execute runs the command line and maps its outcome to an exit code, in one
-// place: usage 2, failure 1, with one clear message on stderr.
+// errNotRunning ends `service status` for a service that does not run; the
+// command's output has said so already.
+var errNotRunning = errors.New("the service is not running")
+
+// exitCode maps a command's outcome to the process's exit code. It is the
+// one place that does: commands return typed errors.
+func exitCode(err error) int {
+	var usage usageError
+	var cfg *config.Error
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &usage):
+		return exitUsage
+	case errors.As(err, &cfg) && cfg.InCommandLine:
+		// A flag's value is wrong: `--method nope`, `--listen nope`.
+		return exitUsage
+	case errors.Is(err, errNotRunning):
+		return exitNotRunning
+	case strings.HasPrefix(err.Error(), cobraUnknownCommand):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// cobraUnknownCommand starts cobra's own, untyped, unknown command error,
+// which quotes the argument. groupArgs keeps it from happening; should it
+// happen anyway, it is a usage error and its text is not shown.
+const cobraUnknownCommand = "unknown command \""
+
+// execute runs the command line and maps its outcome to an exit code: usage
+// 2, failure 1, each with one clear message on stderr.
 func execute(args []string, s streams) int {
 	root := newRootCmd(s)
 	root.SetArgs(args)
 	failed, err := root.ExecuteC()
-	if err == nil {
-		return exitOK
+	code := exitCode(err)
+	if code == exitOK || code == exitNotRunning {
+		return code
 	}
 	// An argument typed in the wrong place may be a key, and cobra quotes
 	// what it does not understand: no message goes out unscrubbed.
 	msg := logging.Scrub(err.Error(), nil)
-	if strings.HasPrefix(msg, "unknown command") {
-		// cobra quotes the argument, which may be any pasted secret.
+	if strings.HasPrefix(msg, cobraUnknownCommand) {
 		msg = "unknown command"
 	}
-	var usage usageError
-	if errors.As(err, &usage) || msg == "unknown command" {
+	if code == exitUsage {
 		help := "orproxy"
 		if failed != nil {
 			help = failed.CommandPath()
 		}
-		fmt.Fprintf(s.err, "orproxy: %s\nRun '%s --help' for usage.\n", msg, help)
-		return exitUsage
+		sep := ". "
+		if strings.HasSuffix(msg, ".") || strings.HasSuffix(msg, "?") {
+			sep = " "
+		}
+		fmt.Fprintf(s.err, "orproxy: %s%sRun '%s --help' for usage.\n", msg, sep, help)
+		return code
 	}
 	fmt.Fprintf(s.err, "orproxy: %s\n", msg)
-	return exitFailure
+	return code
 }
 
 // globalFlags are the flags every command takes.
@@ -74,10 +112,16 @@ func newRootCmd(s streams) *cobra.Command {
 base URL at http://127.0.0.1:8765/api/v1 with any API key: orproxy sends your
 current OpenRouter key, adds OpenRouter's web search tool to chat requests, and
 replaces a rejected key through your company's credential broker.`,
+		Version:           version.String(),
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
+		Args:              groupArgs,
+		// Runnable, so that cobra hands an unknown command to groupArgs
+		// instead of quoting it; without one, the help.
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	root.SetVersionTemplate(versionTemplate)
 	root.SetIn(s.in)
 	root.SetOut(s.out)
 	root.SetErr(s.err)
@@ -91,9 +135,96 @@ replaces a rejected key through your company's credential broker.`,
 		newRotateCmd(g, s),
 		newServiceCmd(g, s),
 		newOpenCodeCmd(g, s),
+		newConfigCmd(g, s),
 		newVersionCmd(s),
 	)
+	root.SetHelpCommand(newHelpCmd(root))
+	// Made now rather than by Execute, so that an unknown shell is a usage
+	// error like any other unknown command.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			needs(c, "a shell")
+		}
+	}
 	return root
+}
+
+// groupArgs is the Args of a command that only groups others: an argument
+// that names none of them is a usage error that suggests the nearest names.
+// It never repeats the argument, which may be a pasted secret.
+func groupArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	what := "command"
+	if cmd.HasParent() {
+		what = cmd.Name() + " command"
+	}
+	return usageError{fmt.Errorf("unknown %s%s", what, didYouMean(cmd, args[0]))}
+}
+
+// needs makes group, a command that only groups others, refuse to run
+// without one of them (`orproxy config`), naming them.
+func needs(group *cobra.Command, what string) {
+	group.Args = groupArgs
+	group.RunE = func(cmd *cobra.Command, args []string) error {
+		var names []string
+		for _, c := range cmd.Commands() {
+			if c.IsAvailableCommand() {
+				names = append(names, c.Name())
+			}
+		}
+		return usageError{fmt.Errorf("%s needs %s: %s", cmd.Name(), what, joinOr(names))}
+	}
+}
+
+// joinOr lists names as "a, b or c".
+func joinOr(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// didYouMean suggests the subcommands of cmd nearest to typed, as
+// "; did you mean `login` or `logout`?", or "".
+func didYouMean(cmd *cobra.Command, typed string) string {
+	if typed == "" {
+		return ""
+	}
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	var names []string
+	for _, n := range cmd.SuggestionsFor(typed) {
+		if q := "`" + n + "`"; !slices.Contains(names, q) && len(names) < 3 {
+			names = append(names, q)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "; did you mean " + strings.Join(names, " or ") + "?"
+}
+
+// newHelpCmd replaces cobra's help command, which prints an unknown topic
+// back and exits 0.
+func newHelpCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(_ *cobra.Command, args []string) error {
+			target, rest, err := root.Find(args)
+			if err != nil || target == nil {
+				return usageError{errors.New("no help on that")}
+			}
+			if len(rest) > 0 {
+				return usageError{fmt.Errorf("no help topic by that name%s", didYouMean(target, rest[0]))}
+			}
+			return target.Help()
+		},
+	}
 }
 
 // noArgs rejects positional arguments as a usage error.
@@ -116,11 +247,11 @@ func defaultConfigHint() string {
 // loadConfig loads the configuration with the flags the user set on cmd, by
 // config key.
 func loadConfig(g *globalFlags, cmd *cobra.Command, flagKeys map[string]string) (*config.Loaded, error) {
-	flags := map[string]string{}
+	flags, names := map[string]string{}, map[string]string{}
 	for flag, key := range flagKeys {
 		if f := cmd.Flags().Lookup(flag); f != nil && f.Changed {
-			flags[key] = f.Value.String()
+			flags[key], names[key] = f.Value.String(), "--"+flag
 		}
 	}
-	return config.Load(config.Options{File: g.configFile, Flags: flags})
+	return config.Load(config.Options{File: g.configFile, Flags: flags, FlagNames: names})
 }

@@ -55,11 +55,17 @@ func newServeCmd(g *globalFlags, s streams) *cobra.Command {
 			})
 		},
 	}
+	addServeFlags(cmd)
+	return cmd
+}
+
+// addServeFlags defines the flags of serveFlags, for serve and for `config
+// show`, which shows what serve would run with.
+func addServeFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.String("listen", "", "address to listen on (default 127.0.0.1:8765; env ORPROXY_LISTEN)")
 	f.String("upstream", "", "OpenRouter API base URL (default https://openrouter.ai/api/v1; env ORPROXY_UPSTREAM)")
 	f.String("broker-url", "", "credential broker base URL (env ORPROXY_BROKER_URL)")
 	f.String("log-level", "", "debug, info, warn or error (default info)")
 	f.String("log-format", "", "auto, console or json (default auto)")
-	return cmd
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -42,7 +43,7 @@ service runs "orproxy serve --config <file>" and restarts on failure.`,
 				return usageError{fmt.Errorf("service needs an action: install, uninstall, start, stop, restart or status")}
 			}
 			// Not echoed: a stray argument may be a pasted secret.
-			return usageError{fmt.Errorf("unknown service action (use install, uninstall, start, stop, restart or status)")}
+			return usageError{fmt.Errorf("unknown service action (use install, uninstall, start, stop, restart or status)%s", didYouMean(cmd, args[0]))}
 		},
 		RunE: func(*cobra.Command, []string) error { return nil },
 	}
@@ -62,16 +63,49 @@ service runs "orproxy serve --config <file>" and restarts on failure.`,
 			Short: a.short,
 			Args:  noArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				res, err := a.run(cmd.Context(), options())
+				o := options()
+				res, err := a.run(cmd.Context(), o)
+				if a.name == "uninstall" && errors.Is(err, service.ErrNotInstalled) {
+					// Removing what is not there is not a failure.
+					fmt.Fprintf(s.out, "Nothing to remove: orproxy is not installed as a %s.\n", serviceKind(o.System))
+					return nil
+				}
 				if err != nil {
 					return err
 				}
 				fmt.Fprintln(s.out, res.String())
+				if st, ok := res.(*service.StatusResult); ok {
+					return statusOutcome(st)
+				}
 				return nil
 			},
 		})
 	}
 	return cmd
+}
+
+func serviceKind(system bool) string {
+	if system {
+		return "system service"
+	}
+	return "user service"
+}
+
+// statusOutcome turns `service status` into its exit status: 0 when the
+// service runs, 3 (errNotRunning) when it is stopped, failed or not
+// installed, and a failure when the service manager could not say.
+func statusOutcome(st *service.StatusResult) error {
+	switch {
+	case !st.Installed, st.State == service.StateStopped, st.State == service.StateFailed:
+		return errNotRunning
+	case st.State == service.StateRunning:
+		return nil
+	}
+	detail := st.StateDetail
+	if detail == "" {
+		detail = "it gave no state"
+	}
+	return fmt.Errorf("%s did not say whether the orproxy %s runs: %s", st.Manager, serviceKind(st.System), detail)
 }
 
 func newOpenCodeCmd(g *globalFlags, s streams) *cobra.Command {

@@ -136,3 +136,63 @@ func TestServiceBinaryUsageExitCodes(t *testing.T) {
 		assert.Empty(t, stdout.String(), "%v", args)
 	}
 }
+
+// replaceServiceAction makes the named subcommand return res and err.
+func replaceServiceAction(t *testing.T, name string, res fmt.Stringer, err error) {
+	t.Helper()
+	saved := serviceActions
+	t.Cleanup(func() { serviceActions = saved })
+	serviceActions = append([]serviceAction(nil), saved...)
+	for i, a := range serviceActions {
+		if a.name == name {
+			serviceActions[i].run = func(context.Context, service.Options) (fmt.Stringer, error) { return res, err }
+		}
+	}
+}
+
+func TestServiceStatusExitCodes(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		st     service.StatusResult
+		code   int
+		stderr string
+	}{
+		{"running", service.StatusResult{Manager: "systemd", Installed: true, State: service.StateRunning}, exitOK, ""},
+		{"running but not answering", service.StatusResult{Manager: "systemd", Installed: true, State: service.StateRunning, HealthURL: "http://127.0.0.1:1/healthz", HealthError: "refused"}, exitOK, ""},
+		{"stopped", service.StatusResult{Manager: "systemd", Installed: true, State: service.StateStopped}, exitNotRunning, ""},
+		{"failed", service.StatusResult{Manager: "systemd", Installed: true, State: service.StateFailed}, exitNotRunning, ""},
+		{"not installed", service.StatusResult{Manager: "systemd", State: service.StateUnknown}, exitNotRunning, ""},
+		{"manager cannot say", service.StatusResult{Manager: "systemd", Installed: true, State: service.StateUnknown, StateDetail: "systemctl timed out"}, exitFailure, "systemd did not say whether the orproxy user service runs: systemctl timed out"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.st
+			replaceServiceAction(t, "status", &st, nil)
+			code, out, errOut := run(t, "service", "status")
+			assert.Equal(t, tt.code, code)
+			assert.Equal(t, st.String()+"\n", out, "the report is printed whatever the state")
+			if tt.stderr == "" {
+				assert.Empty(t, errOut)
+			} else {
+				assert.Equal(t, "orproxy: "+tt.stderr+"\n", errOut)
+			}
+		})
+	}
+}
+
+func TestServiceUninstallWhenNotInstalled(t *testing.T) {
+	replaceServiceAction(t, "uninstall", nil, &service.Error{Kind: service.ErrNotInstalled, Msg: "orproxy is not installed as a user service: run `orproxy service install`"})
+	code, out, errOut := run(t, "service", "uninstall")
+	assert.Equal(t, exitOK, code)
+	assert.Equal(t, "Nothing to remove: orproxy is not installed as a user service.\n", out)
+	assert.Empty(t, errOut)
+
+	code, out, _ = run(t, "service", "uninstall", "--system")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "not installed as a system service")
+
+	// Other actions on a missing service still fail.
+	replaceServiceAction(t, "stop", nil, &service.Error{Kind: service.ErrNotInstalled, Msg: "orproxy is not installed as a user service: run `orproxy service install`"})
+	code, _, errOut = run(t, "service", "stop")
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, errOut, "orproxy service install")
+}
