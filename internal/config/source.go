@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/url"
 	"reflect"
 	"strings"
@@ -34,6 +35,18 @@ func (l Layer) String() string {
 
 // MarshalText makes a Layer its name in JSON.
 func (l Layer) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+// UnmarshalText reads a Layer's name, for programs that read `orproxy
+// config show --json`.
+func (l *Layer) UnmarshalText(b []byte) error {
+	for _, c := range []Layer{LayerDefault, LayerFile, LayerEnv, LayerFlag} {
+		if c.String() == string(b) {
+			*l = c
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not a config layer (default, file, environment or flag)", b)
+}
 
 // Source is where a key's value came from: the layer that set it last and,
 // within the layer, exactly where.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -152,4 +153,16 @@ func TestErrorSaysWhenTheCommandLineIsWrong(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestLayerJSON(t *testing.T) {
+	for _, l := range []Layer{LayerDefault, LayerFile, LayerEnv, LayerFlag} {
+		b, err := json.Marshal(Source{Layer: l, Where: "w"})
+		require.NoError(t, err)
+		var back Source
+		require.NoError(t, json.Unmarshal(b, &back))
+		assert.Equal(t, Source{Layer: l, Where: "w"}, back, string(b))
+	}
+	var l Layer
+	assert.Error(t, l.UnmarshalText([]byte("registry")))
 }
