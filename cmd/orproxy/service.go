@@ -117,7 +117,7 @@ func newOpenCodeCmd(g *globalFlags, s streams) *cobra.Command {
 this proxy's /api/v1 and whose models come from the running daemon (a short
 built-in list when no daemon answers). With --write FILE, merge the provider
 into an existing opencode.json or opencode.jsonc, keeping every other key and
-a backup of the file as FILE.bak.`,
+a backup of the file as FILE.bak-<UTC time> (the last five are kept).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(g, cmd, nil)
