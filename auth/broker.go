@@ -15,7 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -71,7 +71,7 @@ func NewBrokerClient(baseURL string, startHeaders []string, timeout time.Duratio
 	}
 	h := http.Header{}
 	for _, line := range startHeaders {
-		name, value, err := config.ParseHeaderLine(line)
+		name, value, err := netaddr.ParseHeaderLine(line)
 		if err != nil {
 			return nil, fmt.Errorf("broker start header: %w", err)
 		}

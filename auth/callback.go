@@ -19,7 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -238,7 +238,7 @@ func (cs *callbackServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// A page that rebinds its own host name to 127.0.0.1 could reach this
 	// port; its requests name the wrong host.
-	if host, _, err := net.SplitHostPort(r.Host); err != nil || !config.IsLoopbackHost(host) {
+	if host, _, err := net.SplitHostPort(r.Host); err != nil || !netaddr.IsLoopbackHost(host) {
 		writePage(w, http.StatusBadRequest, "Wrong address", "The login callback is reachable as 127.0.0.1 only.")
 		return
 	}

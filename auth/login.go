@@ -15,7 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -262,7 +262,7 @@ func leadsTo(u, callback string) bool {
 	if err != nil {
 		return false
 	}
-	return a.Scheme == "http" && a.Port() == b.Port() && a.Path == b.Path && config.IsLoopbackHost(a.Hostname())
+	return a.Scheme == "http" && a.Port() == b.Port() && a.Path == b.Path && netaddr.IsLoopbackHost(a.Hostname())
 }
 
 // followOwnCallback plays the browser for a redirect that leads straight

@@ -28,6 +28,7 @@ import (
 
 	"github.com/orproxy/orproxy/configs"
 	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/proxy"
 )
 
@@ -440,7 +441,7 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 		undoConfig()
 		return nil, err
 	}
-	addr, err := config.DialAddress(listen)
+	addr, err := netaddr.DialAddress(listen)
 	if err != nil {
 		undoConfig()
 		return nil, newError(ErrBadConfig, err, fmt.Sprintf("%s: %v", r.configFile, err))
@@ -650,7 +651,7 @@ func (r *run) afterStart(ctx context.Context, action, file string) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	addr, err := config.DialAddress(listen)
+	addr, err := netaddr.DialAddress(listen)
 	if err != nil {
 		return nil, newError(ErrBadConfig, err, fmt.Sprintf("%s: %v", r.configFile, err))
 	}
@@ -789,7 +790,7 @@ func Status(ctx context.Context, opts Options) (*StatusResult, error) {
 		res.HealthError = err.Error()
 		return res, nil
 	}
-	addr, err := config.DialAddress(listen)
+	addr, err := netaddr.DialAddress(listen)
 	if err != nil {
 		res.HealthError = err.Error()
 		return res, nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/tlsenv"
 )
 
@@ -166,7 +167,7 @@ func daemonRejects(status json.RawMessage) string {
 
 // queryDaemon asks a daemon at the configured address for its /status.
 func queryDaemon(ctx context.Context, cfg config.Config) daemonReport {
-	addr, err := config.DialAddress(cfg.Listen)
+	addr, err := netaddr.DialAddress(cfg.Listen)
 	if err != nil {
 		return daemonReport{Problem: err.Error()}
 	}

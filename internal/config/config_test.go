@@ -315,17 +315,6 @@ func TestByteSize(t *testing.T) {
 	assert.Equal(t, "1000B", ByteSize(1000).String())
 }
 
-func TestParseHeaderLine(t *testing.T) {
-	name, value, err := ParseHeaderLine("x-device-id:  abc def ")
-	require.NoError(t, err)
-	assert.Equal(t, "X-Device-Id", name)
-	assert.Equal(t, "abc def", value)
-	for _, bad := range []string{"X-A: b\r\nX-B: c", "no colon", ": empty name", "Bad Name: x", "X-A: b\n"} {
-		_, _, err := ParseHeaderLine(bad)
-		assert.Error(t, err, bad)
-	}
-}
-
 // A bad value that may carry a secret is named, not shown.
 func TestBadSecretBearingValuesAreNotShown(t *testing.T) {
 	for name, file := range map[string]string{

@@ -3,13 +3,14 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/textproto"
 	"net/url"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orproxy/orproxy/internal/netaddr"
 )
 
 // Validate checks every value and returns one message per problem.
@@ -42,7 +43,7 @@ func (c Config) validate() []problem {
 		}
 	}
 	for i, h := range c.Broker.StartHeaders {
-		if _, _, err := ParseHeaderLine(h); err != nil {
+		if _, _, err := netaddr.ParseHeaderLine(h); err != nil {
 			add(fmt.Sprintf("broker.start_headers[%d]", i), "%v", err)
 		}
 	}
@@ -98,7 +99,7 @@ func validateListen(addr string, hasAccessToken bool) error {
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%q has no valid port (allowed: 0–65535)", addr)
 	}
-	if IsLoopbackHost(host) {
+	if netaddr.IsLoopbackHost(host) {
 		return nil
 	}
 	if host != "" && net.ParseIP(host) == nil {
@@ -108,16 +109,6 @@ func validateListen(addr string, hasAccessToken bool) error {
 		return fmt.Errorf("%q is not a loopback address; orproxy listens beyond this machine only when access_token is set, because anyone who reaches the port could spend your OpenRouter credits", addr)
 	}
 	return nil
-}
-
-// IsLoopbackHost reports whether host (without port) names this machine only:
-// localhost or a loopback IP.
-func IsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
 
 // validateServiceURL accepts an absolute https URL, or http for a loopback
@@ -131,43 +122,8 @@ func validateServiceURL(raw string) error {
 		// Redacted: user info may hold a password.
 		return fmt.Errorf("%q must not carry a query, fragment or user info", u.Redacted())
 	}
-	if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !netaddr.IsLoopbackHost(u.Hostname()) {
 		return fmt.Errorf("%q uses http to a remote host; use https (http is allowed only for a loopback host)", raw)
 	}
 	return nil
-}
-
-// ParseHeaderLine splits a "Name: value" line and rejects what could smuggle a
-// second header or request line.
-func ParseHeaderLine(line string) (name, value string, err error) {
-	// Only the name goes into a message: the value of an identity header
-	// may be a token.
-	name, value, ok := strings.Cut(line, ":")
-	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-	shown := name
-	if !ok {
-		// No colon: the value may follow a space instead.
-		shown, _, _ = strings.Cut(shown, " ")
-	}
-	if len(shown) > 40 {
-		shown = shown[:40] + "…"
-	}
-	if strings.ContainsAny(line, "\r\n\x00") {
-		return "", "", fmt.Errorf("header %q contains a line break or NUL; give one header per entry", shown)
-	}
-	if !ok || name == "" || !validHeaderName(name) {
-		return "", "", fmt.Errorf("header %q is not a header line (use \"Name: value\"; the value is not shown)", shown)
-	}
-	return textproto.CanonicalMIMEHeaderKey(name), value, nil
-}
-
-func validHeaderName(s string) bool {
-	for _, r := range s {
-		if r > 127 || !(r == '!' || r == '#' || r == '$' || r == '%' || r == '&' || r == '\'' || r == '*' ||
-			r == '+' || r == '-' || r == '.' || r == '^' || r == '_' || r == '`' || r == '|' || r == '~' ||
-			(r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')) {
-			return false
-		}
-	}
-	return true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/logging"
+	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/version"
 	"github.com/orproxy/orproxy/proxy"
@@ -89,7 +90,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		Keys:            keys,
 		Patcher:         webSearchPatcher{search},
 		AccessToken:     secret.New(cfg.AccessToken),
-		AllowAnyHost:    !config.IsLoopbackHost(host),
+		AllowAnyHost:    !netaddr.IsLoopbackHost(host),
 		MaxRequestBody:  int64(cfg.Limits.MaxRequestBody),
 		BodyReadTimeout: cfg.Limits.BodyReadTimeout,
 		Transport:       transport,

@@ -18,8 +18,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/netaddr"
 )
 
 // KeyIssuer mints and revokes OpenRouter keys, as the real broker does with
@@ -196,7 +196,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, codes: map[string]time.Time{}, sessions: map[string]*session{}}
 	for _, line := range opts.StartHeaders {
-		name, value, err := config.ParseHeaderLine(line)
+		name, value, err := netaddr.ParseHeaderLine(line)
 		if err != nil {
 			return nil, fmt.Errorf("fakebroker: start header: %w", err)
 		}

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/netaddr"
 )
 
 // Handler serves the broker contract and the admin API under /_fake/.
@@ -104,7 +104,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 	}
 	returnTo := r.URL.Query().Get("return_to")
 	u, err := url.Parse(returnTo)
-	if returnTo == "" || err != nil || u.Scheme != "http" || !config.IsLoopbackHost(u.Hostname()) {
+	if returnTo == "" || err != nil || u.Scheme != "http" || !netaddr.IsLoopbackHost(u.Hostname()) {
 		writeDetail(w, http.StatusBadRequest, "return_to must be an http URL on this machine (127.0.0.1 or localhost)")
 		return
 	}

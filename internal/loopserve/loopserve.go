@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/netaddr"
 )
 
 // Listen listens on addr and refuses an address beyond loopback: these
@@ -22,7 +22,7 @@ func Listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !config.IsLoopbackHost(host) {
+	if !netaddr.IsLoopbackHost(host) {
 		return nil, fmt.Errorf("%s is not a loopback address: these servers listen on loopback only", addr)
 	}
 	return net.Listen("tcp", addr)

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/netaddr"
 )
 
 const (
@@ -159,7 +160,7 @@ func Fragment(ctx context.Context, opts Options) (*Result, error) {
 
 // baseURL is the proxy's OpenAI-compatible base URL.
 func baseURL(listen string) (string, error) {
-	addr, err := config.DialAddress(listen)
+	addr, err := netaddr.DialAddress(listen)
 	if err != nil {
 		return "", err
 	}

@@ -1,9 +1,26 @@
-package config
+// Package netaddr holds the few network rules orproxy applies to what it is
+// given: whether a host names this machine only, where a client on this
+// machine dials a listen address, and whether a configured header line is
+// one plain header. They live apart from the config so that the proxy, the
+// login flows, the service and the fakes share one definition without
+// depending on the config loader.
+package netaddr
 
 import (
 	"fmt"
 	"net"
+	"strings"
 )
+
+// IsLoopbackHost reports whether host (without port) names this machine only:
+// localhost or a loopback IP.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
 
 // DialAddress is the host:port where a client on this machine reaches a
 // proxy that listens on listen. An unspecified host (":8765", "0.0.0.0:8765",

@@ -8,25 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestDialAddress(t *testing.T) {
-	for listen, want := range map[string]string{
-		"127.0.0.1:8765": "127.0.0.1:8765",
-		"0.0.0.0:9000":   "127.0.0.1:9000",
-		":9001":          "127.0.0.1:9001",
-		"[::]:9002":      "[::1]:9002",
-		"[::1]:9003":     "[::1]:9003",
-		"localhost:9004": "localhost:9004",
-	} {
-		got, err := DialAddress(listen)
-		require.NoError(t, err, listen)
-		assert.Equal(t, want, got, listen)
-	}
-	_, err := DialAddress("8765")
-	assert.ErrorContains(t, err, `listen address "8765"`)
-	_, err = DialAddress("127.0.0.1:0")
-	assert.ErrorContains(t, err, "port 0 (any free port)")
-}
-
 func TestFilePath(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
