@@ -45,6 +45,36 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
 	})
+	mux.HandleFunc("POST /_fake/limit", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Key string `json:"key"`
+			KeyLimit
+		}
+		if !readJSON(w, r, &in) {
+			return
+		}
+		info, err := s.SetKeyLimit(in.Key, in.KeyLimit)
+		if err != nil {
+			WriteError(w, http.StatusBadRequest, "set limit: "+err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, info)
+	})
+	mux.HandleFunc("POST /_fake/spend", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Key string  `json:"key"`
+			USD float64 `json:"usd"`
+		}
+		if !readJSON(w, r, &in) {
+			return
+		}
+		if err := s.Spend(in.Key, in.USD); err != nil {
+			WriteError(w, http.StatusNotFound, "spend: "+err.Error())
+			return
+		}
+		st, _ := s.KeyStatus(in.Key)
+		writeJSON(w, http.StatusOK, st)
+	})
 	mux.HandleFunc("GET /_fake/requests", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Requests())
 	})
@@ -114,6 +144,20 @@ func (c *AdminClient) Keys(ctx context.Context) ([]KeyInfo, error) {
 	var out []KeyInfo
 	err := c.do(ctx, http.MethodGet, "/_fake/keys", nil, &out)
 	return out, err
+}
+
+// SetKeyLimit sets a key's credit limit; see Server.SetKeyLimit.
+func (c *AdminClient) SetKeyLimit(ctx context.Context, key string, l KeyLimit) (KeyInfo, error) {
+	var info KeyInfo
+	err := c.do(ctx, http.MethodPost, "/_fake/limit", map[string]any{"key": key, "limit": l.Limit, "limit_reset": l.Reset, "is_free_tier": l.IsFreeTier}, &info)
+	return info, err
+}
+
+// Spend charges usd to a key and returns its GET /key data after.
+func (c *AdminClient) Spend(ctx context.Context, key string, usd float64) (KeyStatus, error) {
+	var st KeyStatus
+	err := c.do(ctx, http.MethodPost, "/_fake/spend", map[string]any{"key": key, "usd": usd}, &st)
+	return st, err
 }
 
 // Requests returns what the fake received.

@@ -1,9 +1,12 @@
 // Package fakeopenrouter is a faithful stand-in for OpenRouter's API, for tests
 // and the demo: chat completions (JSON and SSE, with OpenRouter's keep-alive
-// comments), the Responses API, /key, /models, OAuth PKCE (/auth and
-// /auth/keys), and OpenRouter's error shapes. Keys are minted, listed and
-// revoked through Go methods or, when the fake runs as a process, through an
-// admin API under /_fake/. Nothing in the product depends on this package.
+// comments), the Responses API, Anthropic Messages (JSON and SSE, tool use,
+// count_tokens), usage with cost on every answer, /key with per-key limits
+// and the spending the fake charged, /models, OAuth PKCE (/auth and
+// /auth/keys), and OpenRouter's error shapes, the money errors among them.
+// Keys are minted, limited, charged, listed and revoked through Go methods
+// or, when the fake runs as a process, through an admin API under /_fake/.
+// Nothing in the product depends on this package.
 package fakeopenrouter
 
 import (
@@ -28,6 +31,10 @@ type Options struct {
 	MaxRecorded int
 	// Models replaces the model catalogue served at /models.
 	Models []Model
+	// Pricing is what the fake charges; the zero value means DefaultPricing.
+	Pricing Pricing
+	// Now is the clock of the spending periods of /key; nil means time.Now.
+	Now func() time.Time
 }
 
 // DefaultReply is what the fake assistant says unless Options.Reply is set.
@@ -58,6 +65,12 @@ type KeyInfo struct {
 	Label     string     `json:"label"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	Revoked   bool       `json:"revoked"`
+	// Limit, LimitReset and IsFreeTier are set by SetKeyLimit.
+	Limit      *float64 `json:"limit,omitempty"`
+	LimitReset string   `json:"limit_reset,omitempty"`
+	IsFreeTier bool     `json:"is_free_tier,omitempty"`
+	// Usage is what the fake charged the key in all, in USD.
+	Usage float64 `json:"usage"`
 }
 
 // Fault makes the fake misbehave, for fault tests. The zero value is healthy.
@@ -72,12 +85,16 @@ type Fault struct {
 	// RejectToolsFor lists models that answer a request carrying tools with
 	// 404 "No endpoints found that support tool use".
 	RejectToolsFor []string `json:"reject_tools_for,omitempty"`
-	// Status, when set, answers every chat request with this status and
-	// OpenRouter's error body (e.g. 429, 402, 500). A 429 comes as
-	// OpenRouter's own rate limiter sends it: Retry-After, X-RateLimit-Limit,
+	// Status, when set, answers every chat, Responses and Messages request
+	// with this status and OpenRouter's error body (e.g. 429, 402, 500; on
+	// Messages in Anthropic's envelope). A 429 comes as OpenRouter's own
+	// rate limiter sends it: Retry-After, X-RateLimit-Limit,
 	// X-RateLimit-Remaining and X-RateLimit-Reset (Unix milliseconds), the same
 	// figures in error.metadata.headers. A 502 says the provider failed; a 503
-	// carries error.availability and, with RetryAfter, Retry-After.
+	// carries error.availability and, with RetryAfter, Retry-After. A 402 is
+	// the account out of credits (error.metadata.limit_source
+	// "openrouter_credits"); with RetryAfter it is the in-flight spending
+	// budget ("openrouter_in_flight_budget", with Retry-After).
 	Status int `json:"status,omitempty"`
 	// StatusTimes limits Status to the next this many chat requests (a burst
 	// of 429s); then the fault clears itself. Zero: every request.
@@ -114,6 +131,22 @@ type Fault struct {
 	// GzipErrors gzips the error answers of chat requests that accept gzip,
 	// as a CDN in front of OpenRouter may.
 	GzipErrors bool `json:"gzip_errors,omitempty"`
+	// OmitUsage leaves usage out of chat and Responses answers, and cost out
+	// of Messages usage, as some providers' answers come: the request is
+	// charged all the same.
+	OmitUsage bool `json:"omit_usage,omitempty"`
+	// ServerToolUseDetails reports web searches as
+	// usage.server_tool_use_details (the spec's spelling, which clients
+	// report seeing live) instead of the documented usage.server_tool_use.
+	ServerToolUseDetails bool `json:"server_tool_use_details,omitempty"`
+	// KeyLimitForbidden answers a key whose limit is used up with the 403
+	// "Key limit exceeded (… limit)" clients have seen, instead of the
+	// documented 402 with error.metadata.limit_source "openrouter_key_limit".
+	KeyLimitForbidden bool `json:"key_limit_forbidden,omitempty"`
+	// ToolUse makes the Messages model call the request's first tool
+	// whenever the last message is not a tool result (ToolUseMarker does it
+	// for one request).
+	ToolUse bool `json:"tool_use,omitempty"`
 }
 
 // Request is one request the fake received, as it arrived.
@@ -127,6 +160,11 @@ type Request struct {
 	Started time.Time   `json:"started"`
 	// Canceled is when the handler saw the client go away; zero if it did not.
 	Canceled time.Time `json:"canceled"`
+	// Usage is what the fake charged for its answer; nil when it charged
+	// nothing (an error).
+	Usage *Usage `json:"usage,omitempty"`
+	// GenerationID is the answer's X-Generation-Id.
+	GenerationID string `json:"generation_id,omitempty"`
 }
 
 // Server is the fake. Use Handler with httptest.NewServer or http.Server.
@@ -141,6 +179,10 @@ type Server struct {
 	counts   map[string]int
 	// steps hands each Step to a Stepped stream, which answers with what it sent.
 	steps chan chan<- string
+	// spent is what each key was charged.
+	spent map[string]*spending
+	// prefixes holds each key's last body per model, for prompt caching.
+	prefixes map[string][]byte
 }
 
 type pkceCode struct {
@@ -159,14 +201,24 @@ func New(opts Options) *Server {
 	if opts.Models == nil {
 		opts.Models = DefaultModels
 	}
-	s := &Server{opts: opts, keys: map[string]*KeyInfo{}, codes: map[string]pkceCode{}, counts: map[string]int{}, steps: make(chan chan<- string)}
+	if opts.Pricing == (Pricing{}) {
+		opts.Pricing = DefaultPricing
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{opts: opts, keys: map[string]*KeyInfo{}, codes: map[string]pkceCode{}, counts: map[string]int{}, steps: make(chan chan<- string),
+		spent: map[string]*spending{}, prefixes: map[string][]byte{}}
 	for _, k := range opts.Keys {
 		s.AddKey(k, "", nil)
 	}
 	return s
 }
 
-// AddKey makes key valid.
+func (s *Server) now() time.Time { return s.opts.Now() }
+
+// AddKey makes key valid. A key added again keeps its limit and what it
+// spent.
 func (s *Server) AddKey(key, label string, expiresAt *time.Time) KeyInfo {
 	sum := sha256.Sum256([]byte(key))
 	info := &KeyInfo{Key: key, Hash: hex.EncodeToString(sum[:]), Label: label, ExpiresAt: expiresAt}
@@ -174,8 +226,11 @@ func (s *Server) AddKey(key, label string, expiresAt *time.Time) KeyInfo {
 		info.Label = maskKey(key)
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.keys[key]; old != nil {
+		info.Limit, info.LimitReset, info.IsFreeTier, info.Usage = old.Limit, old.LimitReset, old.IsFreeTier, old.Usage
+	}
 	s.keys[key] = info
-	s.mu.Unlock()
 	return *info
 }
 
@@ -272,12 +327,16 @@ func (s *Server) markCanceled(rec *Request) {
 }
 
 // authenticate returns the key's info, or the 401 message OpenRouter gives.
-func (s *Server) authenticate(r *http.Request) (*KeyInfo, string) {
+// With xAPIKey (Messages) a non-empty x-api-key header is read first, as
+// Anthropic's SDKs send the key there; it wins over Authorization.
+func (s *Server) authenticate(r *http.Request, xAPIKey bool) (*KeyInfo, string) {
 	h := r.Header.Get("Authorization")
-	if h == "" {
+	key, ok := strings.CutPrefix(h, "Bearer ")
+	if x := r.Header.Get("X-Api-Key"); xAPIKey && x != "" {
+		key, ok = x, true
+	} else if h == "" {
 		return nil, "Missing Authentication header"
 	}
-	key, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
 		return nil, "No auth credentials found"
 	}

@@ -31,21 +31,11 @@ func (s *Server) takeStatus() int {
 func writeStatusFault(w http.ResponseWriter, f Fault, status int, model string, gz bool) {
 	body := map[string]any{"error": map[string]any{"code": status, "message": http.StatusText(status)}}
 	switch status {
+	case http.StatusPaymentRequired:
+		creditsRefusal(f).write(w, styleOpenRouter, gz)
+		return
 	case http.StatusTooManyRequests:
-		retry := f.RetryAfter
-		if retry <= 0 {
-			retry = 1
-		}
-		// OpenRouter's limiter repeats its headers inside the body, as strings.
-		limits := map[string]string{
-			"X-RateLimit-Limit":     "20",
-			"X-RateLimit-Remaining": "0",
-			"X-RateLimit-Reset":     strconv.FormatInt(time.Now().Add(time.Duration(retry)*time.Second).UnixMilli(), 10),
-		}
-		for k, v := range limits {
-			w.Header().Set(k, v)
-		}
-		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		limits := setRateLimitHeaders(w, f)
 		body = map[string]any{
 			"error": map[string]any{"code": status, "message": "Rate limit exceeded: free-models-per-min. ",
 				"metadata": map[string]any{"headers": limits, "error_type": "rate_limit_exceeded", "provider_name": nil}},
@@ -73,6 +63,25 @@ func writeStatusFault(w http.ResponseWriter, f Fault, status int, model string, 
 	}
 	data, _ := json.Marshal(body)
 	writeErrorBody(w, status, data, gz)
+}
+
+// setRateLimitHeaders sets the headers of a 429 from OpenRouter's own
+// limiter and returns the X-RateLimit-* ones, which its body repeats.
+func setRateLimitHeaders(w http.ResponseWriter, f Fault) map[string]string {
+	retry := f.RetryAfter
+	if retry <= 0 {
+		retry = 1
+	}
+	limits := map[string]string{
+		"X-RateLimit-Limit":     "20",
+		"X-RateLimit-Remaining": "0",
+		"X-RateLimit-Reset":     strconv.FormatInt(time.Now().Add(time.Duration(retry)*time.Second).UnixMilli(), 10),
+	}
+	for k, v := range limits {
+		w.Header().Set(k, v)
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(retry))
+	return limits
 }
 
 func writeErrorBody(w http.ResponseWriter, status int, body []byte, gz bool) {

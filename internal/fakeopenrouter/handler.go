@@ -23,6 +23,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/chat/completions", s.chat)
 	mux.HandleFunc("POST /api/v1/responses", s.responses)
+	mux.HandleFunc("POST /api/v1/messages", s.messages)
+	mux.HandleFunc("POST /api/v1/messages/count_tokens", s.countTokens)
 	mux.HandleFunc("GET /api/v1/key", s.key)
 	mux.HandleFunc("GET /api/v1/models", s.models)
 	mux.HandleFunc("POST /api/v1/auth/keys", s.exchange)
@@ -56,87 +58,144 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	WriteError(w, http.StatusNotFound, "Not Found")
 }
 
+type toolSpec struct {
+	Type        string          `json:"type"`
+	Name        string          `json:"name"`
+	InputSchema json.RawMessage `json:"input_schema"`
+}
+
+type plugin struct {
+	ID      string `json:"id"`
+	Enabled *bool  `json:"enabled"`
+}
+
+// chatRequest is what the fake reads of a chat, Responses or Messages
+// request.
 type chatRequest struct {
-	Model    string            `json:"model"`
-	Stream   bool              `json:"stream"`
-	Messages []json.RawMessage `json:"messages"`
-	Input    json.RawMessage   `json:"input"`
-	Tools    []struct {
+	Model               string            `json:"model"`
+	Stream              bool              `json:"stream"`
+	Messages            []json.RawMessage `json:"messages"`
+	Input               json.RawMessage   `json:"input"`
+	Tools               []toolSpec        `json:"tools"`
+	Plugins             []plugin          `json:"plugins"`
+	MaxTokens           *int              `json:"max_tokens"`
+	MaxCompletionTokens *int              `json:"max_completion_tokens"`
+	MaxOutputTokens     *int              `json:"max_output_tokens"`
+	Reasoning           json.RawMessage   `json:"reasoning"`
+	ReasoningEffort     string            `json:"reasoning_effort"`
+	Thinking            *struct {
 		Type string `json:"type"`
-	} `json:"tools"`
+	} `json:"thinking"`
 }
 
-func (c chatRequest) hasWebSearch() bool {
-	return slices.ContainsFunc(c.Tools, func(t struct {
-		Type string `json:"type"`
-	}) bool {
-		return t.Type == "openrouter:web_search"
-	})
+// apiStyle is the error shape of the API a request went to.
+type apiStyle int
+
+const (
+	styleOpenRouter apiStyle = iota
+	styleAnthropic
+)
+
+// call is a request begin let through.
+type call struct {
+	rec  *Request
+	req  chatRequest
+	body []byte
+	// key is the key it came with.
+	key string
 }
 
-// begin records the request, checks its key and applies the fault. It returns
-// false when it has answered already.
-func (s *Server) begin(w http.ResponseWriter, r *http.Request) (*Request, chatRequest, bool) {
+// begin records the request, checks its key and its money, and applies the
+// fault. It returns false when it has answered already.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, style apiStyle) (*call, bool) {
 	f := s.currentFault()
 	var body []byte
 	if !f.IgnoreBody {
 		body, _ = io.ReadAll(r.Body)
 	}
-	rec := s.record(r, body)
-	var req chatRequest
-	fail := func(status int, msg string) (*Request, chatRequest, bool) {
-		s.setStatus(rec, status)
-		if f.GzipErrors && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+	c := &call{rec: s.record(r, body), body: body}
+	gz := f.GzipErrors && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip")
+	fail := func(status int, msg string) (*call, bool) {
+		s.setStatus(c.rec, status)
+		switch {
+		case style == styleAnthropic:
+			writeAnthropicError(w, status, msg, nil, gz)
+		case gz:
 			writeGzipError(w, status, msg)
-		} else {
+		default:
 			WriteError(w, status, msg)
 		}
-		return rec, req, false
+		return c, false
 	}
-	if _, msg := s.authenticate(r); msg != "" {
+	refuse := func(rf *refusal) (*call, bool) {
+		s.setStatus(c.rec, rf.status)
+		rf.write(w, style, gz)
+		return c, false
+	}
+	info, msg := s.authenticate(r, style == styleAnthropic)
+	if msg != "" {
 		return fail(http.StatusUnauthorized, msg)
+	}
+	c.key = info.Key
+	if rf := s.limitRefusal(c.key, f); rf != nil {
+		return refuse(rf)
 	}
 	if f.HangBeforeHeaders {
 		<-r.Context().Done()
-		s.markCanceled(rec)
-		return rec, req, false
+		s.markCanceled(c.rec)
+		return c, false
 	}
 	if f.HeaderDelay > 0 {
 		select {
 		case <-time.After(f.HeaderDelay):
 		case <-r.Context().Done():
-			s.markCanceled(rec)
-			return rec, req, false
+			s.markCanceled(c.rec)
+			return c, false
 		}
 	}
 	if status := s.takeStatus(); status != 0 {
-		s.setStatus(rec, status)
+		s.setStatus(c.rec, status)
 		var named struct{ Model string }
 		_ = json.Unmarshal(body, &named)
-		writeStatusFault(w, f, status, named.Model, f.GzipErrors && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip"))
-		return rec, req, false
+		if style == styleAnthropic {
+			writeAnthropicStatusFault(w, f, status, named.Model, gz)
+		} else {
+			writeStatusFault(w, f, status, named.Model, gz)
+		}
+		return c, false
 	}
 	if f.IgnoreBody {
-		req.Model = "openai/gpt-4o-mini"
-		return rec, req, true
+		c.req.Model = "openai/gpt-4o-mini"
+		return c, true
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
+	if err := json.Unmarshal(body, &c.req); err != nil {
 		return fail(http.StatusBadRequest, "Invalid JSON body: "+err.Error())
 	}
-	if req.Model == "" {
-		req.Model = "openai/gpt-4o-mini"
+	if c.req.Model == "" {
+		c.req.Model = "openai/gpt-4o-mini"
 	}
-	if len(req.Tools) > 0 && slices.Contains(f.RejectToolsFor, req.Model) {
+	if rf := s.affordRefusal(c.key, c.req, len(body)); rf != nil {
+		return refuse(rf)
+	}
+	if len(c.req.Tools) > 0 && slices.Contains(f.RejectToolsFor, c.req.Model) {
 		return fail(http.StatusNotFound, "No endpoints found that support tool use. To learn more about provider routing, visit: https://openrouter.ai/docs/provider-routing")
 	}
-	return rec, req, true
+	return c, true
+}
+
+// fakeCitation is the source the fake search finds.
+func fakeCitation() map[string]any {
+	return map[string]any{"type": "url_citation", "url_citation": map[string]any{
+		"url": "https://example.com/fake-source", "title": "Fake source", "content": "An excerpt the fake search found.", "start_index": 0, "end_index": 5,
+	}}
 }
 
 func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
-	rec, req, ok := s.begin(w, r)
+	c, ok := s.begin(w, r, styleOpenRouter)
 	if !ok {
 		return
 	}
+	rec, req := c.rec, c.req
 	f := s.currentFault()
 	if f.CutAfterBytes > 0 {
 		w = &cutWriter{ResponseWriter: w, left: f.CutAfterBytes}
@@ -146,28 +205,38 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "Input required: specify \"messages\"")
 		return
 	}
-	s.setStatus(rec, http.StatusOK)
-	id := "gen-" + NewKey()[9:29]
+	id := newGenerationID()
 	w.Header().Set("X-Generation-Id", id)
+	searches := req.searches()
 	var annotations []any
-	if req.hasWebSearch() {
-		annotations = []any{map[string]any{"type": "url_citation", "url_citation": map[string]any{
-			"url": "https://example.com/fake-source", "title": "Fake source", "content": "An excerpt the fake search found.", "start_index": 0, "end_index": 5,
-		}}}
+	if searches > 0 {
+		annotations = []any{fakeCitation()}
 	}
+	reasoning := ""
+	if req.reasons() {
+		reasoning = ThinkingText
+	}
+	u := s.bill(c, id, len(s.opts.Reply), len(reasoning), searches)
+	s.setStatus(rec, http.StatusOK)
 	created := time.Now().Unix()
 	if !req.Stream {
 		msg := map[string]any{"role": "assistant", "content": s.opts.Reply}
 		if annotations != nil {
 			msg["annotations"] = annotations
 		}
-		// With its length, as OpenRouter sends it, so that a cut answer is
-		// visibly short.
-		body, _ := json.Marshal(map[string]any{
+		if reasoning != "" {
+			msg["reasoning"] = reasoning
+		}
+		answer := map[string]any{
 			"id": id, "object": "chat.completion", "created": created, "model": req.Model, "provider": "FakeProvider",
 			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "native_finish_reason": "stop", "message": msg}},
-			"usage":   usage(req.hasWebSearch()),
-		})
+		}
+		if !f.OmitUsage {
+			answer["usage"] = u.chat(f)
+		}
+		// With its length, as OpenRouter sends it, so that a cut answer is
+		// visibly short.
+		body, _ := json.Marshal(answer)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(http.StatusOK)
@@ -175,10 +244,13 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	words := strings.SplitAfter(s.opts.Reply, " ")
-	events := make([]any, 0, len(words)+2)
+	events := make([]any, 0, len(words)+3)
+	if reasoning != "" {
+		events = append(events, chunk(id, created, req.Model, map[string]any{"role": "assistant", "content": "", "reasoning": reasoning}, nil))
+	}
 	for i, word := range words {
 		delta := map[string]any{"content": word}
-		if i == 0 {
+		if i == 0 && reasoning == "" {
 			delta["role"] = "assistant"
 		}
 		if i == len(words)-1 && annotations != nil {
@@ -193,23 +265,27 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	events = append(events, chunk(id, created, req.Model, map[string]any{}, "stop"))
-	events = append(events, map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
-		"provider": "FakeProvider", "choices": []any{}, "usage": usage(req.hasWebSearch())})
+	if !f.OmitUsage {
+		// OpenRouter's last chunk before [DONE]: no choices, the usage.
+		events = append(events, map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
+			"provider": "FakeProvider", "choices": []any{}, "usage": u.chat(f)})
+	}
 	s.stream(w, r, rec, events, true)
+}
+
+// ssePiece is one event of a stream as it goes on the wire.
+func ssePiece(ev any) string {
+	if ne, ok := ev.(namedEvent); ok {
+		data, _ := json.Marshal(ne.data)
+		return "event: " + ne.name + "\ndata: " + string(data) + "\n\n"
+	}
+	data, _ := json.Marshal(ev)
+	return "data: " + string(data) + "\n\n"
 }
 
 func chunk(id string, created int64, model string, delta map[string]any, finish any) map[string]any {
 	return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "provider": "FakeProvider",
 		"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}}
-}
-
-func usage(searched bool) map[string]any {
-	n := 0
-	if searched {
-		n = 1
-	}
-	return map[string]any{"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19, "cost": 0.00002,
-		"server_tool_use": map[string]any{"web_search_requests": n}}
 }
 
 // stream sends events as SSE: keep-alive comments first, as OpenRouter sends
@@ -275,8 +351,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rec *Request, ev
 		if f.CloseMidStream > 0 && i == f.CloseMidStream {
 			panic(http.ErrAbortHandler) // drops the connection without ending the chunked body
 		}
-		data, _ := json.Marshal(ev)
-		if !send("data: "+string(data)+"\n\n", s.opts.ChunkDelay) {
+		if !send(ssePiece(ev), s.opts.ChunkDelay) {
 			return
 		}
 		if i == len(events)-1 {
@@ -298,20 +373,41 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rec *Request, ev
 }
 
 func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
-	rec, req, ok := s.begin(w, r)
+	c, ok := s.begin(w, r, styleOpenRouter)
 	if !ok {
 		return
 	}
-	if req.Input == nil {
+	rec, req := c.rec, c.req
+	f := s.currentFault()
+	if req.Input == nil && !f.IgnoreBody {
 		s.setStatus(rec, http.StatusBadRequest)
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"code": "invalid_prompt", "message": "Input required"}, "metadata": nil})
 		return
 	}
+	genID := newGenerationID()
+	w.Header().Set("X-Generation-Id", genID)
+	searches := req.searches()
+	reasoning := 0
+	if req.reasons() {
+		reasoning = len(ThinkingText)
+	}
+	u := s.bill(c, genID, len(s.opts.Reply), reasoning, searches)
 	s.setStatus(rec, http.StatusOK)
-	id := "resp-" + NewKey()[9:29]
-	text := map[string]any{"type": "output_text", "text": s.opts.Reply, "annotations": []any{}}
-	response := map[string]any{"id": id, "object": "response", "created_at": time.Now().Unix(), "model": req.Model, "status": "completed",
-		"output": []any{map[string]any{"type": "message", "id": "msg-1", "role": "assistant", "status": "completed", "content": []any{text}}}}
+	id := "resp-" + randomAlnum(20)
+	annotations := []any{}
+	var output []any
+	if searches > 0 {
+		annotations = append(annotations, map[string]any{"type": "url_citation", "url": "https://example.com/fake-source", "title": "Fake source",
+			"content": "An excerpt the fake search found.", "start_index": 0, "end_index": 5})
+		output = append(output, map[string]any{"type": "openrouter:web_search", "id": "ws-1", "status": "completed",
+			"action": map[string]any{"type": "search", "query": "fake search", "sources": []any{map[string]any{"type": "url", "url": "https://example.com/fake-source"}}}})
+	}
+	text := map[string]any{"type": "output_text", "text": s.opts.Reply, "annotations": annotations}
+	output = append(output, map[string]any{"type": "message", "id": "msg-1", "role": "assistant", "status": "completed", "content": []any{text}})
+	response := map[string]any{"id": id, "object": "response", "created_at": time.Now().Unix(), "model": req.Model, "status": "completed", "output": output}
+	if !f.OmitUsage {
+		response["usage"] = u.responses(f)
+	}
 	if !req.Stream {
 		writeJSON(w, http.StatusOK, response)
 		return
@@ -324,35 +420,20 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 	s.stream(w, r, rec, events, true)
 }
 
-func (s *Server) key(w http.ResponseWriter, r *http.Request) {
-	rec := s.record(r, nil)
-	info, msg := s.authenticate(r)
-	if msg != "" {
-		s.setStatus(rec, http.StatusUnauthorized)
-		WriteError(w, http.StatusUnauthorized, msg)
-		return
-	}
-	s.setStatus(rec, http.StatusOK)
-	var expires any
-	if info.ExpiresAt != nil {
-		expires = info.ExpiresAt.UTC().Format(time.RFC3339)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{
-		"label": info.Label, "limit": nil, "limit_remaining": nil, "limit_reset": nil, "include_byok_in_limit": false,
-		"usage": 0.25, "usage_daily": 0.25, "usage_weekly": 0.25, "usage_monthly": 0.25,
-		"is_free_tier": false, "is_management_key": false, "expires_at": expires,
-	}})
-}
-
 func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 	rec := s.record(r, nil)
 	s.setStatus(rec, http.StatusOK)
 	data := make([]any, 0, len(s.opts.Models))
+	// The prices the fake charges, as OpenRouter writes them: decimal strings.
+	price := func(usd float64) string { return strconv.FormatFloat(usd, 'f', -1, 64) }
+	p := s.opts.Pricing
+	pricing := map[string]any{"prompt": price(p.Prompt), "completion": price(p.Completion), "request": "0", "image": "0",
+		"web_search": price(p.WebSearch), "internal_reasoning": price(p.Completion), "input_cache_read": price(p.CachedPrompt)}
 	for _, m := range s.opts.Models {
 		data = append(data, map[string]any{
 			"id": m.ID, "canonical_slug": m.ID, "name": m.Name, "created": 1700000000, "context_length": m.ContextLength,
 			"architecture":         map[string]any{"modality": "text->text", "input_modalities": []string{"text"}, "output_modalities": []string{"text"}},
-			"pricing":              map[string]any{"prompt": "0.00000015", "completion": "0.0000006"},
+			"pricing":              pricing,
 			"top_provider":         map[string]any{"context_length": m.ContextLength, "max_completion_tokens": m.MaxCompletionTokens, "is_moderated": false},
 			"supported_parameters": m.SupportedParameters,
 		})
