@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -70,6 +71,22 @@ func (w *modeWatch) read() {
 	}
 }
 
+// stopAfter ends the watch once name was seen, or after a few seconds, and
+// returns the modes seen, per file name. The kernel queues the events of
+// the last rename before the reader gets to them: stopping at once would
+// drop them.
+func (w *modeWatch) stopAfter(name string) map[string][]fs.FileMode {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		w.mu.Lock()
+		_, ok := w.seen[name]
+		w.mu.Unlock()
+		if ok {
+			break
+		}
+	}
+	return w.stop()
+}
+
 // stop ends the watch and returns the modes seen, per file name.
 func (w *modeWatch) stop() map[string][]fs.FileMode {
 	w.f.Close()
@@ -109,7 +126,7 @@ func TestInstallNeverExposesTheUnit(t *testing.T) {
 			_, err := Install(context.Background(), opts)
 			require.NoError(t, err)
 
-			seen := w.stop()
+			seen := w.stopAfter(filepath.Base(h.unitFile()))
 			assert.Contains(t, seen, filepath.Base(h.unitFile()), "the watch saw the unit arrive: %v", seen)
 			for file, ms := range seen {
 				for _, m := range ms {
@@ -184,7 +201,7 @@ func TestLaunchdInstallWritesAPrivatePlist(t *testing.T) {
 	}
 	require.NoError(t, p.install(context.Background(), scope{}, def, nil, file))
 
-	seen := w.stop()
+	seen := w.stopAfter(filepath.Base(file))
 	assert.Contains(t, seen, filepath.Base(file))
 	for name, ms := range seen {
 		for _, m := range ms {
