@@ -30,7 +30,7 @@ type Definition struct {
 	// (launchd only; systemd sends them to journald).
 	LogDir string
 	// DrainTimeout is how long the proxy lets open requests finish after a
-	// stop request; 0 means proxy.DefaultDrainTimeout. The manager's stop
+	// stop request; 0 means the proxy's default (30 s). The manager's stop
 	// timeout (TimeoutStopSec, ExitTimeOut) is rendered longer than it.
 	DrainTimeout time.Duration
 }

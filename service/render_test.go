@@ -326,15 +326,21 @@ func walkPlist(t *testing.T, plist string) map[string]string {
 	return top
 }
 
+// The stop timeouts rendered for the manager are computed from the drain the
+// proxy uses when told nothing; a drift would let the manager kill a drain.
+func TestDefaultDrainIsTheProxys(t *testing.T) {
+	assert.Equal(t, proxy.DefaultDrainTimeout, defaultDrain)
+}
+
 // TestStopTimeoutsOutlastTheDrain: the manager must not kill serve while it
 // drains open streams, and serve must not give up on its own drain.
 func TestStopTimeoutsOutlastTheDrain(t *testing.T) {
-	for _, drain := range []time.Duration{0, proxy.DefaultDrainTimeout, 1500 * time.Millisecond, 2 * time.Minute} {
+	for _, drain := range []time.Duration{0, defaultDrain, 1500 * time.Millisecond, 2 * time.Minute} {
 		d := awkward(false)
 		d.DrainTimeout = drain
 		effective := drain
 		if effective == 0 {
-			effective = proxy.DefaultDrainTimeout
+			effective = defaultDrain
 		}
 		assert.Greater(t, stopWait(drain), effective, "serve's wait, drain %s", drain)
 

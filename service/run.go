@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/kardianos/service"
-
-	"github.com/orproxy/orproxy/proxy"
 )
 
 // A stop, from the inside out: the proxy lets open requests (streams
@@ -23,10 +21,17 @@ var stopMargin = 5 * time.Second
 
 const managerMargin = 5 * time.Second
 
+// defaultDrain is how long `orproxy serve` lets open requests finish after a
+// stop request: the proxy's default, proxy.DefaultDrainTimeout. It is
+// repeated rather than imported so that this package, which only installs,
+// starts and stops the binary, does not depend on the HTTP proxy; a test
+// keeps the two equal.
+const defaultDrain = 30 * time.Second
+
 // drainOrDefault is the drain timeout the proxy uses for d.
 func drainOrDefault(d time.Duration) time.Duration {
 	if d <= 0 {
-		return proxy.DefaultDrainTimeout
+		return defaultDrain
 	}
 	return d
 }
@@ -50,7 +55,7 @@ var interactive = service.Interactive
 // through kardianos' Run: a stop request (SIGTERM from systemd or launchd, a
 // Stop control from the Windows service manager) cancels run's context and
 // waits for run to return for drain (run's drain timeout; 0 means
-// proxy.DefaultDrainTimeout) plus a margin, so open streams finish as they
+// defaultDrain) plus a margin, so open streams finish as they
 // do after SIGTERM in a terminal. Run from a terminal it simply calls
 // run(ctx), and the caller handles SIGINT and SIGTERM.
 //

@@ -29,7 +29,6 @@ import (
 	"github.com/orproxy/orproxy/configs"
 	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/netaddr"
-	"github.com/orproxy/orproxy/proxy"
 )
 
 // Options are the inputs of every command. The zero value manages the
@@ -186,7 +185,7 @@ func (r *run) definition(exe string, env []EnvVar) (Definition, error) {
 		Label:      launchdLabel,
 		LogDir:     logDir,
 		// What `orproxy serve` drains with (cmd/orproxy/serve.go).
-		DrainTimeout: proxy.DefaultDrainTimeout,
+		DrainTimeout: defaultDrain,
 	}, nil
 }
 
