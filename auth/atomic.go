@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"time"
+
+	"github.com/orproxy/orproxy/internal/backoff"
 )
 
 // writeFileAtomic replaces path with data so that a reader, or a crash at any
@@ -63,6 +65,9 @@ func writeFileAtomic(path string, data []byte) (written os.FileInfo, err error) 
 	return written, nil
 }
 
+// renameRetry paces rename's retries: 10 of them wait about 5 s in all.
+var renameRetry = backoff.Policy{Base: 5 * time.Millisecond, Max: 3 * time.Second}
+
 // rename retries on Windows, where replacing a file that another process has
 // open fails with "Access is denied" until that process closes it.
 func rename(from, to string) error {
@@ -70,10 +75,8 @@ func rename(from, to string) error {
 	if runtime.GOOS != "windows" {
 		return err
 	}
-	delay := 5 * time.Millisecond
-	for i := 0; err != nil && i < 10 && errors.Is(err, fs.ErrPermission); i++ {
-		time.Sleep(delay)
-		delay *= 2
+	for try := 0; err != nil && try < 10 && errors.Is(err, fs.ErrPermission); try++ {
+		time.Sleep(renameRetry.Delay(try))
 		err = os.Rename(from, to)
 	}
 	return err

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+
+	"github.com/orproxy/orproxy/internal/backoff"
 )
 
 // pathLocks serialises the goroutines of this process per lock file before
@@ -70,12 +72,14 @@ func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 	}, nil
 }
 
+// lockPoll paces tryLock: short first waits keep an uncontended handover
+// fast, the cap keeps a long wait cheap.
+var lockPoll = backoff.Policy{Base: time.Millisecond, Max: 32 * time.Millisecond}
+
 // tryLock polls the non-blocking lock: a blocking flock(2) cannot be
-// abandoned when ctx ends. Short first waits keep an uncontended handover
-// fast; the cap keeps a long wait cheap.
+// abandoned when ctx ends.
 func tryLock(ctx context.Context, fl *flock.Flock) error {
-	delay := time.Millisecond
-	for {
+	for try := 0; ; try++ {
 		ok, err := fl.TryLock()
 		if err != nil {
 			return err
@@ -83,15 +87,12 @@ func tryLock(ctx context.Context, fl *flock.Flock) error {
 		if ok {
 			return nil
 		}
-		t := time.NewTimer(delay)
+		t := time.NewTimer(lockPoll.Delay(try))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return context.Cause(ctx)
 		case <-t.C:
-		}
-		if delay < 20*time.Millisecond {
-			delay *= 2
 		}
 	}
 }

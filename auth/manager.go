@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/orproxy/orproxy/internal/backoff"
 	"github.com/orproxy/orproxy/internal/logging"
 	"github.com/orproxy/orproxy/internal/secret"
 )
@@ -74,6 +75,9 @@ type Manager struct {
 	opts ManagerOptions
 	log  *zap.Logger
 	sf   singleflight.Group
+	// backoffPolicy paces rotations after FailuresBeforeBackoff failures
+	// in a row; retryPolicy paces the background retries.
+	backoffPolicy, retryPolicy backoff.Policy
 
 	mu       sync.RWMutex
 	cur      *Credential   // in use; nil when logged out
@@ -169,11 +173,13 @@ func NewManager(opts ManagerOptions) *Manager {
 		log = zap.NewNop()
 	}
 	return &Manager{
-		opts:    opts,
-		log:     log,
-		brokers: map[string]Rotator{},
-		wake:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
+		opts:          opts,
+		log:           log,
+		backoffPolicy: backoff.Policy{Base: opts.BackoffBase, Max: opts.BackoffMax},
+		retryPolicy:   backoff.Policy{Base: opts.RetryBase, Max: opts.RetryMax},
+		brokers:       map[string]Rotator{},
+		wake:          make(chan struct{}, 1),
+		stop:          make(chan struct{}),
 	}
 }
 
@@ -345,7 +351,7 @@ func (m *Manager) deadLocked(key secret.Secret) bool {
 	r.lastErr = reasonDeadKey
 	r.issued, r.issuedAt, r.dead = secret.Secret{}, time.Time{}, key
 	if r.failures >= FailuresBeforeBackoff {
-		r.notBefore = time.Now().Add(backoffDelay(m.opts.BackoffBase, m.opts.BackoffMax, r.failures-FailuresBeforeBackoff))
+		r.notBefore = time.Now().Add(m.backoffPolicy.Delay(r.failures - FailuresBeforeBackoff))
 	}
 	return true
 }
@@ -595,7 +601,7 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 			m.replaced = rejected
 		}
 		m.pending, m.saveErr, m.saveTry = next, saveErr.Error(), 1
-		m.saveAt = time.Now().Add(m.opts.RetryBase)
+		m.saveAt = time.Now().Add(m.retryPolicy.Delay(0))
 	} else {
 		m.pending, m.saveErr, m.saveTry = nil, "", 0
 		m.stamp, m.fileErr = saved, ""
@@ -651,7 +657,7 @@ func (m *Manager) rotationFailed(err error, why string) error {
 	r.failures++
 	r.lastErr = err.Error()
 	if r.failures >= FailuresBeforeBackoff {
-		r.notBefore = time.Now().Add(backoffDelay(m.opts.BackoffBase, m.opts.BackoffMax, r.failures-FailuresBeforeBackoff))
+		r.notBefore = time.Now().Add(m.backoffPolicy.Delay(r.failures - FailuresBeforeBackoff))
 	}
 	failures, wait := r.failures, time.Until(r.notBefore)
 	m.mu.Unlock()
@@ -679,15 +685,6 @@ func (m *Manager) backoff() (wait time.Duration, lastErr string, failures int) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return time.Until(m.rotation.notBefore), m.rotation.lastErr, m.rotation.failures
-}
-
-// backoffDelay is base·2^n, capped.
-func backoffDelay(base, max time.Duration, n int) time.Duration {
-	d := base
-	for i := 0; i < n && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
 }
 
 func (m *Manager) broker(url string) (Rotator, error) {

@@ -118,7 +118,7 @@ func (m *Manager) rotateIfExpiring() {
 		return
 	}
 	m.expiry.failures++
-	m.expiry.at = time.Now().Add(backoffDelay(m.opts.RetryBase, m.opts.RetryMax, m.expiry.failures-1))
+	m.expiry.at = time.Now().Add(m.retryPolicy.Delay(m.expiry.failures - 1))
 	m.log.Warn("rotation ahead of expiry failed; will try again", zap.Time("next_attempt", m.expiry.at), zap.Error(res.Err))
 }
 
@@ -158,7 +158,7 @@ func (m *Manager) retrySave() {
 	}
 	if err != nil {
 		m.saveErr = err.Error()
-		m.saveAt = time.Now().Add(backoffDelay(m.opts.RetryBase, m.opts.RetryMax, m.saveTry))
+		m.saveAt = time.Now().Add(m.retryPolicy.Delay(m.saveTry))
 		m.saveTry++
 		m.log.Warn("saving the new key failed again; it stays in memory", zap.Time("next_attempt", m.saveAt), zap.Error(err))
 		return

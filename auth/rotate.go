@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"time"
+
+	"github.com/orproxy/orproxy/internal/backoff"
 )
 
 // ErrRotatedMeanwhile is what RotateStored returns, with the key it meant to
@@ -68,7 +70,7 @@ func RotateStored(ctx context.Context, store *Store, brokerFor func(url string) 
 	for try := 1; saveErr != nil && try < saveTries; try++ {
 		// A full disk or a file briefly held open by another program may
 		// clear within moments; the key must not be given up lightly.
-		time.Sleep(saveRetryPause)
+		time.Sleep(saveRetry.Delay(try - 1))
 		saveErr = store.SaveLocked(next)
 	}
 	if saveErr != nil {
@@ -83,10 +85,10 @@ func RotateStored(ctx context.Context, store *Store, brokerFor func(url string) 
 	return old, next, nil
 }
 
-const (
-	saveTries      = 3
-	saveRetryPause = 300 * time.Millisecond
-)
+// saveTries saves are tried, paced by saveRetry, before the key is rescued.
+const saveTries = 3
+
+var saveRetry = backoff.Policy{Base: 200 * time.Millisecond, Max: time.Second}
 
 // rescue writes c, in the credential file format, to a new private file in
 // the user's cache directory (or the temporary directory), for a key that
