@@ -425,24 +425,30 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 			r.sc.kind(), where, r.sc.command("restart"), r.sc.command("uninstall")))
 	}
 
+	// Until the definition is in place, a failure takes back what this
+	// install did, newest first: nothing is left that the user never had,
+	// and the next attempt is not blocked by leftovers. Once it is in place,
+	// a failure leaves the service installed so that its logs can be read.
+	var undo []func()
+	defer func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}()
+
 	created, err := ensureConfig(r.configFile)
 	if err != nil {
 		return nil, err
 	}
-	// From here on a failure must not leave a config file the user never had.
-	undoConfig := func() {
-		if created {
-			os.Remove(r.configFile)
-		}
+	if created {
+		undo = append(undo, func() { os.Remove(r.configFile) })
 	}
 	listen, token, err := r.settings()
 	if err != nil {
-		undoConfig()
 		return nil, err
 	}
 	addr, err := netaddr.DialAddress(listen)
 	if err != nil {
-		undoConfig()
 		return nil, newError(ErrBadConfig, err, fmt.Sprintf("%s: %v", r.configFile, err))
 	}
 	res := &InstallResult{
@@ -459,7 +465,6 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 	}
 	switch probePort(ctx, r.client, addr, token) {
 	case portTaken:
-		undoConfig()
 		return nil, newError(ErrPortInUse, nil, fmt.Sprintf(
 			"%s is already in use by another program (it does not answer GET /healthz like orproxy): stop that program, or set `listen:` in %s to a free address",
 			listen, r.configFile))
@@ -467,21 +472,19 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 		// The new service could not listen, and the health check below
 		// would get its answer from the old process: refuse rather than
 		// report a service that restart-loops as answering.
-		undoConfig()
 		return nil, newError(ErrPortInUse, nil, fmt.Sprintf(
 			"an orproxy already answers at %s, so the service could not listen there: stop it first (`orproxy service stop`, with --system for the system service, or end the `orproxy serve` running in a terminal), or set `listen:` in %s to another address; then run `%s` again",
 			listen, r.configFile, r.sc.command("install")))
 	}
 	if err := r.p.prepare(def); err != nil {
-		undoConfig()
 		return nil, err
 	}
 
+	undo = append(undo, func() { r.p.rollback(ctx, r.sc, file) })
 	if err := r.p.install(ctx, r.sc, def, svc, file); err != nil {
-		r.p.rollback(ctx, r.sc, file)
-		undoConfig()
 		return nil, err
 	}
+	undo = nil // installed: from here on nothing is taken back
 	if err := svc.Start(); err != nil {
 		if err = r.p.explain(ctx, r.sc, "start", err); err != nil {
 			return nil, installedBut(err, r.sc)

@@ -375,6 +375,37 @@ func TestInstallFailureRollsBack(t *testing.T) {
 	assert.NoError(t, err)
 }
 
+// A failure once the unit is in place keeps it, and the config it runs
+// with, so that the user fixes the cause and starts it instead of
+// installing again.
+func TestInstallKeepsTheServiceWhenTheStartFails(t *testing.T) {
+	h := newHarness(t)
+	const why = "Job for orproxy.service failed because the control process exited with error code."
+	h.fail("start", why)
+	_, err := Install(context.Background(), h.opts)
+	require.Error(t, err)
+	assert.ErrorContains(t, err, why)
+	assert.ErrorContains(t, err, "was installed as a")
+	assert.ErrorContains(t, err, "orproxy service start")
+	assert.FileExists(t, h.unitFile())
+	assert.FileExists(t, h.config)
+	assert.NotContains(t, h.calls(), "systemctl disable --user orproxy.service")
+}
+
+// A listen address without a fixed port is refused before anything is
+// installed, and the config written for the install goes again.
+func TestInstallRefusesAListenAddressWithoutAPort(t *testing.T) {
+	h := newHarness(t)
+	opts := h.opts
+	opts.Listen = "127.0.0.1:0"
+	_, err := Install(context.Background(), opts)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrBadConfig)
+	assert.ErrorContains(t, err, "port 0")
+	assert.NoFileExists(t, h.unitFile())
+	assert.NoFileExists(t, h.config, "the default config written for the install is removed again")
+}
+
 func TestNoUserManager(t *testing.T) {
 	h := newHarness(t)
 	h.fail("show-environment", "Failed to connect to bus: No medium found")
