@@ -32,14 +32,14 @@ func pathLock(path string) chan struct{} {
 	return ch
 }
 
-// Lock takes the advisory lock that guards read-modify-write cycles on the
+// lock takes the advisory lock that guards read-modify-write cycles on the
 // credential file, waiting until ctx is done. It excludes other goroutines of
 // this process as well as other processes. The lock lives on <path>.lock, not
 // on the credential file itself: on Windows the lock is mandatory and would
 // block lock-free readers, and the credential file is replaced by every save.
 // The lock file is never removed, because removing it would let two
 // processes hold "the" lock on two different files.
-func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
+func (s *Store) lock(ctx context.Context) (unlock func(), err error) {
 	// select picks at random among ready cases; a done ctx must not win
 	// the lock by chance.
 	if ctx.Err() != nil {

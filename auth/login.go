@@ -364,8 +364,12 @@ func (l *login) stdinLines() *lineReader {
 func (l *login) finish(ctx context.Context, c *Credential, what string) (*Credential, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	stored, err := l.store.save(ctx, c)
-	if err != nil {
+	// Set here rather than by Save, so the credential returned is the one stored.
+	stored := c.Clone()
+	if stored.UpdatedAt.IsZero() {
+		stored.UpdatedAt = time.Now().UTC().Truncate(time.Second)
+	}
+	if err := l.store.Save(ctx, stored); err != nil {
 		return nil, fmt.Errorf("store the new credential: %w", err)
 	}
 	l.log.Info("logged in", zap.String("source", string(stored.Source)), secret.Field("key", stored.APIKey),

@@ -81,7 +81,7 @@ type Manager struct {
 
 	mu       sync.RWMutex
 	cur      *Credential   // in use; nil when logged out
-	stamp    Stamp         // the file version last seen
+	stamp    fileStamp     // the file version last seen
 	fileErr  string        // why the file on disk is not in use, if so
 	pending  *Credential   // issued by the broker, not yet saved
 	replaced secret.Secret // the file's key that pending replaced; a file holding it is older
@@ -390,20 +390,20 @@ func (m *Manager) otherKey(rejected secret.Secret) (secret.Secret, bool) {
 // syncWithFile adopts a credential another process wrote. It costs one stat
 // when nothing changed.
 func (m *Manager) syncWithFile() {
-	st, err := m.opts.Store.Stamp()
+	st, err := m.opts.Store.stamp()
 	if err != nil {
 		m.setFileProblem(st, err)
 		return
 	}
 	m.mu.RLock()
-	same := st.Equal(m.stamp)
+	same := st.equal(m.stamp)
 	m.mu.RUnlock()
 	if !same {
 		m.reload(st)
 	}
 }
 
-func (m *Manager) setFileProblem(st Stamp, err error) {
+func (m *Manager) setFileProblem(st fileStamp, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.stamp = st
@@ -413,8 +413,8 @@ func (m *Manager) setFileProblem(st Stamp, err error) {
 	}
 }
 
-func (m *Manager) reload(seen Stamp) {
-	c, st, err := m.opts.Store.LoadStamped()
+func (m *Manager) reload(seen fileStamp) {
+	c, st, err := m.opts.Store.loadStamped()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
@@ -431,7 +431,7 @@ func (m *Manager) reload(seen Stamp) {
 			m.cur = nil
 		}
 	default:
-		if !st.Exists() {
+		if !st.exists() {
 			st = seen
 		}
 		m.stamp = st
@@ -450,7 +450,7 @@ func (m *Manager) reload(seen Stamp) {
 // reports whether it did. A file that holds the key an unsaved rotation
 // replaced (it was unreadable, or came back after its directory was gone) is
 // older than the key in memory: that key stays, and its save is due now.
-func (m *Manager) adoptLocked(c *Credential, st Stamp, why string) bool {
+func (m *Manager) adoptLocked(c *Credential, st fileStamp, why string) bool {
 	if m.pending != nil && c.APIKey == m.replaced {
 		m.stamp, m.fileErr = st, ""
 		m.saveAt = time.Now()
@@ -541,7 +541,7 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 	// waiting on the same rotation must not lose it.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*m.opts.BrokerTimeout+5*time.Second)
 	defer cancel()
-	unlock, lockErr := m.opts.Store.Lock(ctx)
+	unlock, lockErr := m.opts.Store.lock(ctx)
 	if lockErr != nil {
 		// Better a rotation that another process might duplicate than none:
 		// the in-process singleflight still holds.
@@ -551,10 +551,10 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 	defer unlock()
 
 	// Another process may have rotated while we waited for the lock.
-	disk, st, derr := m.opts.Store.LoadStamped()
+	disk, st, derr := m.opts.Store.loadStamped()
 	if derr == nil {
 		m.mu.Lock()
-		if !st.Equal(m.stamp) {
+		if !st.equal(m.stamp) {
 			m.adoptLocked(disk, st, "credential rotated by another process")
 		}
 		cur = m.cur
@@ -590,7 +590,7 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 	m.scrubLocked()
 	m.mu.Unlock()
 
-	saved, saveErr := m.opts.Store.SaveLockedStamped(next)
+	saved, saveErr := m.opts.Store.saveLocked(next)
 	m.mu.Lock()
 	// Counted once the save is done or has failed, so /status never runs
 	// ahead of the file.
@@ -636,7 +636,7 @@ func (m *Manager) keepRefreshToken(cur *Credential, token secret.Secret) {
 	}
 	next := cur.Clone()
 	next.RefreshToken = token
-	saved, err := m.opts.Store.SaveLockedStamped(next)
+	saved, err := m.opts.Store.saveLocked(next)
 	m.mu.Lock()
 	if m.cur == cur {
 		m.cur = next

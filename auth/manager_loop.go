@@ -133,13 +133,13 @@ func (m *Manager) retrySave() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var saved Stamp
-	unlock, err := m.opts.Store.Lock(ctx)
+	var saved fileStamp
+	unlock, err := m.opts.Store.lock(ctx)
 	if err == nil {
 		defer unlock()
-		disk, st, derr := m.opts.Store.LoadStamped()
+		disk, st, derr := m.opts.Store.loadStamped()
 		m.mu.RLock()
-		changed := derr == nil && !st.Equal(m.stamp)
+		changed := derr == nil && !st.equal(m.stamp)
 		m.mu.RUnlock()
 		if changed {
 			m.mu.Lock()
@@ -149,7 +149,7 @@ func (m *Manager) retrySave() {
 				return
 			}
 		}
-		saved, err = m.opts.Store.SaveLockedStamped(pending)
+		saved, err = m.opts.Store.saveLocked(pending)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -29,7 +29,7 @@ func RotateStored(ctx context.Context, store *Store, brokerFor func(url string) 
 	// time the lock is ours, someone else rotated it: lock, re-read and
 	// compare, as the daemon does, so a revoked key is rotated once.
 	seen, _ := store.Load()
-	unlock, err := store.Lock(ctx)
+	unlock, err := store.lock(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rotate key: %w", err)
 	}
@@ -66,12 +66,12 @@ func RotateStored(ctx context.Context, store *Store, brokerFor func(url string) 
 		return old, nil, fmt.Errorf("rotate key: %w", err)
 	}
 	next = answer.Credential(url)
-	saveErr := store.SaveLocked(next)
+	_, saveErr := store.saveLocked(next)
 	for try := 1; saveErr != nil && try < saveTries; try++ {
 		// A full disk or a file briefly held open by another program may
 		// clear within moments; the key must not be given up lightly.
 		time.Sleep(saveRetry.Delay(try - 1))
-		saveErr = store.SaveLocked(next)
+		_, saveErr = store.saveLocked(next)
 	}
 	if saveErr != nil {
 		// The broker has revoked the old key by now: keep the new one where

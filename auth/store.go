@@ -121,25 +121,25 @@ const backupTag = "corrupt"
 // returns ErrNoCredential when the file is absent and a *CorruptError when it
 // cannot be used.
 func (s *Store) Load() (*Credential, error) {
-	c, _, err := s.LoadStamped()
+	c, _, err := s.loadStamped()
 	return c, err
 }
 
-// LoadStamped is Load plus the Stamp of exactly the file that was read (taken
-// from the open file, so a write that lands between the read and a separate
-// Stamp call cannot be missed). With ErrNoCredential the stamp says "absent".
-func (s *Store) LoadStamped() (*Credential, Stamp, error) {
+// loadStamped is Load plus the stamp of exactly the file that was read,
+// taken from the open file: a separate stat could see a later write. With
+// ErrNoCredential the stamp says "absent".
+func (s *Store) loadStamped() (*Credential, fileStamp, error) {
 	f, err := os.Open(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, Stamp{}, ErrNoCredential
+		return nil, fileStamp{}, ErrNoCredential
 	}
 	if err != nil {
-		return nil, Stamp{}, fmt.Errorf("read credential file: %w", err)
+		return nil, fileStamp{}, fmt.Errorf("read credential file: %w", err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return nil, Stamp{}, fmt.Errorf("read credential file: %w", err)
+		return nil, fileStamp{}, fmt.Errorf("read credential file: %w", err)
 	}
 	stamp := stampOf(info)
 	if !info.Mode().IsRegular() {
@@ -159,47 +159,30 @@ func (s *Store) LoadStamped() (*Credential, Stamp, error) {
 	return c, stamp, nil
 }
 
-// Save stores c under the lock. See SaveLocked.
-func (s *Store) Save(ctx context.Context, c *Credential) error {
-	_, err := s.save(ctx, c)
-	return err
-}
-
-// save is Save returning what was stored.
-func (s *Store) save(ctx context.Context, c *Credential) (*Credential, error) {
-	unlock, err := s.Lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	s.removeTempFiles()
-	stored, _, err := s.saveLocked(c)
-	return stored, err
-}
-
-// SaveLocked replaces the credential file with c. The caller holds the lock.
-// A zero UpdatedAt is stored as the time of the save; c itself is not
-// modified. A file that exists but does not parse is first copied to a new
+// Save replaces the credential file with c, under the lock. A zero
+// UpdatedAt is stored as the time of the save; c itself is not modified. A
+// file that exists but does not parse is first copied to a new
 // <path>.corrupt-<UTC time> (the last 5 are kept), so a credential the user
 // may still need is never lost. When the credential file is a symbolic link
 // (kept with the user's dotfiles, say), the file it points to is replaced
 // and the link stays.
-func (s *Store) SaveLocked(c *Credential) error {
-	_, err := s.SaveLockedStamped(c)
+func (s *Store) Save(ctx context.Context, c *Credential) error {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s.removeTempFiles()
+	_, err = s.saveLocked(c)
 	return err
 }
 
-// SaveLockedStamped is SaveLocked returning the Stamp of the file it wrote.
-// A stat after the save could see a file someone wrote in between, without
-// the lock, and take it for ours.
-func (s *Store) SaveLockedStamped(c *Credential) (Stamp, error) {
-	_, st, err := s.saveLocked(c)
-	return st, err
-}
-
-func (s *Store) saveLocked(c *Credential) (*Credential, Stamp, error) {
+// saveLocked is Save for a caller that holds the lock. It returns the stamp
+// of the file it wrote: a stat after the save could see a file someone wrote
+// in between, without the lock, and take it for ours.
+func (s *Store) saveLocked(c *Credential) (fileStamp, error) {
 	if c == nil {
-		return nil, Stamp{}, errors.New("save credential: nil credential")
+		return fileStamp{}, errors.New("save credential: nil credential")
 	}
 	stored := c.Clone()
 	if stored.UpdatedAt.IsZero() {
@@ -207,33 +190,33 @@ func (s *Store) saveLocked(c *Credential) (*Credential, Stamp, error) {
 	}
 	data, err := encodeCredential(stored)
 	if err != nil {
-		return nil, Stamp{}, fmt.Errorf("save credential: %w", err)
+		return fileStamp{}, fmt.Errorf("save credential: %w", err)
 	}
 	if err := privateDir(filepath.Dir(s.path)); err != nil {
-		return nil, Stamp{}, fmt.Errorf("save credential: %w", err)
+		return fileStamp{}, fmt.Errorf("save credential: %w", err)
 	}
 	target, err := s.target()
 	if err != nil {
-		return nil, Stamp{}, fmt.Errorf("save credential: %w", err)
+		return fileStamp{}, fmt.Errorf("save credential: %w", err)
 	}
 	if target != s.path {
 		if err := privateDir(filepath.Dir(target)); err != nil {
-			return nil, Stamp{}, fmt.Errorf("save credential to %s (the target of the link %s): %w", target, s.path, err)
+			return fileStamp{}, fmt.Errorf("save credential to %s (the target of the link %s): %w", target, s.path, err)
 		}
 	}
 	if err := s.backupIfCorrupt(); err != nil {
-		return nil, Stamp{}, err
+		return fileStamp{}, err
 	}
-	// The rename happens in the target's directory, so the link survives;
-	// the written file is what Stamp and LoadStamped see through the link.
+	// Renamed in the target's directory, so the link survives; the written
+	// file is what stamp and loadStamped see through the link.
 	written, err := writeFileAtomic(target, data)
 	if err != nil {
 		if target != s.path {
-			return nil, Stamp{}, fmt.Errorf("save credential to %s (the target of the link %s): %w", target, s.path, err)
+			return fileStamp{}, fmt.Errorf("save credential to %s (the target of the link %s): %w", target, s.path, err)
 		}
-		return nil, Stamp{}, fmt.Errorf("save credential to %s: %w", s.path, err)
+		return fileStamp{}, fmt.Errorf("save credential to %s: %w", s.path, err)
 	}
-	return stored, stampOf(written), nil
+	return stampOf(written), nil
 }
 
 // maxLinks bounds a chain of symbolic links, as the kernel does (ELOOP).
@@ -317,44 +300,13 @@ func (s *Store) backupIfCorrupt() error {
 	return nil
 }
 
-// Update runs a read-modify-write cycle under the lock: it re-reads the file
-// (fn gets nil when there is none), calls fn, and stores what fn returns. When
-// fn returns (nil, nil) nothing is written. Update returns the credential
-// stored at the end: fn's result, or the current one when fn changed nothing.
-// A corrupt file is an error and fn is not called; an error from fn is
-// returned as is (wrapped), so callers can still match it.
-func (s *Store) Update(ctx context.Context, fn func(cur *Credential) (*Credential, error)) (*Credential, error) {
-	unlock, err := s.Lock(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	s.removeTempFiles()
-	cur, err := s.Load()
-	switch {
-	case errors.Is(err, ErrNoCredential):
-		cur = nil
-	case err != nil:
-		return nil, err
-	}
-	next, err := fn(cur.Clone())
-	if err != nil {
-		return nil, fmt.Errorf("update credential: %w", err)
-	}
-	if next == nil {
-		return cur, nil
-	}
-	stored, _, err := s.saveLocked(next)
-	return stored, err
-}
-
 // Remove deletes the credential file (logout) and reports whether there was
 // one. An absent file is not an error. A corrupt file is removed too: logging
 // out is one way out of it. A symbolic link stays and the file it points to
 // goes: removing the link would leave the key behind, and the next login
 // writes through the link again.
 func (s *Store) Remove(ctx context.Context) (removed bool, err error) {
-	unlock, err := s.Lock(ctx)
+	unlock, err := s.lock(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -403,43 +355,43 @@ func removeTempFilesOf(path string) {
 	}
 }
 
-// Stamp identifies one version of the credential file cheaply (one stat),
-// so a daemon can notice that another process replaced it without reading it
-// on every request. Every save is a rename of a new file, so the identity of
-// the file changes even when size and mtime happen to match.
-type Stamp struct {
-	exists bool
-	size   int64
-	mod    time.Time
-	info   os.FileInfo
+// fileStamp identifies one version of the credential file cheaply (one
+// stat), so the daemon notices another process's write without reading the
+// file on every request. Every save renames a new file into place, so the
+// file's identity changes even when its size and mtime happen to match.
+type fileStamp struct {
+	present bool
+	size    int64
+	mod     time.Time
+	info    os.FileInfo
 }
 
-// Stamp returns the current file's stamp; an absent file has a valid stamp
+// stamp returns the current file's stamp; an absent file has a valid stamp
 // that says so.
-func (s *Store) Stamp() (Stamp, error) {
+func (s *Store) stamp() (fileStamp, error) {
 	info, err := os.Stat(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Stamp{}, nil
+		return fileStamp{}, nil
 	}
 	if err != nil {
-		return Stamp{}, fmt.Errorf("stat credential file: %w", err)
+		return fileStamp{}, fmt.Errorf("stat credential file: %w", err)
 	}
 	return stampOf(info), nil
 }
 
-func stampOf(info os.FileInfo) Stamp {
-	return Stamp{exists: true, size: info.Size(), mod: info.ModTime(), info: info}
+func stampOf(info os.FileInfo) fileStamp {
+	return fileStamp{present: true, size: info.Size(), mod: info.ModTime(), info: info}
 }
 
-// Exists reports whether the file existed when the stamp was taken.
-func (a Stamp) Exists() bool { return a.exists }
+// exists reports whether the file existed when the stamp was taken.
+func (a fileStamp) exists() bool { return a.present }
 
-// Equal reports whether both stamps name the same version of the file.
-func (a Stamp) Equal(b Stamp) bool {
-	if a.exists != b.exists {
+// equal reports whether both stamps name the same version of the file.
+func (a fileStamp) equal(b fileStamp) bool {
+	if a.present != b.present {
 		return false
 	}
-	if !a.exists {
+	if !a.present {
 		return true
 	}
 	return a.size == b.size && a.mod.Equal(b.mod) && os.SameFile(a.info, b.info)

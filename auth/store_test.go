@@ -146,12 +146,6 @@ func TestStoreCorruptFile(t *testing.T) {
 			assert.Contains(t, err.Error(), "orproxy login")
 			assert.NotContains(t, err.Error(), testKey[9:20], "the error must not quote the file")
 
-			_, err = s.Update(testCtx(t), func(cur *Credential) (*Credential, error) {
-				t.Fatal("fn must not run on a corrupt file")
-				return nil, nil
-			})
-			require.ErrorAs(t, err, &ce)
-
 			// The next save keeps the old bytes beside the file.
 			require.NoError(t, s.Save(testCtx(t), fullCredential()))
 			baks := corruptBackups(t, s)
@@ -283,46 +277,6 @@ func TestStoreWriteFailureRemovesTemp(t *testing.T) {
 	assert.ErrorContains(t, err, "before replacing it")
 }
 
-func TestStoreUpdate(t *testing.T) {
-	s := newTestStore(t)
-	ctx := testCtx(t)
-
-	got, err := s.Update(ctx, func(cur *Credential) (*Credential, error) {
-		assert.Nil(t, cur)
-		return nil, nil
-	})
-	require.NoError(t, err)
-	assert.Nil(t, got)
-	_, err = s.Load()
-	require.ErrorIs(t, err, ErrNoCredential, "(nil, nil) writes nothing")
-
-	got, err = s.Update(ctx, func(cur *Credential) (*Credential, error) {
-		c := fullCredential()
-		c.UpdatedAt = time.Time{}
-		return c, nil
-	})
-	require.NoError(t, err)
-	assert.False(t, got.UpdatedAt.IsZero(), "the returned credential is what is stored")
-	stored, err := s.Load()
-	require.NoError(t, err)
-	assert.Equal(t, stored, got)
-
-	// fn works on a copy: changing it without returning it stores nothing.
-	got, err = s.Update(ctx, func(cur *Credential) (*Credential, error) {
-		cur.KeyLabel = "changed in place"
-		return nil, nil
-	})
-	require.NoError(t, err)
-	assert.Equal(t, stored, got)
-	again, err := s.Load()
-	require.NoError(t, err)
-	assert.Equal(t, stored, again)
-
-	boom := errors.New("broker down")
-	_, err = s.Update(ctx, func(cur *Credential) (*Credential, error) { return nil, boom })
-	assert.ErrorIs(t, err, boom)
-}
-
 func TestStoreRemove(t *testing.T) {
 	s := newTestStore(t)
 	require.NoError(t, s.Save(testCtx(t), fullCredential()))
@@ -342,18 +296,18 @@ func TestStoreRemove(t *testing.T) {
 func TestStoreLockExcludesGoroutinesAndHonoursContext(t *testing.T) {
 	s := newTestStore(t)
 	other := NewStore(s.Path()) // a second Store on the same file must exclude too
-	unlock, err := s.Lock(testCtx(t))
+	unlock, err := s.lock(testCtx(t))
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err = other.Lock(ctx)
+	_, err = other.lock(ctx)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 
 	got := make(chan struct{})
 	go func() {
 		defer close(got)
-		u, err := other.Lock(testCtx(t))
+		u, err := other.lock(testCtx(t))
 		if assert.NoError(t, err) {
 			u()
 		}
@@ -386,45 +340,45 @@ func TestStoreConcurrentGoroutineUpdates(t *testing.T) {
 
 func TestStampNoticesWrites(t *testing.T) {
 	s := newTestStore(t)
-	absent1, err := s.Stamp()
+	absent1, err := s.stamp()
 	require.NoError(t, err)
-	absent2, err := s.Stamp()
+	absent2, err := s.stamp()
 	require.NoError(t, err)
-	assert.False(t, absent1.Exists())
-	assert.True(t, absent1.Equal(absent2))
+	assert.False(t, absent1.exists())
+	assert.True(t, absent1.equal(absent2))
 
 	require.NoError(t, s.Save(testCtx(t), fullCredential()))
-	first, err := s.Stamp()
+	first, err := s.stamp()
 	require.NoError(t, err)
-	assert.True(t, first.Exists())
-	assert.False(t, first.Equal(absent1))
+	assert.True(t, first.exists())
+	assert.False(t, first.equal(absent1))
 
 	// Reading, locking and stamping again change nothing.
 	_, err = s.Load()
 	require.NoError(t, err)
-	unlock, err := s.Lock(testCtx(t))
+	unlock, err := s.lock(testCtx(t))
 	require.NoError(t, err)
 	unlock()
-	same, err := s.Stamp()
+	same, err := s.stamp()
 	require.NoError(t, err)
-	assert.True(t, first.Equal(same))
+	assert.True(t, first.equal(same))
 
-	_, loadStamp, err := s.LoadStamped()
+	_, loadStamp, err := s.loadStamped()
 	require.NoError(t, err)
-	assert.True(t, first.Equal(loadStamp))
+	assert.True(t, first.equal(loadStamp))
 
 	// Another writer's save of identical bytes is still noticed: it is a new file.
 	require.NoError(t, NewStore(s.Path()).Save(testCtx(t), fullCredential()))
-	second, err := s.Stamp()
+	second, err := s.stamp()
 	require.NoError(t, err)
-	assert.False(t, first.Equal(second))
+	assert.False(t, first.equal(second))
 
 	_, err = s.Remove(testCtx(t))
 	require.NoError(t, err)
-	gone, err := s.Stamp()
+	gone, err := s.stamp()
 	require.NoError(t, err)
-	assert.False(t, second.Equal(gone))
-	assert.True(t, gone.Equal(absent1))
+	assert.False(t, second.equal(gone))
+	assert.True(t, gone.equal(absent1))
 }
 
 // The stamp a save returns names the file that save wrote, so a write by
@@ -432,19 +386,19 @@ func TestStampNoticesWrites(t *testing.T) {
 // still noticed as a change.
 func TestSaveStampIsTheWrittenFile(t *testing.T) {
 	s := newTestStore(t)
-	unlock, err := s.Lock(testCtx(t))
+	unlock, err := s.lock(testCtx(t))
 	require.NoError(t, err)
-	saved, err := s.SaveLockedStamped(fullCredential())
+	saved, err := s.saveLocked(fullCredential())
 	unlock()
 	require.NoError(t, err)
-	now, err := s.Stamp()
+	now, err := s.stamp()
 	require.NoError(t, err)
-	assert.True(t, saved.Equal(now), "the saved stamp matches the file on disk")
+	assert.True(t, saved.equal(now), "the saved stamp matches the file on disk")
 
 	require.NoError(t, os.WriteFile(s.Path(), []byte("{not json"), 0o600))
-	after, err := s.Stamp()
+	after, err := s.stamp()
 	require.NoError(t, err)
-	assert.False(t, saved.Equal(after), "an overwrite in place is a change")
+	assert.False(t, saved.equal(after), "an overwrite in place is a change")
 }
 
 func TestCredentialErrorsAndFormattingHideSecrets(t *testing.T) {

@@ -107,7 +107,7 @@ func TestStoreTwoProcessesLoseNoUpdate(t *testing.T) {
 	s := newTestStore(t)
 	require.NoError(t, s.Save(testCtx(t), counterCredential(0)))
 
-	before, err := s.Stamp()
+	before, err := s.stamp()
 	require.NoError(t, err)
 
 	const perProcess = 200
@@ -151,9 +151,9 @@ func TestStoreTwoProcessesLoseNoUpdate(t *testing.T) {
 	readerWG.Wait()
 
 	assert.Equal(t, 2*perProcess, readCounter(t, s), "an update was lost")
-	after, err := s.Stamp()
+	after, err := s.stamp()
 	require.NoError(t, err)
-	assert.False(t, before.Equal(after), "another process's writes change the stamp")
+	assert.False(t, before.equal(after), "another process's writes change the stamp")
 	assert.Zero(t, failures)
 	assert.Positive(t, reads)
 }
