@@ -148,7 +148,7 @@ func TestBrokerReturningTheRejectedKeyIsAFailedRotation(t *testing.T) {
 	after, err := store.Load()
 	require.NoError(t, err)
 	assert.Equal(t, before.UpdatedAt, after.UpdatedAt, "the same key is not stored again")
-	st := m.Status().(auth.Status)
+	st := m.Status()
 	assert.Zero(t, st.RotationCount)
 	assert.Equal(t, auth.FailuresBeforeBackoff, st.RotationFailures)
 	assert.Equal(t, "the broker returned the key OpenRouter had just rejected", st.LastRotationError)
@@ -170,7 +170,7 @@ func TestSameKeyWithANewRefreshTokenKeepsTheToken(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, loginKey, stored.APIKey)
 	assert.Equal(t, fresh, stored.RefreshToken)
-	assert.Equal(t, 1, m.Status().(auth.Status).RotationFailures)
+	assert.Equal(t, 1, m.Status().RotationFailures)
 }
 
 // TestBrokerIssuingDeadKeysBacksOff: each rotation brings a key OpenRouter
@@ -199,7 +199,7 @@ func TestBrokerIssuingDeadKeysBacksOff(t *testing.T) {
 		assert.NotContains(t, err.Error(), "sk-or-v1-dead", "no key in the message")
 	}
 
-	st := m.Status().(auth.Status)
+	st := m.Status()
 	assert.Equal(t, auth.FailuresBeforeBackoff, st.RotationFailures)
 	assert.Equal(t, "the broker issued a new key but OpenRouter rejected it too", st.LastRotationError)
 	assert.NotNil(t, st.RotationWaitUntil)
@@ -226,7 +226,7 @@ func TestDeadKeyReportedByManyRequestsCountsOnce(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Equal(t, 1, b.count())
-	assert.Equal(t, 1, m.Status().(auth.Status).RotationFailures)
+	assert.Equal(t, 1, m.Status().RotationFailures)
 }
 
 // TestFreshKeyRejectedOnAFirstAttemptCounts: a request that started with
@@ -259,14 +259,14 @@ func TestDeadKeysThenHealedBroker(t *testing.T) {
 		require.Error(t, request(t, m, noKey))
 	}
 	require.LessOrEqual(t, b.count(), 4)
-	require.GreaterOrEqual(t, m.Status().(auth.Status).RotationFailures, auth.FailuresBeforeBackoff)
+	require.GreaterOrEqual(t, m.Status().RotationFailures, auth.FailuresBeforeBackoff)
 
 	b.set(keyMinter("good"))
 	isGood := func(k secret.Secret) bool { return len(k.Reveal()) > 13 && k.Reveal()[9:13] == "good" }
 	healed := time.Now()
 	require.Eventually(t, func() bool { return request(t, m, isGood) == nil }, 5*time.Second, 20*time.Millisecond)
 	assert.Less(t, time.Since(healed), 2*time.Second, "within the 400 ms backoff and a margin")
-	st := m.Status().(auth.Status)
+	st := m.Status()
 	assert.Zero(t, st.RotationFailures)
 	assert.Empty(t, st.LastRotationError)
 	assert.Nil(t, st.RotationWaitUntil)
@@ -281,8 +281,8 @@ func TestValidateOnStartFindsADeadReplacement(t *testing.T) {
 		return &auth.KeyRejectedError{Status: 401, Message: "User not found."}
 	}
 	m, _ := churnManager(t, b, func(o *auth.ManagerOptions) { o.Check, o.ValidateOnStart = check, true })
-	require.Eventually(t, func() bool { return m.Status().(auth.Status).LastValidation != nil }, 3*time.Second, 10*time.Millisecond)
-	st := m.Status().(auth.Status)
+	require.Eventually(t, func() bool { return m.Status().LastValidation != nil }, 3*time.Second, 10*time.Millisecond)
+	st := m.Status()
 	assert.Contains(t, st.LastValidation.Result, "the replacement was rejected too")
 	assert.Equal(t, 1, st.RotationFailures)
 	assert.Equal(t, 1, b.count())

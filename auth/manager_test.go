@@ -104,7 +104,7 @@ func TestConcurrentRejectionsShareOneRotation(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, stored.APIKey, k)
 	assert.Equal(t, 1, env.Broker.Stats().RotateCalls)
-	st := m.Status().(auth.Status)
+	st := m.Status()
 	assert.Equal(t, 1, st.RotationCount)
 	assert.NotNil(t, st.LastRotationAt)
 }
@@ -211,7 +211,7 @@ func TestBrokerFailuresBackOffAndRecover(t *testing.T) {
 	assert.Contains(t, err.Error(), "asks it again in")
 	assert.Contains(t, err.Error(), "run `orproxy rotate` or `orproxy login`")
 	assert.Equal(t, auth.FailuresBeforeBackoff, env.Broker.Stats().RotateCalls, "no broker call while backing off")
-	assert.NotNil(t, m.Status().(auth.Status).RotationWaitUntil)
+	assert.NotNil(t, m.Status().RotationWaitUntil)
 
 	env.Broker.SetFault(fakebroker.Fault{})
 	require.Eventually(t, func() bool {
@@ -219,7 +219,7 @@ func TestBrokerFailuresBackOffAndRecover(t *testing.T) {
 		return err == nil
 	}, 3*time.Second, 50*time.Millisecond)
 	assert.Equal(t, auth.FailuresBeforeBackoff+1, env.Broker.Stats().RotateCalls)
-	st := m.Status().(auth.Status)
+	st := m.Status()
 	assert.Empty(t, st.LastRotationError)
 	assert.Zero(t, st.RotationFailures)
 }
@@ -286,7 +286,7 @@ func TestSaveFailureKeepsTheNewKey(t *testing.T) {
 	k, err = m.Key(ctx(t))
 	require.NoError(t, err)
 	assert.Equal(t, next, k, "requests use the new key from memory")
-	st := m.Status().(auth.Status)
+	st := m.Status()
 	assert.NotEmpty(t, st.SaveError)
 
 	require.NoError(t, os.RemoveAll(env.Store.Path()))
@@ -294,7 +294,7 @@ func TestSaveFailureKeepsTheNewKey(t *testing.T) {
 		c, err := env.Store.Load()
 		return err == nil && c.APIKey == next
 	}, 3*time.Second, 20*time.Millisecond, "the save is retried")
-	assert.Eventually(t, func() bool { return m.Status().(auth.Status).SaveError == "" }, time.Second, 10*time.Millisecond)
+	assert.Eventually(t, func() bool { return m.Status().SaveError == "" }, time.Second, 10*time.Millisecond)
 }
 
 func TestRotationAheadOfExpiry(t *testing.T) {
@@ -306,7 +306,7 @@ func TestRotationAheadOfExpiry(t *testing.T) {
 	require.False(t, expires.IsZero())
 	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.RotateBeforeExpiry = 2 * time.Second })
 
-	require.Eventually(t, func() bool { return m.Status().(auth.Status).RotationCount >= 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return m.Status().RotationCount >= 1 }, 5*time.Second, 10*time.Millisecond)
 	assert.True(t, time.Now().Before(expires), "rotated without any request, ahead of the expiry")
 	stored := env.Stored(t)
 	assert.NotEqual(t, old.APIKey, stored.APIKey)
@@ -353,7 +353,7 @@ func TestIdleManagerNoticesAnExpiringCredential(t *testing.T) {
 	require.Eventually(t, func() bool { return env.Broker.Stats().RotateCalls == 1 }, 6*time.Second, 20*time.Millisecond,
 		"rotated ahead of the expiry without any request")
 	assert.True(t, time.Now().Before(expires))
-	assert.Eventually(t, func() bool { return m.Status().(auth.Status).RotationCount == 1 }, 5*time.Second, 10*time.Millisecond)
+	assert.Eventually(t, func() bool { return m.Status().RotationCount == 1 }, 5*time.Second, 10*time.Millisecond)
 }
 
 func TestRotationAheadOfExpiryBacksOff(t *testing.T) {
@@ -389,7 +389,7 @@ func TestValidateOnStart(t *testing.T) {
 	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.Check, o.ValidateOnStart = check, true })
 	require.Eventually(t, func() bool { return env.Broker.Stats().RotateCalls == 1 }, 3*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool {
-		v := m.Status().(auth.Status).LastValidation
+		v := m.Status().LastValidation
 		return v != nil && v.Result == "rejected; replaced"
 	}, time.Second, 10*time.Millisecond)
 }
@@ -399,8 +399,8 @@ func TestValidateOnStartNetworkErrorIsNotARejection(t *testing.T) {
 	env.LoginBroker(t)
 	check := func(context.Context, secret.Secret) error { return errors.New("dial tcp: connection refused") }
 	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.Check, o.ValidateOnStart = check, true })
-	require.Eventually(t, func() bool { return m.Status().(auth.Status).LastValidation != nil }, time.Second, 10*time.Millisecond)
-	assert.Contains(t, m.Status().(auth.Status).LastValidation.Result, "unknown")
+	require.Eventually(t, func() bool { return m.Status().LastValidation != nil }, time.Second, 10*time.Millisecond)
+	assert.Contains(t, m.Status().LastValidation.Result, "unknown")
 	assert.Zero(t, env.Broker.Stats().RotateCalls)
 }
 
@@ -413,7 +413,7 @@ func TestFileProblemsWhileRunning(t *testing.T) {
 	k, err := m.Key(ctx(t))
 	require.NoError(t, err)
 	assert.Equal(t, cred.APIKey, k, "garbage on disk: the last good key stays in use")
-	assert.Contains(t, m.Status().(auth.Status).FileError, "not valid JSON")
+	assert.Contains(t, m.Status().FileError, "not valid JSON")
 	assert.NotEmpty(t, logs.FilterMessageSnippet("unusable").All())
 
 	// A rotation now saves over the garbage, which is kept as a backup.
@@ -426,7 +426,7 @@ func TestFileProblemsWhileRunning(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "{garbage", string(bak))
 	assert.Equal(t, next, env.Stored(t).APIKey)
-	assert.Empty(t, m.Status().(auth.Status).FileError)
+	assert.Empty(t, m.Status().FileError)
 
 	require.NoError(t, os.Remove(env.Store.Path()))
 	_, err = m.Key(ctx(t))
@@ -470,7 +470,7 @@ func TestCredentialDirectoryReplacedByAFile(t *testing.T) {
 	k, err := m.Key(ctx(t))
 	require.NoError(t, err)
 	assert.Equal(t, old.APIKey, k, "the last good key stays in use")
-	assert.Contains(t, m.Status().(auth.Status).FileError, "not a directory")
+	assert.Contains(t, m.Status().FileError, "not a directory")
 	assert.NotEmpty(t, logs.FilterMessageSnippet("unusable").All())
 
 	next, err := m.Replace(ctx(t), old.APIKey)
@@ -478,7 +478,7 @@ func TestCredentialDirectoryReplacedByAFile(t *testing.T) {
 	k, err = m.Key(ctx(t))
 	require.NoError(t, err)
 	assert.Equal(t, next, k, "the new key is used from memory")
-	assert.NotEmpty(t, m.Status().(auth.Status).SaveError)
+	assert.NotEmpty(t, m.Status().SaveError)
 
 	require.NoError(t, os.Remove(dir))
 	require.NoError(t, os.Rename(moved, dir))
@@ -486,7 +486,7 @@ func TestCredentialDirectoryReplacedByAFile(t *testing.T) {
 		c, err := env.Store.Load()
 		return err == nil && c.APIKey == next
 	}, 3*time.Second, 20*time.Millisecond, "saved once the directory is back")
-	assert.Eventually(t, func() bool { return m.Status().(auth.Status).SaveError == "" }, time.Second, 10*time.Millisecond)
+	assert.Eventually(t, func() bool { return m.Status().SaveError == "" }, time.Second, 10*time.Millisecond)
 	k, err = m.Key(ctx(t))
 	require.NoError(t, err)
 	assert.Equal(t, next, k)

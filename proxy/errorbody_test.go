@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/statusdoc"
 )
 
 // alwaysPatch appends a marker and never blames it for an error.
@@ -21,7 +22,7 @@ func (alwaysPatch) Patch(_ *http.Request, _ string, body []byte) ([]byte, PatchI
 	return append(append([]byte{}, body...), " "...), PatchInfo{Patched: true, Model: "m"}
 }
 func (alwaysPatch) ToolRejected(string, int, []byte) bool { return false }
-func (alwaysPatch) Status() any                           { return nil }
+func (alwaysPatch) Status() statusdoc.WebSearch           { return statusdoc.WebSearch{} }
 
 // An error answer orproxy reads to decide what to do, and then passes on,
 // reaches the client whole, however long it is.

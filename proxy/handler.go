@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/statusdoc"
 )
 
 // Handler serves orproxy's HTTP surface. Build it once with NewHandler; the
@@ -540,20 +541,18 @@ func (h *Handler) finish(r *http.Request, w *recorder, st *requestState, start t
 }
 
 func (h *Handler) serveStatus(w http.ResponseWriter) {
-	body := map[string]any{
-		"version":        h.opts.Version,
-		"upstream":       h.upstream.Redacted(),
-		"listen":         h.opts.Listen,
-		"uptime_seconds": int64(time.Since(h.started).Seconds()),
-		"credential":     h.opts.Keys.Status(),
-		"requests":       h.stats.snapshot(),
+	doc := statusdoc.Document{
+		Version:       h.opts.Version,
+		Upstream:      h.upstream.Redacted(),
+		Listen:        h.opts.Listen,
+		UptimeSeconds: int64(time.Since(h.started).Seconds()),
+		Credential:    h.opts.Keys.Status(),
+		Requests:      h.stats.snapshot(),
 	}
 	if h.opts.Patcher != nil {
-		body["web_search"] = h.opts.Patcher.Status()
-	} else {
-		body["web_search"] = map[string]any{"enabled": false}
+		doc.WebSearch = h.opts.Patcher.Status()
 	}
-	b, err := json.MarshalIndent(body, "", "  ")
+	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "status: "+err.Error())
 		return

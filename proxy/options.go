@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/statusdoc"
 )
 
 // KeyProvider is what the proxy needs from the credential machinery.
@@ -30,7 +31,7 @@ type KeyProvider interface {
 	// reaches the client.
 	Rejected(key secret.Secret) error
 	// Status describes the credential for /status; it must hold no secret.
-	Status() any
+	Status() statusdoc.Credential
 }
 
 // BodyPatcher rewrites request bodies on their way upstream (the web search tool).
@@ -42,7 +43,7 @@ type BodyPatcher interface {
 	// caused by the patch; the proxy then sends the original body once.
 	ToolRejected(model string, status int, body []byte) bool
 	// Status describes the patcher for /status.
-	Status() any
+	Status() statusdoc.WebSearch
 }
 
 // PatchInfo is what a BodyPatcher learned from a body.

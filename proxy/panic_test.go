@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/statusdoc"
 )
 
 // panicPatcher fails the way a bug in the web search patch would.
@@ -23,7 +24,7 @@ func (panicPatcher) Patch(*http.Request, string, []byte) ([]byte, PatchInfo) {
 	return nil, PatchInfo{}
 }
 func (panicPatcher) ToolRejected(string, int, []byte) bool { return false }
-func (panicPatcher) Status() any                           { return nil }
+func (panicPatcher) Status() statusdoc.WebSearch           { return statusdoc.WebSearch{} }
 
 // panicAfter yields its data, then panics on the next read: a bug that hits
 // once the answer's headers are on their way to the client.

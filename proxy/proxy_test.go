@@ -28,6 +28,7 @@ import (
 
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
 	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/statusdoc"
 )
 
 func TestMain(m *testing.M) {
@@ -63,7 +64,7 @@ func (k *staticKeys) Replace(_ context.Context, rejected secret.Secret) (secret.
 	return k.replace(rejected)
 }
 
-func (k *staticKeys) Status() any { return map[string]any{"key": k.key} }
+func (k *staticKeys) Status() statusdoc.Credential { return statusdoc.Credential{Key: k.key.String()} }
 
 type harness struct {
 	fake     *fakeopenrouter.Server

@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"sync/atomic"
+
+	"github.com/orproxy/orproxy/internal/statusdoc"
 )
 
 // counters are the request figures of /status. Atomics, so counting costs
@@ -33,18 +35,18 @@ func (c *counters) count(status int, st *requestState) {
 	}
 }
 
-func (c *counters) snapshot() map[string]any {
-	return map[string]any{
-		"total":             c.total.Load(),
-		"in_flight":         c.inFlight.Load() - 1, // not counting the /status request itself
-		"refused_by_guard":  c.refused.Load(),
-		"retried_after_401": c.retried401.Load(),
-		"upstream_errors":   c.upstreamErrors.Load(),
-		"client_gone":       c.clientGone.Load(),
-		"rate_limited":      c.rateLimited.Load(),
-		"by_status": map[string]int64{
-			"1xx": c.byClass[1].Load(), "2xx": c.byClass[2].Load(), "3xx": c.byClass[3].Load(),
-			"4xx": c.byClass[4].Load(), "5xx": c.byClass[5].Load(),
+func (c *counters) snapshot() statusdoc.Requests {
+	return statusdoc.Requests{
+		Total:           c.total.Load(),
+		InFlight:        c.inFlight.Load() - 1, // not counting the /status request itself
+		RefusedByGuard:  c.refused.Load(),
+		RetriedAfter401: c.retried401.Load(),
+		UpstreamErrors:  c.upstreamErrors.Load(),
+		ClientGone:      c.clientGone.Load(),
+		RateLimited:     c.rateLimited.Load(),
+		ByStatus: statusdoc.ByStatus{
+			Informational: c.byClass[1].Load(), Success: c.byClass[2].Load(), Redirect: c.byClass[3].Load(),
+			ClientError: c.byClass[4].Load(), ServerError: c.byClass[5].Load(),
 		},
 	}
 }

@@ -130,7 +130,7 @@ func TestRunLoadsAndRefreshesTheCatalog(t *testing.T) {
 	// The second request proves the first answer was stored: fetches
 	// run one after another.
 	waitFor(t, arrivals, 2)
-	st := in.Stats().Catalog
+	st := in.Status().Catalog
 	assert.Equal(t, 5, st.Models)
 	assert.Equal(t, 2, st.WithoutTools)
 	assert.False(t, st.LastRefresh.Before(start))
@@ -170,7 +170,7 @@ func TestRunBacksOffAndRecovers(t *testing.T) {
 	at = append(at, waitFor(t, arrivals, 2)...)
 	assert.GreaterOrEqual(t, at[5].Sub(at[4]), 20*time.Millisecond, "after a success the refresh interval applies")
 
-	st := in.Stats().Catalog
+	st := in.Status().Catalog
 	assert.Equal(t, 5, st.Models, "the catalogue from the fifth answer")
 	assert.Equal(t, "model list: HTTP 502", st.LastError)
 
@@ -190,7 +190,7 @@ func TestRunKeepsTheCatalogWhenARefreshFails(t *testing.T) {
 	require.NoError(t, err)
 	runInjector(t, in)
 	waitFor(t, arrivals, 3)
-	st := in.Stats().Catalog
+	st := in.Status().Catalog
 	assert.Equal(t, 5, st.Models)
 	assert.Equal(t, "model list is not valid JSON", st.LastError)
 	_, d := in.Patch(chatReq, []byte(`{"model":"old/completion-only","messages":[]}`))
@@ -207,8 +207,8 @@ func TestRunFetchTimeout(t *testing.T) {
 	require.NoError(t, err)
 	runInjector(t, in)
 	waitFor(t, arrivals, 2)
-	assert.Contains(t, in.Stats().Catalog.LastError, "context deadline exceeded")
-	assert.Zero(t, in.Stats().Catalog.Models)
+	assert.Contains(t, in.Status().Catalog.LastError, "context deadline exceeded")
+	assert.Zero(t, in.Status().Catalog.Models)
 	_, d := in.Patch(chatReq, []byte(`{"model":"old/completion-only","messages":[]}`))
 	assert.True(t, d.Patched, "without a catalogue every model gets the tool")
 }
@@ -247,7 +247,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 		stop()
 		srv.Close()
 		goleak.VerifyNone(t)
-		assert.Empty(t, in.Stats().Catalog.LastError, "a cancelled fetch is not an upstream failure")
+		assert.Empty(t, in.Status().Catalog.LastError, "a cancelled fetch is not an upstream failure")
 	})
 }
 

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/statusdoc"
 )
 
 // Settings choose whether and how the tool is added. They mirror the
@@ -80,7 +81,7 @@ type Injector struct {
 	resent  atomic.Uint64
 
 	catalog atomic.Pointer[catalog]
-	// catMu guards the catalogue's history, which only Stats reads.
+	// catMu guards the catalogue's history, which only Status reads.
 	catMu       sync.Mutex
 	lastRefresh time.Time
 	lastError   string
@@ -173,44 +174,10 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Stats is the web search part of /status.
-type Stats struct {
-	Enabled       bool     `json:"enabled"`
-	Engine        string   `json:"engine"`
-	MaxResults    int      `json:"max_results"`
-	MaxCharacters int      `json:"max_characters"`
-	ExcludeModels []string `json:"exclude_models"`
-
-	// Patched counts requests that got the tool.
-	Patched uint64 `json:"patched"`
-	// Skipped counts requests sent unchanged, by Reason name; every reason
-	// is listed, zero or not.
-	Skipped map[string]uint64 `json:"skipped"`
-	// ResentWithoutTool counts patched requests that upstream rejected
-	// because of the tool and that were sent again as the client wrote them.
-	ResentWithoutTool uint64 `json:"resent_without_tool"`
-
-	Catalog CatalogStats `json:"catalog"`
-	// Cooldowns maps each model now going without the tool to when that ends.
-	Cooldowns map[string]time.Time `json:"cooldowns"`
-}
-
-// CatalogStats describes the model catalogue.
-type CatalogStats struct {
-	// Models is the number of models in the last catalogue fetched.
-	Models int `json:"models"`
-	// WithoutTools is how many of them take no tools (and so get no search).
-	WithoutTools int       `json:"without_tools"`
-	LastRefresh  time.Time `json:"last_refresh,omitzero"`
-	// LastError is the most recent failed fetch, kept after a later success
-	// so that a flapping upstream shows; compare LastErrorAt with LastRefresh.
-	LastError   string    `json:"last_error,omitempty"`
-	LastErrorAt time.Time `json:"last_error_at,omitzero"`
-}
-
-// Stats returns a snapshot of the settings, counters, catalogue and cooldowns.
-func (in *Injector) Stats() Stats {
-	s := Stats{
+// Status returns the web search part of /status: a snapshot of the
+// settings, counters, catalogue and cooldowns.
+func (in *Injector) Status() statusdoc.WebSearch {
+	s := statusdoc.WebSearch{
 		Enabled:           in.settings.Enabled,
 		Engine:            in.settings.Engine,
 		MaxResults:        in.settings.MaxResults,

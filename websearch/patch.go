@@ -43,7 +43,7 @@ type Decision struct {
 }
 
 // Reason is why a request went out without the web search tool. Its String
-// form is stable and serves as a counter key in Stats.
+// form is stable and serves as a counter key in Status.
 type Reason uint8
 
 // The reasons, in the order they are checked; a Decision carries the first
@@ -105,7 +105,7 @@ func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 // body is a new slice equal to body with the web search tool appended to
 // "tools" (or a "tools" array added); every other byte is kept. Otherwise the
 // returned slice is body itself. body is never modified. Patch is safe for
-// concurrent use and counts its decisions in Stats.
+// concurrent use and counts its decisions in Status.
 func (in *Injector) Patch(req Request, body []byte) ([]byte, Decision) {
 	out, d := in.patch(req, body)
 	if d.Patched {

@@ -310,7 +310,7 @@ func TestPatchUsesCatalogAndCooldown(t *testing.T) {
 
 	now = now.Add(time.Hour)
 	assert.True(t, patch("new/tools").Patched, "the cooldown ends")
-	assert.Empty(t, in.Stats().Cooldowns)
+	assert.Empty(t, in.Status().Cooldowns)
 }
 
 func TestPatchDoesNotMutateWhenCapacityAllows(t *testing.T) {

@@ -81,13 +81,13 @@ func TestToolRejectedCountsAndCoolsDown(t *testing.T) {
 	assert.False(t, in.ToolRejected("a/b", 400, []byte(`{"error":{"message":"bad temperature"}}`)))
 	// The client's own function tool is at fault: no resend, no cooldown.
 	assert.False(t, in.ToolRejected("a/b", 400, []byte(`{"error":{"message":"Invalid schema for function 'get_weather': tools[0].function.parameters: 'required' must be an array","code":400}}`)))
-	assert.Zero(t, in.Stats().ResentWithoutTool)
-	assert.Empty(t, in.Stats().Cooldowns)
+	assert.Zero(t, in.Status().ResentWithoutTool)
+	assert.Empty(t, in.Status().Cooldowns)
 
 	assert.True(t, in.ToolRejected("a/b", 400, rejected))
 	now = now.Add(time.Minute)
 	assert.True(t, in.ToolRejected("c/d", 400, rejected))
-	s := in.Stats()
+	s := in.Status()
 	assert.Equal(t, uint64(2), s.ResentWithoutTool)
 	assert.Equal(t, map[string]time.Time{
 		"a/b": now.Add(9 * time.Minute),
@@ -101,7 +101,7 @@ func TestToolRejectedCountsAndCoolsDown(t *testing.T) {
 	assert.True(t, d.Patched, "cooldowns end")
 	_, d = in.Patch(chatReq, []byte(`{"model":"c/d","messages":[]}`))
 	assert.Equal(t, ReasonCooldown, d.Reason)
-	assert.Equal(t, []string{"c/d"}, slices.Collect(maps.Keys(in.Stats().Cooldowns)))
+	assert.Equal(t, []string{"c/d"}, slices.Collect(maps.Keys(in.Status().Cooldowns)))
 }
 
 func TestCooldownTableIsBounded(t *testing.T) {
@@ -110,12 +110,12 @@ func TestCooldownTableIsBounded(t *testing.T) {
 	for i := range maxCooldowns + 10 {
 		require.True(t, in.ToolRejected(fmt.Sprintf("m/%d", i), 404, rejected), "the resend happens even when the table is full")
 	}
-	assert.Len(t, in.Stats().Cooldowns, maxCooldowns)
-	assert.Equal(t, uint64(maxCooldowns+10), in.Stats().ResentWithoutTool)
+	assert.Len(t, in.Status().Cooldowns, maxCooldowns)
+	assert.Equal(t, uint64(maxCooldowns+10), in.Status().ResentWithoutTool)
 	assert.True(t, in.ToolRejected("m/0", 404, rejected), "a model already in cooldown is renewed")
 }
 
-func TestStats(t *testing.T) {
+func TestStatus(t *testing.T) {
 	in, err := New(Settings{Enabled: true, Engine: "exa", MaxResults: 5, MaxCharacters: 1500, ExcludeModels: []string{"x/*"}}, "", nil, nil, Options{})
 	require.NoError(t, err)
 	in.now = func() time.Time { return time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC) }
@@ -125,7 +125,7 @@ func TestStats(t *testing.T) {
 	in.Patch(Request{Method: "GET", Path: "/models"}, nil)
 	in.ToolRejected("a/b", 404, []byte(`{"error":{"message":"No endpoints found that support tool use."}}`))
 
-	raw, err := json.Marshal(in.Stats())
+	raw, err := json.Marshal(in.Status())
 	require.NoError(t, err)
 	assert.JSONEq(t, `{
 		"enabled": true, "engine": "exa", "max_results": 5, "max_characters": 1500, "exclude_models": ["x/*"],
@@ -139,7 +139,7 @@ func TestStats(t *testing.T) {
 	}`, string(raw))
 
 	// Defaults show as empty lists and maps, not null.
-	raw, err = json.Marshal(newTestInjector(t, testSettings()).Stats())
+	raw, err = json.Marshal(newTestInjector(t, testSettings()).Status())
 	require.NoError(t, err)
 	assert.Contains(t, string(raw), `"exclude_models":[]`)
 	assert.Contains(t, string(raw), `"cooldowns":{}`)
@@ -180,8 +180,8 @@ func TestNewCopiesExcludeModels(t *testing.T) {
 	s.ExcludeModels[0] = "b/*"
 	_, d := in.Patch(chatReq, []byte(`{"model":"a/x","messages":[]}`))
 	assert.Equal(t, ReasonExcludedModel, d.Reason)
-	in.Stats().ExcludeModels[0] = "c/*"
-	assert.Equal(t, []string{"a/*"}, in.Stats().ExcludeModels)
+	in.Status().ExcludeModels[0] = "c/*"
+	assert.Equal(t, []string{"a/*"}, in.Status().ExcludeModels)
 }
 
 func TestConcurrentUse(t *testing.T) {
@@ -206,11 +206,11 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Go(func() {
 		for range 50 {
 			in.catalog.Store(c)
-			in.Stats()
+			in.Status()
 		}
 	})
 	wg.Wait()
-	s := in.Stats()
+	s := in.Status()
 	var skipped uint64
 	for _, n := range s.Skipped {
 		skipped += n

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
 
@@ -102,12 +103,12 @@ func TestServeSurvivesCredentialFileProblems(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	status := func() auth.Status {
+	status := func() statusdoc.Credential {
 		t.Helper()
 		resp, err := serveClient.Get(p.url + "/status")
 		require.NoError(t, err)
 		defer resp.Body.Close()
-		var st struct{ Credential auth.Status }
+		var st struct{ Credential statusdoc.Credential }
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
 		return st.Credential
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/netaddr"
+	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/internal/tlsenv"
 )
 
@@ -29,16 +30,20 @@ type statusReport struct {
 	Problem string `json:"problem,omitempty"`
 	// KeyCheck says how the key was judged: by the running daemon, by
 	// OpenRouter, or that OpenRouter could not be asked.
-	KeyCheck   string       `json:"key_check,omitempty"`
-	Credential auth.Status  `json:"credential"`
-	Daemon     daemonReport `json:"daemon"`
+	KeyCheck   string               `json:"key_check,omitempty"`
+	Credential statusdoc.Credential `json:"credential"`
+	Daemon     daemonReport         `json:"daemon"`
 }
 
 type daemonReport struct {
-	Address   string          `json:"address"`
-	Answering bool            `json:"answering"`
-	Problem   string          `json:"problem,omitempty"`
-	Status    json.RawMessage `json:"status,omitempty"`
+	Address   string `json:"address"`
+	Answering bool   `json:"answering"`
+	Problem   string `json:"problem,omitempty"`
+	// Status is the daemon's /status as it came, so that --json shows
+	// what the daemon said, fields this version does not know included.
+	Status json.RawMessage `json:"status,omitempty"`
+	// doc is Status read, when Answering.
+	doc statusdoc.Document
 }
 
 // keyCheckTimeout bounds the question to OpenRouter when no daemon answers:
@@ -106,7 +111,7 @@ func judgeCredential(ctx context.Context, rep *statusReport, cfg config.Config, 
 	}
 	if rep.Daemon.Answering {
 		rep.KeyCheck = "by the daemon"
-		if why := daemonRejects(rep.Daemon.Status); why != "" {
+		if why := daemonRejects(rep.Daemon.doc.Credential); why != "" {
 			rep.Problem = fmt.Sprintf("the stored key %s is not usable: %s; run %s", c.Key, why, renew)
 			return
 		}
@@ -144,14 +149,7 @@ func judgeCredential(ctx context.Context, rep *statusReport, cfg config.Config, 
 // start-up check that OpenRouter rejected the key and nothing replaced since,
 // a rotation that failed because OpenRouter rejected the key, or a login the
 // daemon waits for because it has no usable key. It returns why, or "".
-func daemonRejects(status json.RawMessage) string {
-	var st struct {
-		Credential auth.Status `json:"credential"`
-	}
-	if json.Unmarshal(status, &st) != nil {
-		return ""
-	}
-	c := st.Credential
+func daemonRejects(c statusdoc.Credential) string {
 	if v := c.LastValidation; v != nil && strings.HasPrefix(v.Result, "rejected") && v.Result != "rejected; replaced" &&
 		(c.LastRotationAt == nil || c.LastRotationAt.Before(v.At)) {
 		return "the daemon found that OpenRouter rejects it (" + v.Result + ")"
@@ -191,7 +189,7 @@ func queryDaemon(ctx context.Context, cfg config.Config) daemonReport {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK || !json.Valid(body) {
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &rep.doc) != nil {
 		rep.Problem = fmt.Sprintf("something answers at this address, but not like orproxy (%s)", resp.Status)
 		return rep
 	}
@@ -242,14 +240,7 @@ func printStatus(w io.Writer, rep statusReport) {
 	}
 	d := rep.Daemon
 	if d.Answering {
-		var st struct {
-			Version  string `json:"version"`
-			Requests struct {
-				Total int `json:"total"`
-			} `json:"requests"`
-			Credential auth.Status `json:"credential"`
-		}
-		_ = json.Unmarshal(d.Status, &st)
+		st := d.doc
 		fmt.Fprintf(tw, "Daemon\t%s answers (version %s)\n", d.Address, st.Version)
 		fmt.Fprintf(tw, "  serving key\t%s\n", orNone(st.Credential.Key))
 		fmt.Fprintf(tw, "  requests\t%d\n", st.Requests.Total)

@@ -20,6 +20,7 @@ import (
 	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/daemon"
 	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
 
@@ -192,7 +193,7 @@ func TestStatusTakesTheDaemonsVerdict(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		var st struct {
-			Credential auth.Status `json:"credential"`
+			Credential statusdoc.Credential `json:"credential"`
 		}
 		return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Credential.LastValidation != nil
 	}, 10*time.Second, 20*time.Millisecond)
@@ -211,24 +212,22 @@ func TestDaemonRejects(t *testing.T) {
 	earlier, later := time.Now().Add(-time.Minute), time.Now()
 	tests := []struct {
 		name   string
-		status auth.Status
+		status statusdoc.Credential
 		want   string
 	}{
 		{name: "nothing known", want: ""},
-		{name: "validated", status: withValidation(auth.Status{}, earlier, "ok"), want: ""},
-		{name: "validation could not tell", status: withValidation(auth.Status{}, earlier, "unknown: dial tcp: refused"), want: ""},
-		{name: "rejected and replaced", status: withValidation(auth.Status{}, earlier, "rejected; replaced"), want: ""},
-		{name: "rejected, no replacement", status: withValidation(auth.Status{}, earlier, "rejected; no replacement: cannot be rotated"), want: "rejects it (rejected; no replacement"},
-		{name: "rejected, rotated since", status: withValidation(auth.Status{LastRotationAt: &later}, earlier, "rejected; no replacement: broker down"), want: ""},
-		{name: "rotation failed for a rejected key", status: auth.Status{RotationFailures: 2, LastRotationError: "the broker issued a new key but OpenRouter rejected it too"}, want: "could not replace it"},
-		{name: "rotation failed before expiry, key still good", status: auth.Status{RotationFailures: 1, LastRotationError: "broker: dial tcp: connection refused"}, want: ""},
-		{name: "waiting for a login", status: auth.Status{LoginURL: "https://broker.example/start?state=x"}, want: "waits for a login at https://broker.example/start"},
+		{name: "validated", status: withValidation(statusdoc.Credential{}, earlier, "ok"), want: ""},
+		{name: "validation could not tell", status: withValidation(statusdoc.Credential{}, earlier, "unknown: dial tcp: refused"), want: ""},
+		{name: "rejected and replaced", status: withValidation(statusdoc.Credential{}, earlier, "rejected; replaced"), want: ""},
+		{name: "rejected, no replacement", status: withValidation(statusdoc.Credential{}, earlier, "rejected; no replacement: cannot be rotated"), want: "rejects it (rejected; no replacement"},
+		{name: "rejected, rotated since", status: withValidation(statusdoc.Credential{LastRotationAt: &later}, earlier, "rejected; no replacement: broker down"), want: ""},
+		{name: "rotation failed for a rejected key", status: statusdoc.Credential{RotationFailures: 2, LastRotationError: "the broker issued a new key but OpenRouter rejected it too"}, want: "could not replace it"},
+		{name: "rotation failed before expiry, key still good", status: statusdoc.Credential{RotationFailures: 1, LastRotationError: "broker: dial tcp: connection refused"}, want: ""},
+		{name: "waiting for a login", status: statusdoc.Credential{LoginURL: "https://broker.example/start?state=x"}, want: "waits for a login at https://broker.example/start"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body, err := json.Marshal(map[string]any{"credential": tt.status})
-			require.NoError(t, err)
-			got := daemonRejects(body)
+			got := daemonRejects(tt.status)
 			if tt.want == "" {
 				assert.Empty(t, got)
 			} else {
@@ -236,13 +235,9 @@ func TestDaemonRejects(t *testing.T) {
 			}
 		})
 	}
-	assert.Empty(t, daemonRejects([]byte("not json")))
 }
 
-func withValidation(s auth.Status, at time.Time, result string) auth.Status {
-	s.LastValidation = &struct {
-		At     time.Time `json:"at"`
-		Result string    `json:"result"`
-	}{at, result}
+func withValidation(s statusdoc.Credential, at time.Time, result string) statusdoc.Credential {
+	s.LastValidation = &statusdoc.Validation{At: at, Result: result}
 	return s
 }

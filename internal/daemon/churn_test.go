@@ -11,18 +11,19 @@ import (
 
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
 
 // credentialStatus is the credential part of /status.
-func (d *daemonUnderTest) credentialStatus(t *testing.T) auth.Status {
+func (d *daemonUnderTest) credentialStatus(t *testing.T) statusdoc.Credential {
 	t.Helper()
 	resp, err := client.Get(d.url + "/status")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	var st struct {
-		Credential auth.Status `json:"credential"`
+		Credential statusdoc.Credential `json:"credential"`
 	}
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
 	return st.Credential

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/proxy"
 	"github.com/orproxy/orproxy/websearch"
 )
@@ -30,7 +31,7 @@ func (p webSearchPatcher) ToolRejected(model string, status int, body []byte) bo
 	return p.in.ToolRejected(model, status, body)
 }
 
-func (p webSearchPatcher) Status() any { return p.in.Stats() }
+func (p webSearchPatcher) Status() statusdoc.WebSearch { return p.in.Status() }
 
 func optOut(v string) bool {
 	switch strings.ToLower(strings.TrimSpace(v)) {
