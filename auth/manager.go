@@ -124,10 +124,6 @@ type rotationRecord struct {
 // The retry of the request that rotated counts at any time.
 const deadOnArrival = time.Minute
 
-// reasonDeadKey is the failed rotation's reason when OpenRouter rejects the
-// key the broker had just issued.
-const reasonDeadKey = "the broker issued a new key but OpenRouter rejected it too"
-
 type retryState struct {
 	failures int
 	at       time.Time
@@ -335,9 +331,9 @@ func (m *Manager) Rejected(key secret.Secret) error {
 	}
 	if !dead {
 		// Not a key this manager just rotated: another process stored it.
-		return &RotationError{Reason: "OpenRouter rejected the newer key in the credential file too; if this persists, run `orproxy rotate` or `orproxy login`"}
+		return errNewerKeyRejected()
 	}
-	return &RotationError{Reason: deadKeyReason(wait)}
+	return errDeadKey(wait)
 }
 
 // deadLocked records that OpenRouter rejected key and reports whether that
@@ -365,17 +361,6 @@ func (m *Manager) logDeadKey(key secret.Secret) {
 		fields = append(fields, zap.Time("next_attempt", next))
 	}
 	m.log.Warn("key rotation failed: OpenRouter rejects the key the broker just issued", fields...)
-}
-
-// deadKeyReason explains a 401 for a key the broker issued and OpenRouter
-// rejected; wait is how long rotations still back off.
-func deadKeyReason(wait time.Duration) string {
-	when := "on the next request"
-	if wait > 0 {
-		when = "in " + wait.Round(100*time.Millisecond).String()
-	}
-	return reasonDeadKey + "; orproxy asks the broker again " + when +
-		"; if this persists, the broker is issuing keys OpenRouter does not accept: tell its administrators, then run `orproxy rotate`"
 }
 
 func (m *Manager) otherKey(rejected secret.Secret) (secret.Secret, bool) {
@@ -497,44 +482,25 @@ func (m *Manager) nudge() {
 	}
 }
 
-// RotationError explains why no replacement key could be had. Its message
-// reaches the client inside the 401, so it says what to do.
-type RotationError struct {
-	Reason string
-	// NeedsLogin is true when only a new login can help.
-	NeedsLogin bool
-}
-
-func (e *RotationError) Error() string { return e.Reason }
-
 func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, error) {
 	m.mu.RLock()
 	cur := m.cur
 	m.mu.RUnlock()
 	if cur == nil {
-		return secret.Secret{}, &RotationError{Reason: "no credential is stored; run `orproxy login`", NeedsLogin: true}
+		return secret.Secret{}, errNothingToRotate()
 	}
 	if cur.APIKey != rejected {
 		return cur.APIKey, nil
 	}
-	if cur.Source != SourceBroker || cur.RefreshToken.IsZero() {
-		return secret.Secret{}, &RotationError{NeedsLogin: true, Reason: fmt.Sprintf(
-			"the key came from %s and has no broker refresh token, so orproxy cannot get a new one; run `orproxy login`", describeSource(cur.Source))}
-	}
-	brokerURL := cur.BrokerURL
-	if brokerURL == "" {
-		brokerURL = m.opts.BrokerURL
-	}
-	rotator, err := m.broker(brokerURL)
-	if err != nil {
-		return secret.Secret{}, &RotationError{Reason: err.Error() + "; run `orproxy login`", NeedsLogin: true}
+	// A key no broker can replace is answered without the file lock.
+	if _, err := rotatableAt(cur, m.opts.BrokerURL); err != nil {
+		return secret.Secret{}, err
 	}
 	if wait, last, n := m.backoff(); wait > 0 {
 		if m.isDead(rejected) {
-			return secret.Secret{}, &RotationError{Reason: deadKeyReason(wait)}
+			return secret.Secret{}, errDeadKey(wait)
 		}
-		return secret.Secret{}, &RotationError{Reason: fmt.Sprintf(
-			"the broker failed %d times in a row (last: %s); orproxy asks it again in %s; if this persists, check broker.url and run `orproxy rotate` or `orproxy login`", n, last, wait.Round(100*time.Millisecond))}
+		return secret.Secret{}, errBackingOff(n, last, wait)
 	}
 
 	// Own deadline: the request that triggered this may go away, the others
@@ -549,62 +515,45 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 		unlock = func() {}
 	}
 	defer unlock()
-
-	// Another process may have rotated while we waited for the lock.
-	disk, st, derr := m.opts.Store.loadStamped()
-	if derr == nil {
-		m.mu.Lock()
-		if !st.equal(m.stamp) {
-			m.adoptLocked(disk, st, "credential rotated by another process")
-		}
-		cur = m.cur
-		m.mu.Unlock()
-		if cur.APIKey != rejected {
-			return cur.APIKey, nil
-		}
+	r := rotation{
+		store:          m.opts.Store,
+		configURL:      m.opts.BrokerURL,
+		callTimeout:    m.opts.BrokerTimeout,
+		afterRejection: why == reasonRejected,
+		current:        m.currentUnderLock,
+		issued:         m.issued,
 	}
-
-	bctx, bcancel := context.WithTimeout(ctx, m.opts.BrokerTimeout)
-	answer, err := rotator.Rotate(bctx, cur.RefreshToken)
-	bcancel()
-	if err != nil {
+	if m.opts.Broker != nil {
+		r.brokerFor = m.broker
+	}
+	res, err := r.underLock(ctx, rejected)
+	switch {
+	case errors.Is(err, ErrRotatedMeanwhile):
+		return res.next.APIKey, nil
+	case errors.Is(err, ErrSameKey):
+		m.keepRefreshToken(res)
 		return secret.Secret{}, m.rotationFailed(err, why)
+	case errors.Is(err, ErrBrokerFailed), errors.Is(err, ErrRefreshRejected):
+		return secret.Secret{}, m.rotationFailed(err, why)
+	case err != nil:
+		return secret.Secret{}, err
 	}
-	if answer.APIKey == rejected {
-		m.keepRefreshToken(cur, answer.RefreshToken)
-		if why == reasonRejected {
-			return secret.Secret{}, m.rotationFailed(errors.New("the broker returned the key OpenRouter had just rejected"), why)
-		}
-		return secret.Secret{}, m.rotationFailed(errors.New("the broker returned the key it was asked to replace"), why)
-	}
-	next := answer.Credential(brokerURL)
-	// In use and on record before it is on disk: a request that finds it
-	// in the file and is rejected with it must find it issued here.
-	m.mu.Lock()
-	m.cur = next
-	r := &m.rotation
-	r.lastErr = ""
-	r.before, r.issued, r.issuedAt = r.failures, next.APIKey, time.Now()
-	r.failures, r.notBefore = 0, time.Time{}
-	m.expiry = retryState{}
-	m.scrubLocked()
-	m.mu.Unlock()
 
-	saved, saveErr := m.opts.Store.saveLocked(next)
+	next := res.next
 	m.mu.Lock()
 	// Counted once the save is done or has failed, so /status never runs
 	// ahead of the file.
-	r.count++
-	r.lastAt = time.Now()
-	if saveErr != nil {
+	m.rotation.count++
+	m.rotation.lastAt = time.Now()
+	if res.saveErr != nil {
 		if m.pending == nil {
 			m.replaced = rejected
 		}
-		m.pending, m.saveErr, m.saveTry = next, saveErr.Error(), 1
+		m.pending, m.saveErr, m.saveTry = next, res.saveErr.Error(), 1
 		m.saveAt = time.Now().Add(m.retryPolicy.Delay(0))
 	} else {
 		m.pending, m.saveErr, m.saveTry = nil, "", 0
-		m.stamp, m.fileErr = saved, ""
+		m.stamp, m.fileErr = res.stamp, ""
 	}
 	m.scrubLocked()
 	m.nudge()
@@ -612,9 +561,9 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 
 	m.log.Info("rotated the OpenRouter key", zap.String("reason", why),
 		secret.Field("old_key", rejected), secret.Field("new_key", next.APIKey))
-	if saveErr != nil {
+	if res.saveErr != nil {
 		m.log.Error("the broker issued a new key but it could not be saved; using it from memory and retrying the save",
-			zap.Error(saveErr))
+			zap.Error(res.saveErr))
 	}
 	if life, short := shortLived(next, m.opts.RotateBeforeExpiry); short {
 		m.log.Warn("the broker's keys live no longer than credentials.rotate_before_expiry; each is rotated after half its life instead",
@@ -626,50 +575,74 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 // reasonRejected is why a rotation runs for a 401.
 const reasonRejected = "OpenRouter rejected the key"
 
-// keepRefreshToken saves a refresh token that came with an answer the
-// rotation cannot use otherwise: a broker that rotates refresh tokens has
-// invalidated the old one, and losing the new one would force a login.
-// The caller holds the file lock.
-func (m *Manager) keepRefreshToken(cur *Credential, token secret.Secret) {
-	if token.IsZero() || token == cur.RefreshToken {
+// currentUnderLock is the credential to rotate, once the file has been read
+// under the lock: a credential another process stored is adopted first, and
+// an unreadable file leaves the one in memory.
+func (m *Manager) currentUnderLock(disk *Credential, st fileStamp, err error) (*Credential, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil && !st.equal(m.stamp) {
+		m.adoptLocked(disk, st, "credential rotated by another process")
+	}
+	if m.cur == nil {
+		return nil, errNothingToRotate()
+	}
+	return m.cur, nil
+}
+
+// issued puts a key the broker just issued in use before it is on disk: a
+// request that finds it in the file and is rejected with it must find it
+// issued here.
+func (m *Manager) issued(next *Credential) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cur = next
+	r := &m.rotation
+	r.lastErr = ""
+	r.before, r.issued, r.issuedAt = r.failures, next.APIKey, time.Now()
+	r.failures, r.notBefore = 0, time.Time{}
+	m.expiry = retryState{}
+	m.scrubLocked()
+}
+
+// keepRefreshToken takes up the refresh token that came with a useless
+// answer, which the rotation saved.
+func (m *Manager) keepRefreshToken(res rotated) {
+	if res.next == nil {
 		return
 	}
-	next := cur.Clone()
-	next.RefreshToken = token
-	saved, err := m.opts.Store.saveLocked(next)
 	m.mu.Lock()
-	if m.cur == cur {
-		m.cur = next
-		if err == nil {
-			m.stamp, m.fileErr = saved, ""
+	if m.cur == res.old {
+		m.cur = res.next
+		if res.saveErr == nil {
+			m.stamp, m.fileErr = res.stamp, ""
 		}
 		m.scrubLocked()
 	}
 	m.mu.Unlock()
-	if err != nil {
-		m.log.Error("the broker sent a new refresh token that could not be saved; using it from memory", zap.Error(err))
+	if res.saveErr != nil {
+		m.log.Error("the broker sent a new refresh token that could not be saved; using it from memory", zap.Error(res.saveErr))
 	}
 }
 
+// rotationFailed counts a failed rotation toward the backoff and says when
+// the broker is asked again.
 func (m *Manager) rotationFailed(err error, why string) error {
+	var re *RotationError
+	if !errors.As(err, &re) {
+		return err
+	}
 	m.mu.Lock()
 	r := &m.rotation
 	r.failures++
-	r.lastErr = err.Error()
+	r.lastErr = re.What
 	if r.failures >= FailuresBeforeBackoff {
 		r.notBefore = time.Now().Add(m.backoffPolicy.Delay(r.failures - FailuresBeforeBackoff))
 	}
 	failures, wait := r.failures, time.Until(r.notBefore)
 	m.mu.Unlock()
-	m.log.Warn("key rotation failed", zap.String("reason", why), zap.Int("consecutive_failures", failures), zap.Error(err))
-	if IsRefreshRejected(err) {
-		return &RotationError{Reason: "the broker refused the refresh token (" + err.Error() + "); run `orproxy login`", NeedsLogin: true}
-	}
-	again := ""
-	if wait > 0 {
-		again = "; orproxy asks the broker again in " + wait.Round(100*time.Millisecond).String()
-	}
-	return &RotationError{Reason: "rotating the key through the broker failed: " + err.Error() + again + "; if this persists, run `orproxy rotate` or `orproxy login`"}
+	m.log.Warn("key rotation failed", zap.String("reason", why), zap.Int("consecutive_failures", failures), zap.String("error", re.What))
+	return re.retryingIn(wait)
 }
 
 // isDead reports whether key is the last one the broker issued that
@@ -687,10 +660,8 @@ func (m *Manager) backoff() (wait time.Duration, lastErr string, failures int) {
 	return time.Until(m.rotation.notBefore), m.rotation.lastErr, m.rotation.failures
 }
 
+// broker returns the client for the broker at url, made once.
 func (m *Manager) broker(url string) (Rotator, error) {
-	if url == "" || m.opts.Broker == nil {
-		return nil, errors.New("no broker is configured (broker.url or ORPROXY_BROKER_URL)")
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r, ok := m.brokers[url]; ok {
@@ -698,19 +669,8 @@ func (m *Manager) broker(url string) (Rotator, error) {
 	}
 	r, err := m.opts.Broker(url)
 	if err != nil {
-		return nil, fmt.Errorf("broker %s: %w", url, err)
+		return nil, err
 	}
 	m.brokers[url] = r
 	return r, nil
-}
-
-func describeSource(s Source) string {
-	switch s {
-	case SourceOpenRouterOAuth:
-		return "OpenRouter's own login"
-	case SourceManual:
-		return "a pasted key"
-	default:
-		return string(s)
-	}
 }

@@ -179,7 +179,7 @@ func TestNoRotationWithoutBroker(t *testing.T) {
 			_, err := m.Replace(ctx(t), cred.APIKey)
 			var re *auth.RotationError
 			require.ErrorAs(t, err, &re)
-			assert.True(t, re.NeedsLogin)
+			assert.ErrorIs(t, err, auth.ErrNeedsLogin)
 			assert.Contains(t, err.Error(), "run `orproxy login`")
 			assert.Zero(t, env.Broker.Stats().RotateCalls)
 		})
@@ -190,6 +190,7 @@ func TestNoRotationWithoutBroker(t *testing.T) {
 		m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.Broker = nil })
 		_, err := m.Replace(ctx(t), cred.APIKey)
 		require.ErrorContains(t, err, "no broker is configured")
+		assert.ErrorIs(t, err, auth.ErrNeedsLogin)
 	})
 }
 
@@ -250,7 +251,8 @@ func TestRefreshTokenRejectedAsksForLogin(t *testing.T) {
 	_, err := m.Replace(ctx(t), old.APIKey)
 	var re *auth.RotationError
 	require.ErrorAs(t, err, &re)
-	assert.True(t, re.NeedsLogin)
+	assert.ErrorIs(t, err, auth.ErrNeedsLogin)
+	assert.ErrorIs(t, err, auth.ErrRefreshRejected)
 	assert.Contains(t, err.Error(), "refused the refresh token")
 }
 

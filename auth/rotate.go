@@ -1,187 +1,308 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/orproxy/orproxy/internal/backoff"
+	"github.com/orproxy/orproxy/internal/secret"
 )
 
-// ErrRotatedMeanwhile is what RotateStored returns, with the key it meant to
-// rotate and the one stored now, when another process (a daemon that met a
-// 401, another `orproxy rotate`) replaced the key while it waited for the
-// lock. The key it was asked to replace is gone already, so rotating again
-// would only cost a second broker call.
-var ErrRotatedMeanwhile = errors.New("another orproxy process replaced the key meanwhile")
+// The kinds of failed rotation. errors.Is matches a *RotationError to its
+// kind; ErrRefreshRejected also matches ErrNeedsLogin.
+var (
+	// ErrNeedsLogin: only a new login helps (no credential, one the broker
+	// did not issue, no broker to ask).
+	ErrNeedsLogin = errors.New("a new login is needed")
+	// ErrRefreshRejected: the broker refused the refresh token.
+	ErrRefreshRejected = errors.New("the broker refused the refresh token")
+	// ErrBrokerFailed: the broker could not be reached, failed, or issued a
+	// key OpenRouter rejects. The current key stays; asking again may help.
+	ErrBrokerFailed = errors.New("the broker failed")
+	// ErrSameKey: the broker answered with the key it was asked to replace.
+	ErrSameKey = errors.New("the broker returned the key it was asked to replace")
+	// ErrRotatedMeanwhile: another process replaced the key while this one
+	// waited for the lock. The old key is gone already: rotating again
+	// would only cost a second broker call.
+	ErrRotatedMeanwhile = errors.New("another orproxy process replaced the key meanwhile")
+)
 
-// RotateStored rotates the stored broker key now, under the store's lock, as
-// `orproxy rotate` does. A running daemon notices the new file on its next
-// request. brokerFor returns the client for a broker URL; configURL is used
-// when the credential does not name its broker.
+// RotationError says why a rotation brought no new key. Its message reaches
+// the client inside the 401, or the user of `orproxy rotate`, so it says
+// what to do.
+type RotationError struct {
+	// Kind is one of the Err… kinds above; nil for a key another process
+	// stored that OpenRouter rejects too.
+	Kind error
+	// What is what went wrong, without the advice; /status shows it.
+	What string
+	// Err is the broker's error, if any.
+	Err error
+	msg string
+}
+
+func (e *RotationError) Error() string { return e.msg }
+
+func (e *RotationError) Unwrap() error { return e.Err }
+
+func (e *RotationError) Is(target error) bool {
+	return target == e.Kind || (e.Kind == ErrRefreshRejected && target == ErrNeedsLogin)
+}
+
+func needsLogin(what string) *RotationError {
+	return &RotationError{Kind: ErrNeedsLogin, What: what, msg: what + "; run `orproxy login`"}
+}
+
+func errNothingToRotate() *RotationError { return needsLogin("no credential is stored") }
+
+func noBrokerConfigured() *RotationError {
+	return needsLogin("no broker is configured (broker.url or ORPROXY_BROKER_URL)")
+}
+
+// brokerFailed is a failed broker call; retryIn is when the daemon asks again
+// (zero: not said).
+func brokerFailed(err error, retryIn time.Duration) *RotationError {
+	if IsRefreshRejected(err) {
+		return &RotationError{Kind: ErrRefreshRejected, What: err.Error(), Err: err,
+			msg: "the broker refused the refresh token (" + err.Error() + "); run `orproxy login`"}
+	}
+	return failedRotation(ErrBrokerFailed, err.Error(), err, retryIn)
+}
+
+// sameKey words ErrSameKey: afterRejection when OpenRouter had rejected the key.
+func sameKey(afterRejection bool) *RotationError {
+	what := "the broker returned the key it was asked to replace"
+	if afterRejection {
+		what = "the broker returned the key OpenRouter had just rejected"
+	}
+	return failedRotation(ErrSameKey, what, nil, 0)
+}
+
+func failedRotation(kind error, what string, err error, retryIn time.Duration) *RotationError {
+	again := ""
+	if retryIn > 0 {
+		again = "; orproxy asks the broker again in " + roundWait(retryIn)
+	}
+	return &RotationError{Kind: kind, What: what, Err: err,
+		msg: "rotating the key through the broker failed: " + what + again + "; if this persists, run `orproxy rotate` or `orproxy login`"}
+}
+
+// retryingIn is e saying when the daemon asks the broker again.
+func (e *RotationError) retryingIn(wait time.Duration) *RotationError {
+	if wait <= 0 || (e.Kind != ErrBrokerFailed && e.Kind != ErrSameKey) {
+		return e
+	}
+	return failedRotation(e.Kind, e.What, e.Err, wait)
+}
+
+// errBackingOff is a rotation the daemon does not attempt: the broker failed
+// too often in a row.
+func errBackingOff(failures int, last string, wait time.Duration) *RotationError {
+	what := fmt.Sprintf("the broker failed %d times in a row (last: %s)", failures, last)
+	return &RotationError{Kind: ErrBrokerFailed, What: what,
+		msg: what + "; orproxy asks it again in " + roundWait(wait) + "; if this persists, check broker.url and run `orproxy rotate` or `orproxy login`"}
+}
+
+// reasonDeadKey is why a rotation failed when OpenRouter rejects the key the
+// broker had just issued.
+const reasonDeadKey = "the broker issued a new key but OpenRouter rejected it too"
+
+// errDeadKey explains a 401 for a key the broker issued and OpenRouter
+// rejected; wait is how long rotations still back off.
+func errDeadKey(wait time.Duration) *RotationError {
+	when := "on the next request"
+	if wait > 0 {
+		when = "in " + roundWait(wait)
+	}
+	return &RotationError{Kind: ErrBrokerFailed, What: reasonDeadKey, msg: reasonDeadKey + "; orproxy asks the broker again " + when +
+		"; if this persists, the broker is issuing keys OpenRouter does not accept: tell its administrators, then run `orproxy rotate`"}
+}
+
+// errNewerKeyRejected is a 401 for a key another process stored.
+func errNewerKeyRejected() *RotationError {
+	what := "OpenRouter rejected the newer key in the credential file too"
+	return &RotationError{What: what, msg: what + "; if this persists, run `orproxy rotate` or `orproxy login`"}
+}
+
+func roundWait(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
+
+// rotatableAt returns the broker that can rotate c: its own, else the
+// configured one at configURL.
+func rotatableAt(c *Credential, configURL string) (string, error) {
+	if c.Source != SourceBroker || c.RefreshToken.IsZero() {
+		return "", needsLogin(fmt.Sprintf("the key came from %s and has no broker refresh token, so it cannot be rotated", describeSource(c.Source)))
+	}
+	url := cmp.Or(c.BrokerURL, configURL)
+	if url == "" {
+		return "", noBrokerConfigured()
+	}
+	return url, nil
+}
+
+func describeSource(s Source) string {
+	switch s {
+	case SourceOpenRouterOAuth:
+		return "OpenRouter's own login"
+	case SourceManual:
+		return "a pasted key"
+	default:
+		return string(s)
+	}
+}
+
+// rotation is one rotation of the stored key: the steps the daemon and
+// `orproxy rotate` share, with hooks for what each does differently.
+type rotation struct {
+	store *Store
+	// brokerFor returns the client for a broker URL; nil when no broker is
+	// configured at all.
+	brokerFor func(url string) (Rotator, error)
+	// configURL is the configured broker; a credential's own wins, so a key
+	// is rotated where it was issued.
+	configURL string
+	// callTimeout bounds the broker call; zero leaves it to ctx.
+	callTimeout time.Duration
+	// afterRejection says OpenRouter rejected the key, for ErrSameKey's words.
+	afterRejection bool
+	// current picks the credential to rotate from the file as read under
+	// the lock; nil takes the file's, which must be readable.
+	current func(disk *Credential, st fileStamp, err error) (*Credential, error)
+	// issued learns of the new credential before it is saved.
+	issued func(next *Credential)
+}
+
+// rotated is what a rotation did.
+type rotated struct {
+	// old is the credential rotated.
+	old *Credential
+	// next is the new credential; with ErrRotatedMeanwhile the one another
+	// process stored; with ErrSameKey, old with the broker's new refresh
+	// token, or nil when it sent none.
+	next *Credential
+	// stamp is the file next was saved as, unless saveErr says it was not.
+	stamp   fileStamp
+	saveErr error
+}
+
+// underLock rotates rejected, the key the caller last saw, with the store's
+// lock held by the caller: it re-reads the file, returns ErrRotatedMeanwhile
+// if the key there is another, asks the broker, and saves the answer. An
+// answer that could not be saved is in the result with its saveErr: the
+// broker has revoked the old key by then, so the caller must keep it.
+func (r rotation) underLock(ctx context.Context, rejected secret.Secret) (rotated, error) {
+	disk, st, err := r.store.loadStamped()
+	current := r.current
+	if current == nil {
+		current = fileCredential
+	}
+	cur, err := current(disk, st, err)
+	if err != nil {
+		return rotated{}, err
+	}
+	if !rejected.IsZero() && cur.APIKey != rejected {
+		return rotated{next: cur}, &RotationError{Kind: ErrRotatedMeanwhile, What: ErrRotatedMeanwhile.Error(), msg: ErrRotatedMeanwhile.Error()}
+	}
+	url, err := rotatableAt(cur, r.configURL)
+	if err != nil {
+		return rotated{old: cur}, err
+	}
+	if r.brokerFor == nil {
+		return rotated{old: cur}, noBrokerConfigured()
+	}
+	rotator, err := r.brokerFor(url)
+	if err != nil {
+		return rotated{old: cur}, needsLogin(fmt.Sprintf("broker %s: %v", url, err))
+	}
+	bctx := ctx
+	if r.callTimeout > 0 {
+		var cancel context.CancelFunc
+		bctx, cancel = context.WithTimeout(ctx, r.callTimeout)
+		defer cancel()
+	}
+	answer, err := rotator.Rotate(bctx, cur.RefreshToken)
+	if err != nil {
+		return rotated{old: cur}, brokerFailed(err, 0)
+	}
+	res := rotated{old: cur}
+	if answer.APIKey == cur.APIKey {
+		// A broker that rotates refresh tokens has invalidated the old one
+		// even when its key is of no use: losing the new one forces a login.
+		if token := answer.RefreshToken; !token.IsZero() && token != cur.RefreshToken {
+			res.next = cur.Clone()
+			res.next.RefreshToken = token
+			res.stamp, res.saveErr = r.store.saveLocked(res.next)
+		}
+		return res, sameKey(r.afterRejection)
+	}
+	res.next = answer.Credential(url)
+	if r.issued != nil {
+		r.issued(res.next)
+	}
+	res.stamp, res.saveErr = r.store.saveLocked(res.next)
+	return res, nil
+}
+
+// fileCredential is the credential to rotate when the file decides alone.
+func fileCredential(disk *Credential, _ fileStamp, err error) (*Credential, error) {
+	switch {
+	case errors.Is(err, ErrNoCredential):
+		return nil, errNothingToRotate()
+	case err != nil:
+		return nil, fmt.Errorf("rotate key: %w", err)
+	}
+	return disk, nil
+}
+
+// RotateStored rotates the stored broker key now, as `orproxy rotate` does;
+// a running daemon notices the new file on its next request. brokerFor
+// returns the client for a broker URL; configURL is the configured broker.
+// With ErrRotatedMeanwhile, old is the credential it meant to rotate and
+// next the one stored now.
 func RotateStored(ctx context.Context, store *Store, brokerFor func(url string) (Rotator, error), configURL string) (old, next *Credential, err error) {
-	// The key to rotate is the one stored now. If it has changed by the
-	// time the lock is ours, someone else rotated it: lock, re-read and
-	// compare, as the daemon does, so a revoked key is rotated once.
+	// The key to rotate is the one stored before the wait for the lock, so a
+	// key another process rotated meanwhile is not rotated twice.
 	seen, _ := store.Load()
 	unlock, err := store.lock(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rotate key: %w", err)
 	}
 	defer unlock()
-	old, err = store.Load()
-	if err == nil && seen != nil && seen.APIKey != old.APIKey {
-		return seen, old, ErrRotatedMeanwhile
+	var rejected secret.Secret
+	if seen != nil {
+		rejected = seen.APIKey
 	}
-	if errors.Is(err, ErrNoCredential) {
-		return nil, nil, errors.New("nothing to rotate: no credential is stored; run `orproxy login`")
+	res, err := rotation{store: store, brokerFor: brokerFor, configURL: configURL}.underLock(ctx, rejected)
+	switch {
+	case errors.Is(err, ErrRotatedMeanwhile):
+		return seen, res.next, err
+	case errors.Is(err, ErrSameKey) && res.saveErr != nil:
+		return res.old, nil, fmt.Errorf("%w; its new refresh token could not be saved either (%v)", err, res.saveErr)
+	case err != nil:
+		return res.old, nil, err
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("rotate key: %w", err)
-	}
-	if old.Source != SourceBroker || old.RefreshToken.IsZero() {
-		return old, nil, fmt.Errorf("the stored key came from %s and has no broker refresh token, so it cannot be rotated; run `orproxy login` for a new one", describeSource(old.Source))
-	}
-	url := old.BrokerURL
-	if url == "" {
-		url = configURL
-	}
-	if url == "" {
-		return old, nil, errors.New("no broker is configured (broker.url or ORPROXY_BROKER_URL)")
-	}
-	rotator, err := brokerFor(url)
-	if err != nil {
-		return old, nil, fmt.Errorf("rotate key: broker %s: %w", url, err)
-	}
-	answer, err := rotator.Rotate(ctx, old.RefreshToken)
-	if err != nil {
-		if IsRefreshRejected(err) {
-			return old, nil, fmt.Errorf("the broker refused the refresh token (%w); run `orproxy login`", err)
-		}
-		return old, nil, fmt.Errorf("rotate key: %w", err)
-	}
-	next = answer.Credential(url)
-	_, saveErr := store.saveLocked(next)
+	saveErr := res.saveErr
 	for try := 1; saveErr != nil && try < saveTries; try++ {
-		// A full disk or a file briefly held open by another program may
-		// clear within moments; the key must not be given up lightly.
+		// A full disk or a file another program holds open may clear within
+		// moments; a key the broker issued is not given up lightly.
 		time.Sleep(saveRetry.Delay(try - 1))
-		_, saveErr = store.saveLocked(next)
+		_, saveErr = store.saveLocked(res.next)
 	}
 	if saveErr != nil {
-		// The broker has revoked the old key by now: keep the new one where
-		// the user can fetch it, and say where.
-		where, rerr := rescue(next)
+		// The broker has revoked the old key: keep the new one where the
+		// user can fetch it, and say where.
+		where, rerr := rescue(res.next)
 		if rerr != nil {
-			return old, next, fmt.Errorf("the broker issued a new key (%s) but saving it to %s failed (%w), and so did keeping it elsewhere (%v); run `orproxy login` once the directory is writable", next.APIKey, store.Path(), saveErr, rerr)
+			return res.old, res.next, fmt.Errorf("the broker issued a new key (%s) but saving it to %s failed (%w), and so did keeping it elsewhere (%v); run `orproxy login` once the directory is writable", res.next.APIKey, store.Path(), saveErr, rerr)
 		}
-		return old, next, fmt.Errorf("the broker issued a new key (%s) but saving it to %s failed: %w; it is kept, private, in %s: once the directory is writable, move that file to %s", next.APIKey, store.Path(), saveErr, where, store.Path())
+		return res.old, res.next, fmt.Errorf("the broker issued a new key (%s) but saving it to %s failed: %w; it is kept, private, in %s: once the directory is writable, move that file to %s", res.next.APIKey, store.Path(), saveErr, where, store.Path())
 	}
-	return old, next, nil
+	return res.old, res.next, nil
 }
 
 // saveTries saves are tried, paced by saveRetry, before the key is rescued.
 const saveTries = 3
 
 var saveRetry = backoff.Policy{Base: 200 * time.Millisecond, Max: time.Second}
-
-// rescue writes c, in the credential file format, to a new private file in
-// the user's cache directory (or the temporary directory), for a key that
-// could not be saved where it belongs.
-func rescue(c *Credential) (string, error) {
-	return rescueIn(rescueDirs(), c)
-}
-
-// rescueIn writes c into the first of dirs that is, or can be made, a
-// private directory of ours, and into a fresh private directory when none
-// is. A directory that another user made, or a link they planted, must not
-// receive the key: in a shared temporary directory anyone can create
-// orproxy-<uid> before we do.
-func rescueIn(dirs []string, c *Credential) (string, error) {
-	data, err := encodeCredential(c)
-	if err != nil {
-		return "", err
-	}
-	name := "credentials.rescued-" + time.Now().UTC().Format("20060102T150405Z") + ".json"
-	var errs []error
-	for _, dir := range dirs {
-		if err := ownPrivateDir(dir); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		path := filepath.Join(dir, name)
-		if _, err := writeFileAtomic(path, data); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		return path, nil
-	}
-	// MkdirTemp makes a new directory, 0700, under a name nobody could
-	// have prepared.
-	dir, err := os.MkdirTemp("", "orproxy-")
-	if err != nil {
-		return "", errors.Join(append(errs, fmt.Errorf("create a private directory: %w", err))...)
-	}
-	path := filepath.Join(dir, name)
-	if _, err := writeFileAtomic(path, data); err != nil {
-		_ = os.Remove(dir)
-		return "", errors.Join(append(errs, err)...)
-	}
-	return path, nil
-}
-
-// ownPrivateDir creates dir 0700, or checks that the existing dir is a real
-// directory (not a link), owned by us, and tightens its mode to 0700.
-func ownPrivateDir(dir string) error {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-		return fmt.Errorf("create directory: %w", err)
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("create directory: %w", err)
-	}
-	check := func() (fs.FileInfo, error) {
-		info, err := os.Lstat(dir)
-		switch {
-		case err != nil:
-			return nil, fmt.Errorf("check directory: %w", err)
-		case info.Mode()&fs.ModeSymlink != 0:
-			return nil, fmt.Errorf("%s is a symbolic link, not a private directory; not used", dir)
-		case !info.IsDir():
-			return nil, fmt.Errorf("%s is not a directory; not used", dir)
-		case !ownedByUs(info):
-			return nil, fmt.Errorf("%s belongs to another user; not used", dir)
-		}
-		return info, nil
-	}
-	info, err := check()
-	if err != nil {
-		return err
-	}
-	if runtime.GOOS == "windows" || info.Mode().Perm() == 0o700 {
-		return nil
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("make directory %s private: %w", dir, err)
-	}
-	// Checked again: what was chmod-ed must still be the directory checked.
-	if info, err = check(); err != nil {
-		return err
-	}
-	if info.Mode().Perm() != 0o700 {
-		return fmt.Errorf("%s could not be made private (mode %#o); not used", dir, info.Mode().Perm())
-	}
-	return nil
-}
-
-func rescueDirs() []string {
-	var dirs []string
-	if cache, err := os.UserCacheDir(); err == nil {
-		dirs = append(dirs, filepath.Join(cache, "orproxy"))
-	}
-	return append(dirs, filepath.Join(os.TempDir(), fmt.Sprintf("orproxy-%d", os.Getuid())))
-}
