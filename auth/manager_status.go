@@ -2,16 +2,27 @@ package auth
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/orproxy/orproxy/internal/statusdoc"
 )
 
 // Status describes the manager's credential and rotation record for
-// /status. It holds no secret: the key appears only in its redacted form.
+// /status, with the verdict on its key: Usable, or the Problem that keeps it
+// from being used. It holds no secret: the key appears only redacted.
 func (m *Manager) Status() statusdoc.Credential {
+	// The status speaks for the key the next request would get: a key
+	// stored since the last request counts already.
+	m.syncWithFile()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	return m.statusLocked()
+}
+
+// statusLocked is Status from what the manager holds; m.mu must be held.
+func (m *Manager) statusLocked() statusdoc.Credential {
 	s := statusdoc.Credential{
 		File:              m.opts.Store.Path(),
 		FileError:         m.fileErr,
@@ -36,7 +47,64 @@ func (m *Manager) Status() statusdoc.Credential {
 	if !m.valid.at.IsZero() {
 		s.LastValidation = &statusdoc.Validation{At: m.valid.at, Result: m.valid.result}
 	}
+	s.Problem = m.problemLocked(&s)
+	s.Usable = s.Problem == ""
 	return s
+}
+
+// problemLocked says why the daemon cannot use its key, or "": what the file
+// says (fileProblem), then what the daemon learned from OpenRouter and the
+// broker since. m.mu must be held.
+func (m *Manager) problemLocked(s *statusdoc.Credential) string {
+	if m.cur == nil && m.login.url != "" {
+		return "the daemon has no usable key and waits for a login at " + m.login.url + "; run `orproxy login`"
+	}
+	if p := fileProblem(s); p != "" {
+		return p
+	}
+	why := ""
+	switch v, r := m.valid, m.rotation; {
+	case strings.HasPrefix(v.result, "rejected") && v.result != "rejected; replaced" && r.lastAt.Before(v.at):
+		// The check at start found the key rejected, and no rotation
+		// brought another since.
+		why = "the daemon found that OpenRouter rejects it (" + v.result + ")"
+	case r.failures > 0 && (m.cur.APIKey == r.dead || strings.Contains(r.lastErr, "rejected")):
+		// The last rotation failed over a rejected key: one the broker
+		// issued and OpenRouter refused, or the rejected key handed back,
+		// which is on record only in the error's words.
+		why = "OpenRouter rejected it and the daemon could not replace it (" + r.lastErr + ")"
+	case m.login.url != "":
+		why = "the daemon has no usable key and waits for a login at " + m.login.url
+	default:
+		return ""
+	}
+	return fmt.Sprintf("the stored key %s is not usable: %s; run %s", s.Key, why, s.Renewal())
+}
+
+// fileProblem says why the credential s describes cannot be used judging by
+// the file alone: unreadable, absent or expired; "" when it can.
+func fileProblem(s *statusdoc.Credential) string {
+	switch {
+	case !s.LoggedIn && s.FileError != "":
+		return s.FileError
+	case !s.LoggedIn:
+		return "not logged in: no credential is stored; run `orproxy login`"
+	case s.ExpiresAt != nil && !s.ExpiresAt.After(time.Now()):
+		return fmt.Sprintf("the stored key %s expired %s; run %s", s.Key, relative(*s.ExpiresAt), s.Renewal())
+	}
+	return ""
+}
+
+// relative says how far t is from now, to the minute.
+func relative(t time.Time) string {
+	d := time.Until(t).Round(time.Minute)
+	switch {
+	case d > 0:
+		return "in " + d.String()
+	case d < 0:
+		return (-d).String() + " ago"
+	}
+	return "now"
 }
 
 // describe fills the credential fields of a status.
@@ -64,7 +132,8 @@ func canRotate(c *Credential, configURL string) bool {
 }
 
 // Describe reads the credential file for `orproxy status`, without a daemon;
-// configURL is the configured broker.
+// configURL is the configured broker. Its verdict goes by the file alone:
+// whether OpenRouter accepts the key is for the caller to ask.
 func Describe(store *Store, configURL string) statusdoc.Credential {
 	s := statusdoc.Credential{File: store.Path()}
 	c, err := store.Load()
@@ -76,5 +145,7 @@ func Describe(store *Store, configURL string) statusdoc.Credential {
 		describe(&s, c)
 		s.CanRotate = canRotate(c, configURL)
 	}
+	s.Problem = fileProblem(&s)
+	s.Usable = s.Problem == ""
 	return s
 }

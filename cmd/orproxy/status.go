@@ -90,29 +90,26 @@ counts as usable.`,
 	return cmd
 }
 
-// judgeCredential decides whether the stored credential is usable: it is
-// readable and unexpired, and neither the daemon nor OpenRouter rejects it.
+// judgeCredential decides whether the stored credential is usable: the file
+// must hold an unexpired key (auth.Describe's verdict), and then the running
+// daemon's verdict counts, or without a daemon, OpenRouter's answer.
 func judgeCredential(ctx context.Context, rep *statusReport, cfg config.Config, store *auth.Store) {
-	c := rep.Credential
-	renew := "`orproxy login`"
-	if c.CanRotate {
-		renew = "`orproxy rotate` (or `orproxy login`)"
-	}
-	switch {
-	case c.FileError != "":
-		rep.Problem = c.FileError
-		return
-	case !c.LoggedIn:
-		rep.Problem = "not logged in: no credential is stored; run `orproxy login`"
-		return
-	case c.ExpiresAt != nil && !c.ExpiresAt.After(time.Now()):
-		rep.Problem = fmt.Sprintf("the stored key %s expired %s; run %s", c.Key, relative(*c.ExpiresAt), renew)
+	defer func() {
+		// The credential section agrees with the verdict on it.
+		rep.Credential.Usable, rep.Credential.Problem = rep.Usable, rep.Problem
+	}()
+	c := &rep.Credential
+	if !c.Usable {
+		rep.Problem = c.Problem
 		return
 	}
 	if rep.Daemon.Answering {
 		rep.KeyCheck = "by the daemon"
-		if why := daemonRejects(rep.Daemon.doc.Credential); why != "" {
-			rep.Problem = fmt.Sprintf("the stored key %s is not usable: %s; run %s", c.Key, why, renew)
+		// A daemon always gives a problem with its "not usable"; one from
+		// before the verdict was part of /status gives neither, and
+		// knows of no rejection.
+		if d := rep.Daemon.doc.Credential; !d.Usable && d.Problem != "" {
+			rep.Problem = d.Problem
 			return
 		}
 		rep.Usable = true
@@ -138,29 +135,11 @@ func judgeCredential(ctx context.Context, rep *statusReport, cfg config.Config, 
 		rep.KeyCheck = "OpenRouter accepts the key"
 	case auth.IsKeyRejected(err):
 		rep.Usable = false
-		rep.Problem = fmt.Sprintf("the stored key %s is not usable: %v; run %s", c.Key, err, renew)
+		rep.Problem = fmt.Sprintf("the stored key %s is not usable: %v; run %s", c.Key, err, c.Renewal())
 	default:
 		// Offline, a timeout or a 5xx says nothing about the key.
 		rep.KeyCheck = "OpenRouter could not be asked (" + shortNetError(err) + "); the key is not known to be rejected"
 	}
-}
-
-// daemonRejects reads the daemon's /status for a verdict on its key: a
-// start-up check that OpenRouter rejected the key and nothing replaced since,
-// a rotation that failed because OpenRouter rejected the key, or a login the
-// daemon waits for because it has no usable key. It returns why, or "".
-func daemonRejects(c statusdoc.Credential) string {
-	if v := c.LastValidation; v != nil && strings.HasPrefix(v.Result, "rejected") && v.Result != "rejected; replaced" &&
-		(c.LastRotationAt == nil || c.LastRotationAt.Before(v.At)) {
-		return "the daemon found that OpenRouter rejects it (" + v.Result + ")"
-	}
-	if c.RotationFailures > 0 && strings.Contains(c.LastRotationError, "rejected") {
-		return "OpenRouter rejected it and the daemon could not replace it (" + c.LastRotationError + ")"
-	}
-	if c.LoginURL != "" {
-		return "the daemon has no usable key and waits for a login at " + c.LoginURL
-	}
-	return ""
 }
 
 // queryDaemon asks a daemon at the configured address for its /status.

@@ -208,36 +208,48 @@ func TestStatusTakesTheDaemonsVerdict(t *testing.T) {
 	assert.NotContains(t, errOut, cred.APIKey.Reveal())
 }
 
-func TestDaemonRejects(t *testing.T) {
-	earlier, later := time.Now().Add(-time.Minute), time.Now()
+// The daemon's verdict is taken as it wrote it; the command reads its
+// usable and problem fields, not the words of its other fields.
+func TestJudgeCredentialTakesTheDaemonsVerdict(t *testing.T) {
+	local := statusdoc.Credential{LoggedIn: true, Usable: true, Key: "sk-or-v1-…a1b2"}
 	tests := []struct {
-		name   string
-		status statusdoc.Credential
-		want   string
+		name    string
+		local   statusdoc.Credential
+		daemon  statusdoc.Credential
+		usable  bool
+		problem string
 	}{
-		{name: "nothing known", want: ""},
-		{name: "validated", status: withValidation(statusdoc.Credential{}, earlier, "ok"), want: ""},
-		{name: "validation could not tell", status: withValidation(statusdoc.Credential{}, earlier, "unknown: dial tcp: refused"), want: ""},
-		{name: "rejected and replaced", status: withValidation(statusdoc.Credential{}, earlier, "rejected; replaced"), want: ""},
-		{name: "rejected, no replacement", status: withValidation(statusdoc.Credential{}, earlier, "rejected; no replacement: cannot be rotated"), want: "rejects it (rejected; no replacement"},
-		{name: "rejected, rotated since", status: withValidation(statusdoc.Credential{LastRotationAt: &later}, earlier, "rejected; no replacement: broker down"), want: ""},
-		{name: "rotation failed for a rejected key", status: statusdoc.Credential{RotationFailures: 2, LastRotationError: "the broker issued a new key but OpenRouter rejected it too"}, want: "could not replace it"},
-		{name: "rotation failed before expiry, key still good", status: statusdoc.Credential{RotationFailures: 1, LastRotationError: "broker: dial tcp: connection refused"}, want: ""},
-		{name: "waiting for a login", status: statusdoc.Credential{LoginURL: "https://broker.example/start?state=x"}, want: "waits for a login at https://broker.example/start"},
+		{name: "usable", local: local, daemon: statusdoc.Credential{LoggedIn: true, Usable: true}, usable: true},
+		{
+			name: "rejected", local: local,
+			daemon:  statusdoc.Credential{LoggedIn: true, Problem: "the stored key sk-or-v1-…a1b2 is not usable: the daemon found that OpenRouter rejects it (rejected; no replacement: x); run `orproxy login`"},
+			problem: "the stored key sk-or-v1-…a1b2 is not usable: the daemon found that OpenRouter rejects it (rejected; no replacement: x); run `orproxy login`",
+		},
+		{
+			name: "rejection in words only is no verdict", local: local,
+			daemon: statusdoc.Credential{LoggedIn: true, Usable: true, RotationFailures: 2, LastRotationError: "the broker issued a new key but OpenRouter rejected it too"},
+			usable: true,
+		},
+		{name: "a daemon from before the verdict says nothing", local: local, daemon: statusdoc.Credential{LoggedIn: true}, usable: true},
+		{
+			name: "the file's problem comes first", local: statusdoc.Credential{Problem: "not logged in: no credential is stored; run `orproxy login`"},
+			daemon:  statusdoc.Credential{Problem: "the daemon has no usable key and waits for a login at https://broker.example/start; run `orproxy login`"},
+			problem: "not logged in",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := daemonRejects(tt.status)
-			if tt.want == "" {
-				assert.Empty(t, got)
+			rep := statusReport{Credential: tt.local, Daemon: daemonReport{Answering: true, doc: statusdoc.Document{Credential: tt.daemon}}}
+			judgeCredential(context.Background(), &rep, config.Config{}, nil)
+			assert.Equal(t, tt.usable, rep.Usable)
+			if tt.usable {
+				assert.Empty(t, rep.Problem)
+				assert.Equal(t, "by the daemon", rep.KeyCheck)
 			} else {
-				assert.Contains(t, got, tt.want)
+				assert.Contains(t, rep.Problem, tt.problem)
 			}
+			assert.Equal(t, rep.Usable, rep.Credential.Usable, "the credential section agrees")
+			assert.Equal(t, rep.Problem, rep.Credential.Problem)
 		})
 	}
-}
-
-func withValidation(s statusdoc.Credential, at time.Time, result string) statusdoc.Credential {
-	s.LastValidation = &statusdoc.Validation{At: at, Result: result}
-	return s
 }

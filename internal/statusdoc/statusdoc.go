@@ -71,6 +71,14 @@ type Credential struct {
 	LastValidation *Validation `json:"last_validation,omitempty"`
 }
 
+// Renewal is the command that brings a usable key in place of c's.
+func (c *Credential) Renewal() string {
+	if c.CanRotate {
+		return "`orproxy rotate` (or `orproxy login`)"
+	}
+	return "`orproxy login`"
+}
+
 // Validation is one check of the key with OpenRouter.
 type Validation struct {
 	At time.Time `json:"at"`
