@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orproxy/orproxy/internal/bodypatch"
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 )
@@ -18,8 +19,8 @@ import (
 // alwaysPatch appends a marker and never blames it for an error.
 type alwaysPatch struct{}
 
-func (alwaysPatch) Patch(_ *http.Request, _ string, body []byte) ([]byte, PatchInfo) {
-	return append(append([]byte{}, body...), " "...), PatchInfo{Patched: true, Model: "m"}
+func (alwaysPatch) PatchRequest(_ *http.Request, _ string, body []byte) ([]byte, bodypatch.Info) {
+	return append(append([]byte{}, body...), " "...), bodypatch.Info{Patched: true, Scanned: true, Model: "m"}
 }
 func (alwaysPatch) ToolRejected(string, int, []byte) bool { return false }
 func (alwaysPatch) Status() statusdoc.WebSearch           { return statusdoc.WebSearch{} }

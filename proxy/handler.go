@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"mime"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
+	"github.com/orproxy/orproxy/internal/bodypatch"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 )
@@ -291,14 +291,15 @@ func (h *Handler) prepare(w *recorder, r *http.Request, st *requestState) *http.
 		return nil
 	}
 	st.original = body
+	scanned := false
 	if h.opts.Patcher != nil {
-		out, info := h.opts.Patcher.Patch(r, st.upstreamPath, body)
-		st.patched, st.model, st.stream = info.Patched, info.Model, info.Stream
+		out, info := h.opts.Patcher.PatchRequest(r, st.upstreamPath, body)
+		st.patched, st.model, st.stream, scanned = info.Patched, info.Model, info.Stream, info.Scanned
 		if info.Patched {
 			st.patchedBody = out
 		}
 	}
-	if st.model == "" && len(body) > 0 && isJSON(r.Header.Get("Content-Type")) {
+	if !scanned && len(body) > 0 && bodypatch.IsJSON(r.Header.Get("Content-Type")) {
 		// Bodies the patcher does not read (embeddings, messages, …) still
 		// name their model in the log line.
 		res := gjson.GetManyBytes(body, "model", "stream")
@@ -397,14 +398,6 @@ func growBody(buf []byte, declared, limit int64) []byte {
 	return grown
 }
 
-func isJSON(contentType string) bool {
-	if contentType == "" {
-		return true
-	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
-}
-
 // strippedHeaders never go upstream: the client's own credentials (the key is
 // ours to set), cookies meant for localhost, and orproxy's control headers.
 var strippedHeaders = []string{"Authorization", "X-Api-Key", "Cookie", "Expect"}
@@ -423,7 +416,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		// Some servers read "X_Api_Key" as "X-Api-Key", so underscore
 		// spellings of the stripped headers go too.
 		canon := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
-		if strings.HasPrefix(canon, "X-Orproxy-") || contains(strippedHeaders, canon) {
+		if strings.HasPrefix(canon, bodypatch.ControlHeaderPrefix) || contains(strippedHeaders, canon) {
 			pr.Out.Header.Del(name)
 		}
 	}

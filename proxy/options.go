@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/orproxy/orproxy/internal/bodypatch"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 )
@@ -34,23 +35,20 @@ type KeyProvider interface {
 	Status() statusdoc.Credential
 }
 
-// BodyPatcher rewrites request bodies on their way upstream (the web search tool).
+// BodyPatcher rewrites request bodies on their way upstream (the web search
+// tool; *websearch.Injector is one). The types the two share are in
+// internal/bodypatch, so neither package imports the other.
 type BodyPatcher interface {
-	// Patch returns the body to send and what it learned about the request.
-	// It must not modify body.
-	Patch(r *http.Request, upstreamPath string, body []byte) (out []byte, info PatchInfo)
+	// PatchRequest returns the body to send and what it learned about the
+	// request; upstreamPath is r's path below /api/v1 or /v1. It reads
+	// orproxy's control headers it cares about from r (they go no further)
+	// and must not modify body.
+	PatchRequest(r *http.Request, upstreamPath string, body []byte) (out []byte, info bodypatch.Info)
 	// ToolRejected reports whether an upstream answer to a patched body was
 	// caused by the patch; the proxy then sends the original body once.
 	ToolRejected(model string, status int, body []byte) bool
 	// Status describes the patcher for /status.
 	Status() statusdoc.WebSearch
-}
-
-// PatchInfo is what a BodyPatcher learned from a body.
-type PatchInfo struct {
-	Patched bool
-	Model   string
-	Stream  bool
 }
 
 // Options configure a Handler. Zero values take the defaults noted.

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/orproxy/orproxy/internal/bodypatch"
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 )
@@ -18,10 +19,10 @@ import (
 // panicPatcher fails the way a bug in the web search patch would.
 type panicPatcher struct{}
 
-func (panicPatcher) Patch(*http.Request, string, []byte) ([]byte, PatchInfo) {
+func (panicPatcher) PatchRequest(*http.Request, string, []byte) ([]byte, bodypatch.Info) {
 	var tools []string
 	_ = tools[3] // index out of range, as a real bug would
-	return nil, PatchInfo{}
+	return nil, bodypatch.Info{}
 }
 func (panicPatcher) ToolRejected(string, int, []byte) bool { return false }
 func (panicPatcher) Status() statusdoc.WebSearch           { return statusdoc.WebSearch{} }

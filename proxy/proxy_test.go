@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/orproxy/orproxy/internal/bodypatch"
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/statusdoc"
@@ -543,6 +544,48 @@ func TestRequestLogLine(t *testing.T) {
 	assert.Equal(t, false, f["retried"])
 	assert.Greater(t, f["bytes"], int64(0))
 	assert.Contains(t, f, "duration")
+}
+
+// scannedPatcher reports a scan that found no model and no stream, so a
+// test can tell whether the proxy read the body again.
+type scannedPatcher struct{ alwaysPatch }
+
+func (scannedPatcher) PatchRequest(_ *http.Request, _ string, body []byte) ([]byte, bodypatch.Info) {
+	return body, bodypatch.Info{Scanned: true}
+}
+
+// Model and stream come from one reading of the body: the patcher's scan
+// when it scanned it, else the proxy's own, for every JSON body by the one
+// rule (form-encoded bodies from curl -d and +json types included).
+func TestLogLineReadsTheBodyOnce(t *testing.T) {
+	tests := []struct {
+		name        string
+		patcher     BodyPatcher
+		path        string
+		contentType string
+		model       string
+		stream      bool
+	}{
+		{name: "the patcher's scan is final", patcher: scannedPatcher{}, path: "/chat/completions", contentType: "application/json"},
+		{name: "no patcher", path: "/chat/completions", contentType: "application/json", model: "m", stream: true},
+		{name: "form-encoded, as curl -d sends", path: "/embeddings", contentType: "application/x-www-form-urlencoded", model: "m", stream: true},
+		{name: "+json", path: "/embeddings", contentType: "application/vnd.api+json", model: "m", stream: true},
+		{name: "not JSON", path: "/embeddings", contentType: "text/plain"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+				if tt.patcher != nil {
+					o.Patcher = tt.patcher
+				}
+			})
+			h.do(t, http.MethodPost, "/api/v1"+tt.path, `{"model":"m","stream":true,"input":"x","messages":[]}`, map[string]string{"Content-Type": tt.contentType})
+			require.Eventually(t, func() bool { return h.logs.FilterMessage("request").Len() == 1 }, 2*time.Second, time.Millisecond)
+			f := h.logs.FilterMessage("request").All()[0].ContextMap()
+			assert.Equal(t, tt.model, f["model"])
+			assert.Equal(t, tt.stream, f["stream"])
+		})
+	}
 }
 
 // A client decides the path and the model name: the log line shows them

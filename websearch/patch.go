@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/orproxy/orproxy/internal/bodypatch"
 )
 
 // Request is what the patch needs to know about an HTTP request. The proxy
@@ -18,13 +20,13 @@ type Request struct {
 	// Path is the upstream-relative path, already stripped of /api/v1 or /v1
 	// and cleaned: "/chat/completions" or "/responses" are patched.
 	Path string
-	// ContentType is the raw Content-Type header. Empty or application/json
-	// (any parameters, any case) is patched.
+	// ContentType is the raw Content-Type header. A JSON type by
+	// bodypatch.IsJSON is patched.
 	ContentType string
 	// ContentEncoding is the raw Content-Encoding header. Anything but empty
 	// or "identity" is left alone rather than decoded.
 	ContentEncoding string
-	// OptOut is set when the client sent X-Orproxy-Web-Search: off.
+	// OptOut is set when the client sent bodypatch.OptOutHeader: off.
 	OptOut bool
 }
 
@@ -34,9 +36,11 @@ type Decision struct {
 	Patched bool
 	// Reason says why the body went out unchanged; ReasonNone when Patched.
 	Reason Reason
+	// Scanned is true when the body was read as a JSON chat request,
+	// patched or not: Model and Stream are then what it holds.
+	Scanned bool
 	// Model is the request's top-level "model" string, unescaped; "" when
-	// absent, not a string, or the body could not be read. It is filled in
-	// whenever the body is a JSON chat request, patched or not, for logging.
+	// absent, not a string, or the body was not scanned.
 	Model string
 	// Stream is true when the body has "stream": true.
 	Stream bool
@@ -126,11 +130,12 @@ func (in *Injector) patch(req Request, body []byte) ([]byte, Decision) {
 	responses := req.Path == "/responses"
 	chat := req.Method == http.MethodPost && (responses || req.Path == "/chat/completions")
 	identity := isIdentity(req.ContentEncoding)
-	jsonBody := isJSONType(req.ContentType)
+	jsonBody := bodypatch.IsJSON(req.ContentType)
 	// The body is scanned even when the tool will not be added, so the proxy
-	// can log model and stream for every chat request.
+	// can log model and stream for every chat request without reading it again.
 	if chat && identity && jsonBody {
 		if parsed = parseTop(body, &t, &st); parsed {
+			d.Scanned = true
 			d.Model = modelOf(body, t.model)
 			d.Stream = t.stream.ok() && string(body[t.stream.start:t.stream.end]) == "true"
 		}
@@ -312,17 +317,4 @@ func hasWebPlugin(plugins string) bool {
 func isIdentity(encoding string) bool {
 	e := strings.TrimSpace(encoding)
 	return e == "" || strings.EqualFold(e, "identity")
-}
-
-// isJSONType accepts application/json with any parameters, an empty
-// Content-Type (some SDKs omit it), and application/x-www-form-urlencoded,
-// which curl -d sends unless told otherwise: OpenRouter reads those bodies as
-// JSON all the same. The body scan still decides whether it is a JSON object.
-func isJSONType(contentType string) bool {
-	if contentType == "" {
-		return true
-	}
-	mt, _, _ := strings.Cut(contentType, ";")
-	mt = strings.TrimSpace(mt)
-	return strings.EqualFold(mt, "application/json") || strings.EqualFold(mt, "application/x-www-form-urlencoded")
 }

@@ -209,6 +209,7 @@ var patchCases = []struct {
 	{name: "curl's default form content type", req: Request{Method: "POST", Path: "/chat/completions", ContentType: "application/x-www-form-urlencoded"}, body: `{"messages":[]}`, want: `{"messages":[],"tools":[` + webTool + `]}`},
 	{name: "form content type that is not JSON", req: Request{Method: "POST", Path: "/chat/completions", ContentType: "application/x-www-form-urlencoded"}, body: `a=1&b=2`, reason: ReasonInvalidJSON},
 	{name: "json-ish content type", req: Request{Method: "POST", Path: "/chat/completions", ContentType: "application/jsonl"}, body: `{"messages":[]}`, reason: ReasonNotJSON},
+	{name: "+json content type", req: Request{Method: "POST", Path: "/chat/completions", ContentType: "application/vnd.api+json; charset=utf-8"}, body: `{"messages":[]}`, want: `{"messages":[],"tools":[` + webTool + `]}`},
 	{name: "opt-out", req: Request{Method: "POST", Path: "/chat/completions", OptOut: true}, body: `{"model":"m","messages":[],"stream":true}`, reason: ReasonOptOut, model: "m", stream: true},
 }
 

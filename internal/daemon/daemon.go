@@ -88,7 +88,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	handler, err := proxy.NewHandler(proxy.Options{
 		Upstream:        upstream,
 		Keys:            keys,
-		Patcher:         webSearchPatcher{search},
+		Patcher:         search,
 		AccessToken:     secret.New(cfg.AccessToken),
 		AllowAnyHost:    !netaddr.IsLoopbackHost(host),
 		MaxRequestBody:  int64(cfg.Limits.MaxRequestBody),
