@@ -33,6 +33,7 @@ type gzSide struct {
 	data   []byte // queued compressed bytes; data[off:] are not decoded yet
 	off    int
 	closed bool
+	queue  *[]byte // data's pooled buffer
 
 	wake    chan struct{} // one pending wake-up for the decoder
 	done    chan struct{} // closed when the decoder has returned
@@ -54,6 +55,8 @@ func (g *gzSide) feed(t *Tap, p []byte) {
 	}
 	if !g.started {
 		g.started = true
+		g.queue = queues.Get().(*[]byte)
+		g.data = (*g.queue)[:0]
 		go g.run(t)
 	}
 	g.mu.Lock()
@@ -108,12 +111,23 @@ func (g *gzSide) close() error {
 	g.mu.Unlock()
 	g.signal()
 	<-g.done
-	g.data = nil
+	if g.queue != nil && cap(g.data) <= 1<<20 { // a queue that grew past that is let go
+		*g.queue = g.data[:0]
+		queues.Put(g.queue)
+	}
+	g.data, g.queue = nil, nil
 	if g.behind {
 		return fmt.Errorf("the side decoder fell more than %d MiB behind and stopped", maxPending>>20)
 	}
 	return g.err
 }
+
+// queues hold compressed bytes between Read and the decoder; the decoder
+// keeps up, so a small buffer serves a whole answer.
+var queues = sync.Pool{New: func() any {
+	b := make([]byte, 0, 16<<10)
+	return &b
+}}
 
 // inflater is the reusable part of a decoder: the gzip state with its
 // window, its input buffer and an output buffer, about 80 KiB together.
