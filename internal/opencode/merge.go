@@ -10,8 +10,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
-	"sort"
 	"strings"
+
+	"github.com/tailscale/hujson"
 
 	"github.com/orproxy/orproxy/internal/backup"
 )
@@ -32,126 +33,134 @@ type mergeInfo struct {
 	keptComments bool
 }
 
-// edit replaces src[from:to] with text.
-type edit struct {
-	from, to int
-	text     string
-}
-
 // kv is a member to insert, in order.
 type kv struct {
 	key   string
 	value any
 }
 
+// merge edits the parsed file in place (hujson keeps every comment and
+// space of it) and packs it again, so only the members it touches change.
 func merge(src []byte, r *Result) ([]byte, mergeInfo, error) {
 	var info mergeInfo
-	if len(bytes.TrimSpace(bytes.TrimPrefix(src, []byte("\xef\xbb\xbf")))) == 0 {
+	if len(bytes.TrimSpace(bytes.TrimPrefix(src, bom))) == 0 {
 		return r.JSON(), info, nil
 	}
-	std, hadComments, err := standardize(src)
+	doc, err := parseJSONC(src)
 	if err != nil {
 		return nil, info, err
 	}
-	info.keptComments = hadComments
-	if err := checkSyntax(src, std); err != nil {
-		return nil, info, err
+	top, ok := doc.root.Value.(*hujson.Object)
+	if !ok {
+		return nil, info, parseErrorAt(doc.text, doc.root.StartOffset, "expected an object ({…})")
 	}
-	top, err := parseObject(src, std, 0, len(std))
-	if err != nil {
-		return nil, info, err
-	}
-	unit := indentUnit(src, std, top)
+	info.keptComments = hasComments(&doc.root)
+	unit := indentUnit(doc.src, &doc.root, top)
 
-	var edits []edit
+	// The provider first: inserting into the top object moves its members,
+	// and prov points at one of them.
 	var topNew []kv
-	if top.last("$schema") == nil {
+	if last(top, "$schema") == nil {
 		topNew = append(topNew, kv{"$schema", SchemaURL})
 	}
-	if prov := top.last("provider"); prov == nil {
+	if prov := last(top, "provider"); prov == nil {
 		topNew = append(topNew, kv{"provider", map[string]Provider{ProviderID: r.Provider}})
 	} else {
-		if prov.value[0] != '{' {
-			return nil, info, parseErrorAt(src, prov.valueStart, `"provider" is not an object`)
+		pobj, ok := prov.Value.Value.(*hujson.Object)
+		if !ok {
+			return nil, info, parseErrorAt(doc.text, prov.Value.StartOffset, `"provider" is not an object`)
 		}
-		pobj, err := parseObject(src, std, prov.valueStart, prov.valEnd)
-		if err != nil {
-			return nil, info, err
-		}
-		if old := pobj.last(ProviderID); old != nil {
-			text, err := marshal(r.Provider, lineIndent(src, old.keyEnd), unit)
+		if old := last(pobj, ProviderID); old != nil {
+			v, err := jsoncValue(r.Provider, lineIndent(doc.src, old.Name.EndOffset), unit)
 			if err != nil {
 				return nil, info, err
 			}
-			edits = append(edits, edit{old.valueStart, old.valEnd, text})
+			// Only the value: the spaces and comments around it stay.
+			old.Value.Value = v
 			info.replaced = true
-		} else {
-			e, err := insertFirst(src, std, pobj, unit, []kv{{ProviderID, r.Provider}})
-			if err != nil {
-				return nil, info, err
-			}
-			edits = append(edits, e)
+		} else if err := insertFirst(doc.src, &prov.Value, pobj, unit, []kv{{ProviderID, r.Provider}}); err != nil {
+			return nil, info, err
 		}
 	}
 	if len(topNew) > 0 {
-		e, err := insertFirst(src, std, top, unit, topNew)
-		if err != nil {
+		if err := insertFirst(doc.src, &doc.root, top, unit, topNew); err != nil {
 			return nil, info, err
 		}
-		edits = append(edits, e)
 	}
 
-	sort.Slice(edits, func(i, j int) bool { return edits[i].from > edits[j].from })
-	out := bytes.Clone(src)
-	for _, e := range edits {
-		out = append(out[:e.from:e.from], append([]byte(e.text), out[e.to:]...)...)
-	}
-	if err := verify(std, out, r); err != nil {
+	out := doc.pack()
+	if err := verify(src, out, r); err != nil {
 		return nil, info, err
 	}
 	return out, info, nil
 }
 
-// insertFirst adds members at the start of obj, so no trailing comma of the
-// original has to be found or fixed.
-func insertFirst(src, std []byte, obj *object, unit string, members []kv) (edit, error) {
-	parent := lineIndent(src, obj.open)
+// last returns the last member with key: JSON parsers, OpenCode's included,
+// let a repeated key's last value win.
+func last(obj *hujson.Object, key string) *hujson.ObjectMember {
+	for i := len(obj.Members) - 1; i >= 0; i-- {
+		if name, ok := obj.Members[i].Name.Value.(hujson.Literal); ok && name.String() == key {
+			return &obj.Members[i]
+		}
+	}
+	return nil
+}
+
+// jsoncValue is v as an indented hujson value whose lines after the first
+// start with prefix.
+func jsoncValue(v any, prefix, indent string) (hujson.ValueTrimmed, error) {
+	text, err := marshal(v, prefix, indent)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := hujson.Parse([]byte(text))
+	if err != nil {
+		return nil, err
+	}
+	return parsed.Value, nil
+}
+
+// insertFirst adds members at the start of obj (the value of objVal), so no
+// trailing comma of the original has to be found or fixed. src is the
+// file the offsets of the parsed values refer to.
+func insertFirst(src []byte, objVal *hujson.Value, obj *hujson.Object, unit string, members []kv) error {
+	parent := lineIndent(src, objVal.StartOffset)
 	indent := parent + unit
-	ownLine := len(obj.members) > 0 && bytes.IndexByte(std[obj.open:obj.members[0].keyEnd], '\n') >= 0
+	ownLine := len(obj.Members) > 0 && bytes.IndexByte(obj.Members[0].Name.BeforeExtra, '\n') >= 0
 	if ownLine {
 		// The first member sits on a line of its own: match its indentation.
-		indent = lineIndent(src, obj.members[0].keyEnd)
+		indent = lineIndent(src, obj.Members[0].Name.EndOffset)
 	}
-	var b strings.Builder
-	for i, m := range members {
-		if i > 0 {
-			b.WriteString(",")
-		}
+	added := make([]hujson.ObjectMember, 0, len(members)+len(obj.Members))
+	for _, m := range members {
 		key, err := marshal(m.key, "", "")
 		if err != nil {
-			return edit{}, err
+			return err
 		}
-		value, err := marshal(m.value, indent, unit)
+		value, err := jsoncValue(m.value, indent, unit)
 		if err != nil {
-			return edit{}, err
+			return err
 		}
-		b.WriteString("\n" + indent + key + ": " + value)
+		added = append(added, hujson.ObjectMember{
+			Name:  hujson.Value{BeforeExtra: hujson.Extra("\n" + indent), Value: hujson.Literal(key)},
+			Value: hujson.Value{BeforeExtra: hujson.Extra(" "), Value: value},
+		})
 	}
-	if len(obj.members) > 0 {
-		b.WriteString(",")
+	switch {
+	case len(obj.Members) > 0:
 		if !ownLine {
 			// A compact object: move its old members off the new one's last line.
-			b.WriteString("\n" + indent)
+			first := &obj.Members[0].Name
+			first.BeforeExtra = append(hujson.Extra("\n"+indent), first.BeforeExtra...)
 		}
-		return edit{obj.open + 1, obj.open + 1, b.String()}, nil
-	}
-	if len(bytes.TrimSpace(src[obj.open+1:obj.close])) == 0 {
+	case len(bytes.TrimSpace(obj.AfterExtra)) == 0:
 		// An empty object: lay it out afresh.
-		b.WriteString("\n" + parent)
-		return edit{obj.open + 1, obj.close, b.String()}, nil
+		obj.AfterExtra = hujson.Extra("\n" + parent)
+	default:
+		// Empty but for comments, which stay after the new members.
 	}
-	// Empty but for comments, which stay after the new members.
-	return edit{obj.open + 1, obj.open + 1, b.String()}, nil
+	obj.Members = append(added, obj.Members...)
+	return nil
 }
 
 // lineIndent is the leading whitespace of the line holding src[at].
@@ -166,11 +175,11 @@ func lineIndent(src []byte, at int) string {
 
 // indentUnit guesses the file's indentation step from its first member;
 // two spaces when there is nothing to go by.
-func indentUnit(src, std []byte, top *object) string {
-	if len(top.members) == 0 || bytes.IndexByte(std[top.open:top.members[0].keyEnd], '\n') < 0 {
+func indentUnit(src []byte, root *hujson.Value, top *hujson.Object) string {
+	if len(top.Members) == 0 || bytes.IndexByte(top.Members[0].Name.BeforeExtra, '\n') < 0 {
 		return "  "
 	}
-	u := strings.TrimPrefix(lineIndent(src, top.members[0].keyEnd), lineIndent(src, top.open))
+	u := strings.TrimPrefix(lineIndent(src, top.Members[0].Name.EndOffset), lineIndent(src, root.StartOffset))
 	if u == "" || (strings.Trim(u, " ") != "" && strings.Trim(u, "\t") != "") {
 		return "  "
 	}
@@ -178,19 +187,16 @@ func indentUnit(src, std []byte, top *object) string {
 }
 
 // verify re-reads the merged text and checks that it says what the original
-// said, plus our provider and a schema. It guards the byte splicing: a bug
-// there must stop the write, not damage the user's config.
-func verify(origStd, out []byte, r *Result) error {
-	std, _, err := standardize(out)
+// said, plus our provider and a schema. It guards the editing: a bug there
+// must stop the write, not damage the user's config.
+func verify(src, out []byte, r *Result) error {
+	before, err := decodeJSONC(src)
 	if err != nil {
-		return fmt.Errorf("merging produced unreadable text (%v); nothing was written", err)
-	}
-	var before, after map[string]any
-	if err := json.Unmarshal(origStd, &before); err != nil {
 		return err
 	}
-	if err := json.Unmarshal(std, &after); err != nil {
-		return fmt.Errorf("merging produced invalid JSON (%v); nothing was written", err)
+	after, err := decodeJSONC(out)
+	if err != nil {
+		return fmt.Errorf("merging produced unreadable text (%v); nothing was written", err)
 	}
 	want := map[string]any{}
 	for k, v := range before {

@@ -31,10 +31,8 @@ func testResult() *Result {
 // parse reads merged output the way OpenCode does: JSON with comments.
 func parse(t *testing.T, text []byte) map[string]any {
 	t.Helper()
-	std, _, err := standardize(text)
+	doc, err := decodeJSONC(text)
 	require.NoError(t, err, "%s", text)
-	var doc map[string]any
-	require.NoError(t, json.Unmarshal(std, &doc), "%s", text)
 	return doc
 }
 
@@ -191,6 +189,79 @@ func TestMergeRefusesWhatItCannotParse(t *testing.T) {
 			assert.Equal(t, tc.line, pe.Line, "line")
 			assert.Equal(t, tc.col, pe.Column, "column")
 			assert.Contains(t, pe.Problem, tc.msgContain)
+		})
+	}
+}
+
+// What OpenCode reads, the merge reads too, and gives back with the
+// same bytes around the provider.
+func TestMergeJSONCEdgeCases(t *testing.T) {
+	for name, tc := range map[string]struct {
+		src      string
+		comments bool
+		kept     string
+	}{
+		"line comment at the end without a newline": {`{"model": "x"} // end`, true, `"model": "x"} // end`},
+		"byte-order mark":                  {"\xef\xbb\xbf{\"model\": \"x\"}\n", false, "\xef\xbb\xbf{"},
+		"trailing commas only":             {"{\"model\": \"x\", \"a\": [1, 2,],}\n", false, `"a": [1, 2,],}` + "\n"},
+		"comment between key and value":    {"{\"model\" /* why */ : // this\n \"x\"}", true, "\"model\" /* why */ : // this\n \"x\"}"},
+		"comment inside an empty provider": {"{\"provider\": {/* none yet */}}\n", true, "/* none yet */}"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, info, err := merge([]byte(tc.src), testResult())
+			require.NoError(t, err)
+			assert.Equal(t, tc.comments, info.keptComments)
+			assert.Contains(t, string(out), tc.kept)
+			if strings.HasPrefix(tc.src, "\xef\xbb\xbf") {
+				assert.True(t, strings.HasPrefix(string(out), "\xef\xbb\xbf{"), "the mark stays first")
+			}
+			assert.Equal(t, strings.HasSuffix(tc.src, "\n"), strings.HasSuffix(string(out), "\n"), "the end of the file is kept as it was")
+			got := parse(t, out)
+			assert.Equal(t, ourProvider(t), got["provider"].(map[string]any)["orproxy"])
+		})
+	}
+}
+
+// A repeated key's last value is the one OpenCode uses, so that is the one
+// replaced.
+func TestMergeReplacesTheLastOfARepeatedProvider(t *testing.T) {
+	const src = `{"provider": {"orproxy": {"name": "first"}}, "provider": {"orproxy": {"name": "second"}}}`
+	out, info, err := merge([]byte(src), testResult())
+	require.NoError(t, err)
+	assert.True(t, info.replaced)
+	assert.Contains(t, string(out), `"provider": {"orproxy": {"name": "first"}}`)
+	assert.NotContains(t, string(out), "second")
+}
+
+// Malformed input is refused at its line, and the message never repeats the
+// file's text: an OpenCode config may hold an API key.
+func TestMergeRefusesMalformedInputWithoutQuotingIt(t *testing.T) {
+	const key = "sk-or-v1-0123456789abcdef"
+	for name, tc := range map[string]struct {
+		src        string
+		line, col  int
+		msgContain string
+	}{
+		"unquoted value":            {"{\n  \"apiKey\": " + key + "\n}", 2, 13, "unquoted text"},
+		"unquoted key":              {"{\n  apiKey: \"" + key + "\"\n}", 2, 3, "unquoted text"},
+		"string broken by a line":   {"{\n  \"apiKey\": \"" + key + "\n  , \"b\": 1}", 2, 13, "string is not terminated"},
+		"string to the end":         {"{\n  \"apiKey\": \"" + key, 2, 13, "string is not terminated"},
+		"invalid escape":            {"{\n  \"apiKey\": \"" + key + "\\q\"\n}", 2, 13, "invalid escape"},
+		"control character":         {"{\n  \"apiKey\": \"" + key + "\t\"\n}", 2, 13, "control character"},
+		"missing colon":             {"{\n  \"apiKey\" \"" + key + "\"\n}", 2, 12, "invalid character"},
+		"bad literal":               {"{\"a\": tru}", 1, 7, "unquoted text"},
+		"slash after a value":       {"{\"a\": 1 / }", 1, 9, "unexpected '/'"},
+		"end after trailing spaces": {"{\"a\": [1,\n\n  \n", 1, 10, "unexpected end"},
+		"open comment at the end":   {"{\"a\": 1 /* " + key, 1, 9, "comment is not terminated"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Merge([]byte(tc.src), testResult())
+			var pe *ParseError
+			require.True(t, errors.As(err, &pe), "got %v", err)
+			assert.Equal(t, tc.line, pe.Line, "line")
+			assert.Equal(t, tc.col, pe.Column, "column")
+			assert.Contains(t, pe.Problem, tc.msgContain)
+			assert.NotContains(t, err.Error(), "0123456789abcdef")
 		})
 	}
 }
