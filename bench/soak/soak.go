@@ -1,7 +1,9 @@
 // Package soak runs orproxy under steady load for a while, through key
-// revocations, and reports whether anything failed or grew. The daemon runs
-// in this process (internal/daemon, as `orproxy serve` runs it) in front of
-// the fake OpenRouter and the fake broker, all on loopback.
+// revocations and faults (a broker handing out dead keys and healing, a
+// burst of 429s, clients that stall mid-body), phase by phase, and reports
+// whether each phase kept its promise and whether anything grew. The daemon
+// runs in this process (internal/daemon, as `orproxy serve` runs it) in
+// front of the fake OpenRouter and the fake broker, all on loopback.
 package soak
 
 import (
@@ -40,8 +42,16 @@ import (
 
 // Options shape a soak run. Zero values take the defaults noted.
 type Options struct {
-	// Duration of the load; default 60 s.
+	// Duration of the load; default 60 s. With Phases set it is their sum.
 	Duration time.Duration
+	// Phases is the plan; nil means DefaultPhases(Duration). The heal
+	// phase may run past its length, until requests succeed again.
+	Phases []Phase
+	// BodyReadTimeout is the daemon's limits.body_read_timeout; default 2 s.
+	BodyReadTimeout time.Duration
+	// SlowClients is the number of stalled clients in a slow-clients
+	// phase; default 8.
+	SlowClients int
 	// Clients is the number of concurrent clients; default 64.
 	Clients int
 	// Rate is the requests per second the clients start together; default 200.
@@ -82,6 +92,19 @@ func (o *Options) defaults() {
 	if o.ChunkDelay <= 0 {
 		o.ChunkDelay = 10 * time.Millisecond
 	}
+	if o.BodyReadTimeout <= 0 {
+		o.BodyReadTimeout = 2 * time.Second
+	}
+	if o.SlowClients <= 0 {
+		o.SlowClients = 8
+	}
+	if o.Phases == nil {
+		o.Phases = DefaultPhases(o.Duration)
+	}
+	o.Duration = 0
+	for _, p := range o.Phases {
+		o.Duration += p.Length
+	}
 }
 
 // Sample is the process's state at one moment.
@@ -95,16 +118,23 @@ type Sample struct {
 
 // Report is what a run found.
 type Report struct {
-	Options     Options
-	Elapsed     time.Duration
-	Sent        int64
-	Failed      int64
-	JSON, SSE   int64
-	Failures    []string // the first few, for the reader
+	Options Options
+	Elapsed time.Duration
+	// Loaded is how long the load ran (the heal phase may stretch it).
+	Loaded time.Duration
+	Sent   int64
+	// Failed counts the requests that failed in a way their phase does not
+	// allow (see PhaseReport.Unexpected).
+	Failed    int64
+	JSON, SSE int64
+	// Revocations are those of the normal phases.
 	Revocations int
 	// Rotations is how often the broker rotated; DaemonRotations is the
-	// daemon's own count (/status rotation_count).
+	// daemon's own count (/status rotation_count), which counts the dead
+	// keys too.
 	Rotations, DaemonRotations int
+	// Phases are the phases as they ran, in order.
+	Phases []PhaseReport
 	// Latency of the whole answer, by kind: JSON, and SSE up to [DONE].
 	JSONLatency, SSELatency Latency
 	// Before is the process with the daemon up and no load yet, Samples
@@ -129,7 +159,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	bSrv := httptest.NewServer(broker.Handler())
+	calls := &callLog{}
+	bSrv := httptest.NewServer(calls.wrap(broker.Handler()))
 	defer bSrv.Close()
 	dir, err := os.MkdirTemp("", "orproxy-soak-")
 	if err != nil {
@@ -148,6 +179,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	cfg.Broker.Timeout = 5 * time.Second
 	cfg.Credentials.File = store.Path()
 	cfg.Credentials.ValidateOnStart = false
+	cfg.Limits.BodyReadTimeout = opts.BodyReadTimeout
 	if problems := cfg.Validate(); len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
 	}
@@ -164,22 +196,25 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return <-done
 	})
 	defer stop()
-	var base string
+	var addr string
 	select {
 	case a := <-ready:
-		base = "http://" + a.String()
+		addr = a.String()
 	case <-time.After(10 * time.Second):
 		return nil, errors.New("daemon did not start")
 	}
+	base := "http://" + addr
 	runtime.GC()
 	rep.Before = sample(started, 0)
 
 	tr := &http.Transport{MaxIdleConnsPerHost: opts.Clients, IdleConnTimeout: 30 * time.Second}
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	l := &load{client: client, base: base, streamEvery: opts.StreamEvery}
+	l := &load{client: client, base: base, streamEvery: opts.StreamEvery, begun: make(chan struct{})}
+	r := &runner{opts: opts, broker: broker, or: or, client: client, base: base, addr: addr, load: l, calls: calls}
 
-	lctx, stopLoad := context.WithTimeout(ctx, opts.Duration)
+	lctx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
+	loadStarted := time.Now()
 	tokens := make(chan int64)
 	var wg sync.WaitGroup
 	for range opts.Clients {
@@ -189,8 +224,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 		})
 	}
-	wg.Go(func() { // the steady rate
+	wg.Go(func() { // the steady rate, from the first phase's start
 		defer close(tokens)
+		select {
+		case <-l.begun:
+		case <-lctx.Done():
+			return
+		}
 		interval := time.Duration(float64(time.Second) / opts.Rate)
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
@@ -207,38 +247,62 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 		}
 	})
-	revokeErr := make(chan error, 1)
-	var revocations atomic.Int64 // read by the progress line while revoke counts
-	wg.Go(func() { revokeErr <- revoke(lctx, broker, opts, &revocations) })
-	sampleTick := time.NewTicker(opts.SampleEvery)
-	defer sampleTick.Stop()
-sampling:
-	for {
-		select {
-		case <-lctx.Done():
-			break sampling
-		case <-sampleTick.C:
-			if dl, ok := lctx.Deadline(); ok && time.Until(dl) < opts.SampleEvery/2 {
-				continue // the load is winding down; not a sample of it
+	var current atomic.Value // the phase's name, for the progress line
+	current.Store("")
+	wg.Go(func() {
+		tick := time.NewTicker(opts.SampleEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-tick.C:
 			}
 			s := sample(started, l.sent.Load())
 			rep.Samples = append(rep.Samples, s)
-			if opts.Progress != nil {
-				fmt.Fprintf(opts.Progress, "%6.0fs  sent %7d  failed %d  revocations %d  rotations %d  goroutines %5d  rss %6.1f MiB\n",
-					s.At.Seconds(), s.Sent, l.failed.Load(), revocations.Load(), broker.Stats().RotateCalls, s.Goroutines, mib(s.RSS))
+			if ps := l.phase.Load(); opts.Progress != nil && ps != nil {
+				fmt.Fprintf(opts.Progress, "%6.0fs  %-12s sent %7d  ok %7d  401 %5d  429 %5d  other %d  rotations %d  goroutines %5d  rss %6.1f MiB\n",
+					s.At.Seconds(), current.Load(), s.Sent, ps.ok.Load(), ps.explained.Load(), ps.limited.Load(), ps.other.Load(),
+					broker.Stats().RotateCalls, s.Goroutines, mib(s.RSS))
 			}
 		}
+	})
+	var runs []*phaseRun
+	var phaseErr error
+	for i, ph := range opts.Phases {
+		if ctx.Err() != nil {
+			break
+		}
+		current.Store(fmt.Sprintf("%d %s", i+1, ph.Kind))
+		pr, err := r.phase(ctx, ph)
+		if err != nil {
+			phaseErr = fmt.Errorf("phase %d (%s): %w", i+1, ph.Kind, err)
+			break
+		}
+		runs = append(runs, pr)
 	}
+	stopLoad()
 	wg.Wait()
-	if err := <-revokeErr; err != nil {
-		return nil, err
+	if phaseErr != nil {
+		return nil, phaseErr
 	}
-	rep.Revocations = int(revocations.Load())
+	rep.Loaded = time.Since(loadStarted)
 	rep.Elapsed = time.Since(started)
-	rep.Sent, rep.Failed, rep.JSON, rep.SSE = l.sent.Load(), l.failed.Load(), l.json.Load(), l.sse.Load()
-	rep.Failures = l.failures
+	rep.Sent, rep.JSON, rep.SSE = l.sent.Load(), l.json.Load(), l.sse.Load()
+	var prev *PhaseReport
+	for _, pr := range runs {
+		p := pr.report(prev, calls, opts.BodyReadTimeout)
+		rep.Phases = append(rep.Phases, p)
+		rep.Failed += p.Unexpected()
+		if p.Kind == PhaseNormal {
+			rep.Revocations += p.Revocations
+		}
+		prev = &p
+	}
 	rep.Rotations = broker.Stats().RotateCalls
-	rep.DaemonRotations, _ = daemonRotations(client, base)
+	if st, err := daemonStatus(client, base); err == nil {
+		rep.DaemonRotations = st.rotations
+	}
 	rep.JSONLatency, rep.SSELatency = l.jsonLat.summary(), l.sseLat.summary()
 
 	// Idle, with the daemon still serving: once the pooled connections on
@@ -282,39 +346,18 @@ func login(ctx context.Context, brokerURL string, store *auth.Store) error {
 	return store.Save(ctx, answer.Credential(brokerURL))
 }
 
-// revoke revokes the broker's current key every opts.RevokeEvery, but only
-// once the daemon has rotated away from the previous one, and never in the
-// last interval, so every revocation has had its rotation when the load ends.
-func revoke(ctx context.Context, broker *fakebroker.Server, opts Options, count *atomic.Int64) error {
-	last := opts.Duration - opts.RevokeEvery
-	begun := time.Now()
-	tick := time.NewTicker(opts.RevokeEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-		if time.Since(begun) > last || int64(broker.Stats().RotateCalls) < count.Load() {
-			continue
-		}
-		if _, err := broker.RevokeCurrentKey(context.Background()); err != nil {
-			return fmt.Errorf("revoke: %w", err)
-		}
-		count.Add(1)
-	}
-}
-
 type load struct {
 	client      *http.Client
 	base        string
 	streamEvery int
+	// phase counts the answers that end now; begun is closed once it is
+	// set.
+	phase     atomic.Pointer[phaseStats]
+	begun     chan struct{}
+	beginOnce sync.Once
 
-	sent, failed, json, sse atomic.Int64
-	jsonLat, sseLat         histogram
-	mu                      sync.Mutex
-	failures                []string
+	sent, json, sse atomic.Int64
+	jsonLat, sseLat histogram
 }
 
 const (
@@ -322,8 +365,14 @@ const (
 	streamBody = `{"model":"openai/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hi"}]}`
 )
 
-// one sends request n and records how it went. A request cut by the end of
-// the run is not counted.
+// enter makes ps the phase that counts the answers from now on.
+func (l *load) enter(ps *phaseStats) {
+	l.phase.Store(ps)
+	l.beginOnce.Do(func() { close(l.begun) })
+}
+
+// one sends request n and records how it went, in the phase current when
+// the answer ended. A request cut by the end of the run is not counted.
 func (l *load) one(ctx context.Context, n int64) {
 	stream := n%int64(l.streamEvery) == 0
 	body := jsonBody
@@ -331,61 +380,100 @@ func (l *load) one(ctx context.Context, n int64) {
 		body = streamBody
 	}
 	start := time.Now()
-	err := l.do(ctx, body, stream)
-	if err != nil && ctx.Err() != nil {
+	o := l.do(ctx, body, stream)
+	if !o.ok && ctx.Err() != nil {
 		return
 	}
+	end := time.Now()
 	l.sent.Add(1)
 	if stream {
 		l.sse.Add(1)
 	} else {
 		l.json.Add(1)
 	}
-	if err != nil {
-		l.failed.Add(1)
-		l.mu.Lock()
-		if len(l.failures) < 10 {
-			l.failures = append(l.failures, err.Error())
-		}
-		l.mu.Unlock()
+	l.phase.Load().record(o, end)
+	if !o.ok {
 		return
 	}
 	if stream {
-		l.sseLat.add(time.Since(start))
+		l.sseLat.add(end.Sub(start))
 	} else {
-		l.jsonLat.add(time.Since(start))
+		l.jsonLat.add(end.Sub(start))
 	}
 }
 
-func (l *load) do(ctx context.Context, body string, stream bool) error {
+// outcome is how one request went.
+type outcome struct {
+	ok     bool
+	status int // 0: no answer
+	// explained: a 401 whose error message names the broker.
+	explained bool
+	// limitHeaders: a 429 with Retry-After and X-RateLimit-Limit,
+	// -Remaining and -Reset.
+	limitHeaders bool
+	err          error // why it is not ok
+}
+
+func (l *load) do(ctx context.Context, body string, stream bool) outcome {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/api/v1/chat/completions", strings.NewReader(body))
 	if err != nil {
-		return err
+		return outcome{err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer dummy")
 	resp, err := l.client.Do(req)
 	if err != nil {
-		return err
+		return outcome{err: err}
 	}
 	defer resp.Body.Close()
+	o := outcome{status: resp.StatusCode}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("reading the answer: %w", err)
+		o.err = fmt.Errorf("status %d, reading the answer: %w", resp.StatusCode, err)
+		return o
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d: %.200s", resp.StatusCode, data)
-	}
-	if stream {
-		if !bytes.HasSuffix(data, []byte("data: [DONE]\n\n")) {
-			return fmt.Errorf("stream ended without [DONE]: %.200s", data)
+	switch {
+	case resp.StatusCode != http.StatusOK:
+		o.err = fmt.Errorf("status %d: %.300s", resp.StatusCode, data)
+		switch resp.StatusCode {
+		case http.StatusUnauthorized:
+			o.explained = strings.Contains(errorMessage(data), "broker")
+		case http.StatusTooManyRequests:
+			o.limitHeaders = hasLimitHeaders(resp.Header)
+			if !o.limitHeaders {
+				o.err = fmt.Errorf("status 429 without Retry-After or X-RateLimit-* (%v): %.200s", resp.Header, data)
+			}
 		}
-		return nil
+	case stream && !bytes.HasSuffix(data, []byte("data: [DONE]\n\n")):
+		o.err = fmt.Errorf("stream ended without [DONE]: %.200s", data)
+	case !stream && !bytes.Contains(data, []byte(`"choices"`)):
+		o.err = fmt.Errorf("answer without choices: %.200s", data)
+	default:
+		o.ok = true
 	}
-	if !bytes.Contains(data, []byte(`"choices"`)) {
-		return fmt.Errorf("answer without choices: %.200s", data)
+	return o
+}
+
+// errorMessage is error.message of an error answer, "" if it has none.
+func errorMessage(body []byte) string {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
 	}
-	return nil
+	_ = json.Unmarshal(body, &e)
+	return e.Error.Message
+}
+
+// hasLimitHeaders reports whether h carries what a client needs to back
+// off from OpenRouter's rate limiter.
+func hasLimitHeaders(h http.Header) bool {
+	for _, name := range []string{"Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
+		if h.Get(name) == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // histogram keeps latencies in buckets 1 % wide, so a run of any length
@@ -442,21 +530,30 @@ func (h *histogram) summary() Latency {
 	return s
 }
 
-func daemonRotations(c *http.Client, base string) (int, error) {
+// daemonState is what the soak reads from /status.
+type daemonState struct {
+	rotations   int
+	rateLimited int64
+}
+
+func daemonStatus(c *http.Client, base string) (daemonState, error) {
 	resp, err := c.Get(base + "/status")
 	if err != nil {
-		return 0, err
+		return daemonState{}, err
 	}
 	defer resp.Body.Close()
 	var st struct {
 		Credential struct {
 			RotationCount int `json:"rotation_count"`
 		} `json:"credential"`
+		Requests struct {
+			RateLimited int64 `json:"rate_limited"`
+		} `json:"requests"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, err
+		return daemonState{}, fmt.Errorf("decoding /status: %w", err)
 	}
-	return st.Credential.RotationCount, nil
+	return daemonState{st.Credential.RotationCount, st.Requests.RateLimited}, nil
 }
 
 func sample(started time.Time, sent int64) Sample {
@@ -500,14 +597,12 @@ func round(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond
 // Print writes the report for people.
 func (r *Report) Print(w io.Writer) {
 	o := r.Options
-	fmt.Fprintf(w, "soak: %s of load, %d clients, %.0f requests/s (1 in %d streaming, the rest JSON), key revoked every %s\n",
-		o.Duration, o.Clients, o.Rate, o.StreamEvery, o.RevokeEvery)
-	fmt.Fprintf(w, "requests:    %d sent (%d JSON, %d SSE), %d failed, %.1f/s achieved\n",
-		r.Sent, r.JSON, r.SSE, r.Failed, float64(r.Sent)/o.Duration.Seconds())
-	for _, f := range r.Failures {
-		fmt.Fprintf(w, "  failure: %s\n", f)
-	}
-	fmt.Fprintf(w, "keys:        %d revocations, %d broker rotations, %d rotations counted by the daemon\n", r.Revocations, r.Rotations, r.DaemonRotations)
+	fmt.Fprintf(w, "soak: %s of load in %d phases, %d clients, %.0f requests/s (1 in %d streaming, the rest JSON), key revoked every %s in normal phases\n",
+		round(r.Loaded), len(r.Phases), o.Clients, o.Rate, o.StreamEvery, o.RevokeEvery)
+	fmt.Fprintf(w, "requests:    %d sent (%d JSON, %d SSE), %d failed unexpectedly, %.1f/s achieved\n",
+		r.Sent, r.JSON, r.SSE, r.Failed, float64(r.Sent)/max(r.Loaded.Seconds(), 1e-9))
+	fmt.Fprintf(w, "keys:        %d revocations in normal phases, %d broker rotations, %d rotations counted by the daemon\n", r.Revocations, r.Rotations, r.DaemonRotations)
+	r.printPhases(w)
 	j, e := r.JSONLatency, r.SSELatency
 	fmt.Fprintf(w, "JSON:        p50 %s, p99 %s, max %s (whole answer)\n", round(j.P50), round(j.P99), round(j.Max))
 	fmt.Fprintf(w, "SSE:         p50 %s, p99 %s, max %s (whole stream to [DONE]; the fake spaces its events %s)\n",
@@ -546,23 +641,103 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "(one process: daemon, fakes and clients; before and after are idle with the daemon up)\n")
 }
 
-// OK reports whether the run met its targets: nothing failed, every
-// revocation was followed by exactly one rotation, the goroutines came back
-// down once the load stopped, and memory under load did not grow (see
-// Growth; not judged with fewer than minGrowthSamples samples).
+// printPhases writes the phase table, then each phase's details.
+func (r *Report) printPhases(w io.Writer) {
+	if len(r.Phases) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%-16s %8s %8s %8s %9s %10s %13s  %s\n", "phase", "length", "sent", "ok", "expected", "unexpected", "broker calls", "verdict")
+	for i, p := range r.Phases {
+		var expected int64
+		calls := fmt.Sprintf("%d", p.BrokerCalls)
+		switch p.Kind {
+		case PhaseDeadKey, PhaseHeal:
+			expected = p.Explained401
+		case PhaseBurst429:
+			expected = p.Limited429
+		}
+		if p.BrokerAllowed >= 0 {
+			calls = fmt.Sprintf("%d of ≤%d", p.BrokerCalls, p.BrokerAllowed)
+		} else if p.Revocations > 0 {
+			calls = fmt.Sprintf("%d for %d", p.BrokerCalls, p.Revocations)
+		}
+		verdict := "ok"
+		if len(p.Problems) > 0 {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(w, "%-16s %7.1fs %8d %8d %9d %10d %13s  %s\n",
+			fmt.Sprintf("%d %s", i+1, p.Kind), p.Length.Seconds(), p.Sent, p.OK, expected, p.Unexpected(), calls, verdict)
+	}
+	fmt.Fprintln(w)
+	for i, p := range r.Phases {
+		name := fmt.Sprintf("%d %s:", i+1, p.Kind)
+		switch p.Kind {
+		case PhaseNormal:
+			fmt.Fprintf(w, "%-16s %d revocations, each rotated once: %v\n", name, p.Revocations, p.BrokerCalls == p.Revocations)
+		case PhaseDeadKey:
+			fmt.Fprintf(w, "%-16s %d × 401 naming the broker; broker asked %d times (backoff allows %d in %s) at %s\n",
+				name, p.Explained401, p.BrokerCalls, p.BrokerAllowed, p.Length.Round(100*time.Millisecond), offsets(p.CallTimes))
+		case PhaseHeal:
+			state := fmt.Sprintf("recovered %s after the broker healed (limit %s)", p.Recovery.Round(10*time.Millisecond), RecoveryLimit)
+			if !p.Recovered {
+				state = "NOT recovered by the phase's end"
+			}
+			fmt.Fprintf(w, "%-16s %s; %d × 401 before; broker asked %d times at %s\n", name, state, p.Explained401, p.BrokerCalls, offsets(p.CallTimes))
+		case PhaseBurst429:
+			fmt.Fprintf(w, "%-16s burst of %d: %d × 429 with Retry-After and X-RateLimit-* reached the clients, /status rate_limited +%d, %d rotations\n",
+				name, p.Burst, p.Limited429, p.DaemonRateLimited, p.BrokerCalls)
+		case PhaseSlowClients:
+			s := p.Slow
+			fmt.Fprintf(w, "%-16s %d stalled clients, %d connections: %d cut with 408, %d closed, after %s–%s (body_read_timeout %s)\n",
+				name, s.Clients, s.Attempts, s.By408, s.ByClose, round(s.MinCut), round(s.MaxCut), r.Options.BodyReadTimeout)
+		}
+		if p.Example401 != "" {
+			fmt.Fprintf(w, "%16s 401: %s\n", "", p.Example401)
+		}
+		if p.Example429 != "" {
+			fmt.Fprintf(w, "%16s 429: %s\n", "", p.Example429)
+		}
+		for _, f := range p.Failures {
+			fmt.Fprintf(w, "%16s failure: %s\n", "", f)
+		}
+		for _, prob := range p.Problems {
+			fmt.Fprintf(w, "%16s FAIL: %s\n", "", prob)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func offsets(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "–"
+	}
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return strings.Join(parts, " ")
+}
+
+// OK reports whether the run met its targets: every phase passed its
+// checks (PhaseReport.Problems), the daemon counted every rotation the
+// broker made, the goroutines came back down once the load stopped, and
+// memory under load did not grow (see Growth; not judged with fewer than
+// minGrowthSamples samples).
 func (r *Report) OK() error {
 	var problems []string
-	if r.Failed != 0 {
-		problems = append(problems, fmt.Sprintf("%d requests failed", r.Failed))
+	for i, p := range r.Phases {
+		for _, prob := range p.Problems {
+			problems = append(problems, fmt.Sprintf("phase %d (%s): %s", i+1, p.Kind, prob))
+		}
 	}
 	if r.Sent == 0 {
 		problems = append(problems, "no request was sent")
 	}
-	if r.Rotations != r.Revocations || r.DaemonRotations != r.Revocations {
-		problems = append(problems, fmt.Sprintf("%d revocations but %d broker rotations (%d by the daemon's count)", r.Revocations, r.Rotations, r.DaemonRotations))
+	if r.DaemonRotations != r.Rotations {
+		problems = append(problems, fmt.Sprintf("%d broker rotations but %d counted by the daemon", r.Rotations, r.DaemonRotations))
 	}
 	if r.Revocations == 0 {
-		problems = append(problems, "no revocation happened; run longer than the revocation interval")
+		problems = append(problems, "no revocation happened; make the normal phases longer than the revocation interval")
 	}
 	if r.After.Goroutines > r.Before.Goroutines+goroutineSlack {
 		problems = append(problems, fmt.Sprintf("%d goroutines after the load, %d before", r.After.Goroutines, r.Before.Goroutines))

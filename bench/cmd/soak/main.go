@@ -1,10 +1,12 @@
-// Command soak loads orproxy for a while through key revocations and reports
-// failures, rotations, latency, goroutines and memory; it exits 1 when a
-// request failed, a revocation did not get exactly one rotation, the
-// goroutines did not come back down, or memory grew under steady load.
+// Command soak loads orproxy for a while through key revocations and faults,
+// phase by phase (normal, dead-key, heal, 429 burst, slow clients, normal),
+// and reports each phase's figures and verdict, latency, goroutines and
+// memory; it exits 1 when a phase failed its checks (see bench/README.md),
+// the goroutines did not come back down, or memory grew under load.
 // `make soak` runs it for ten minutes.
 //
-//	soak [-duration 60s] [-clients 64] [-rate 200] [-stream-every 2] [-revoke-every 5s] [-sample-every 5s]
+//	soak [-duration 60s] [-faults=true] [-clients 64] [-rate 200] [-stream-every 2] [-revoke-every 5s]
+//	     [-sample-every 5s] [-body-read-timeout 2s] [-slow-clients 8]
 package main
 
 import (
@@ -22,13 +24,19 @@ import (
 
 func main() {
 	var o soak.Options
-	flag.DurationVar(&o.Duration, "duration", time.Minute, "how long to load the proxy")
+	faults := flag.Bool("faults", true, "run the fault phases; false: one normal phase (revocations only)")
+	flag.DurationVar(&o.Duration, "duration", time.Minute, "how long to load the proxy, all phases together (the heal phase may add up to 30 s)")
 	flag.IntVar(&o.Clients, "clients", 64, "concurrent clients")
 	flag.Float64Var(&o.Rate, "rate", 200, "requests per second, all clients together")
 	flag.IntVar(&o.StreamEvery, "stream-every", 2, "every n-th request streams (SSE); the others are JSON")
-	flag.DurationVar(&o.RevokeEvery, "revoke-every", 5*time.Second, "how often the current key is revoked")
+	flag.DurationVar(&o.RevokeEvery, "revoke-every", 5*time.Second, "how often the current key is revoked in normal phases")
 	flag.DurationVar(&o.SampleEvery, "sample-every", 5*time.Second, "how often goroutines and RSS are sampled")
+	flag.DurationVar(&o.BodyReadTimeout, "body-read-timeout", 2*time.Second, "the daemon's limits.body_read_timeout (1s–1h)")
+	flag.IntVar(&o.SlowClients, "slow-clients", 8, "stalled clients in the slow-clients phase")
 	flag.Parse()
+	if !*faults {
+		o.Phases = []soak.Phase{{Kind: soak.PhaseNormal, Length: o.Duration}}
+	}
 	o.Progress = os.Stderr
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
