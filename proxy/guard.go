@@ -15,7 +15,7 @@ type refusal struct {
 	message string
 }
 
-// guard applies the local guard of DESIGN.md. The proxy spends the user's
+// guard applies the local guard (docs/ARCHITECTURE.md). The proxy spends the user's
 // credits on every request it forwards, so anything that did not plainly come
 // from a program on this machine is refused: requests for other hosts (DNS
 // rebinding), from web pages (foreign Origin, cross-site fetch metadata),

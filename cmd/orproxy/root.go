@@ -20,7 +20,7 @@ type streams struct {
 	out, err io.Writer
 }
 
-// Exit codes of DESIGN.md.
+// Exit codes, part of the outside contract (docs/ARCHITECTURE.md): scripts act on them.
 const (
 	exitOK      = 0
 	exitFailure = 1

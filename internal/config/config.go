@@ -11,7 +11,7 @@ import (
 )
 
 // Config is every setting of orproxy. The yaml tags are the keys of the config
-// file; DESIGN.md and configs/config.example.yaml document each one.
+// file; configs/config.example.yaml documents each one.
 type Config struct {
 	// Listen is the address the proxy serves on. Only loopback addresses are
 	// accepted unless AccessToken is set.

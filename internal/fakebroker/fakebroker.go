@@ -1,5 +1,5 @@
 // Package fakebroker stands in for the company's credential broker, for tests
-// and the demo. It implements the broker contract of DESIGN.md: an
+// and the demo. It implements the broker contract of docs/ARCHITECTURE.md: an
 // auto-approving start page that redirects to return_to with a code, the code
 // exchange, and key rotation. Keys are minted at and revoked from a fake
 // OpenRouter, in process or in another process, so a rotated key really stops
