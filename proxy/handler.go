@@ -84,93 +84,108 @@ func NewHandler(opts Options) (*Handler, error) {
 	return h, nil
 }
 
-// requestState travels with a forwarded request through the reverse proxy
-// and the transport, and ends up in its log line.
-type requestState struct {
-	upstreamPath    string // decoded, after the /api/v1 or /v1 prefix
-	upstreamRawPath string // as the client escaped it
-	original        []byte
-	patchedBody     []byte
-	patched         bool
-	model           string
-	stream          bool
+// A request goes one way through the handler. ServeHTTP runs the guard and
+// routing (serve), then prepare reads the body, patches it and decides the
+// key, all before anything goes upstream: a request without a key is
+// answered there. What prepare decided is the request's plan, which
+// ReverseProxy's rewrite (routing and headers) and keyTransport (sending,
+// and the one retry) only read. What became of the request is its outcome,
+// for the log line and the counters.
 
-	// key is what the first attempt sends, set in rewrite; keyErr says
-	// why there is none.
-	key    secret.Secret
-	keyErr error
-
-	retried           bool
-	resentWithoutTool bool
-	clientGone        bool
-	problem           string
-	probe             bool // a health check: not logged
-	forwarded         bool // handed to the reverse proxy
+// plan is what prepare decided about a request to forward. It is built
+// once, before forwarding, and nothing changes it afterwards.
+type plan struct {
+	path    string // upstream-relative, decoded: what follows /api/v1 or /v1
+	rawPath string // the same, as the client escaped it
+	// original is the body as the client sent it; body is what the first
+	// attempt sends: original, or original with the web search tool.
+	original, body []byte
+	patched        bool
+	model          string
+	stream         bool
+	// key is what the first attempt sends; a retry after a 401 sends the
+	// replacement instead.
+	key secret.Secret
 }
 
-func (s *requestState) sendBody() []byte {
-	if s.patched {
-		return s.patchedBody
-	}
-	return s.original
+// outcome is what became of a request. The handler and the transport fill
+// it in; they run one after the other on the request's goroutine.
+type outcome struct {
+	retried    bool   // sent again with a replacement key after a 401
+	resent     bool   // sent again without the web search tool
+	clientGone bool   // the client went away before its answer was done
+	problem    string // what went wrong, for the log line
 }
 
-type stateKey struct{}
+// exchange is one request through the handler: its plan, its outcome, and
+// whether it went to the reverse proxy. Rewrite and the transport find it
+// in the forwarded request's context.
+type exchange struct {
+	plan      plan
+	outcome   outcome
+	forwarded bool
+}
 
-func stateFrom(ctx context.Context) *requestState {
-	if st, ok := ctx.Value(stateKey{}).(*requestState); ok {
-		return st
-	}
-	return &requestState{}
+type exchangeKey struct{}
+
+// exchangeOf returns the exchange of a request prepare forwarded; nothing
+// else reaches rewrite, the transport or the error handler.
+func exchangeOf(ctx context.Context) *exchange {
+	return ctx.Value(exchangeKey{}).(*exchange)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
 	h.stats.inFlight.Add(1)
 	rec := &recorder{ResponseWriter: w}
-	st := &requestState{}
-	defer func() {
-		h.stats.inFlight.Add(-1)
-		if v := recover(); v != nil {
-			if v != http.ErrAbortHandler {
-				h.recovered(r, rec, st, start, v)
-				return
-			}
-			// ReverseProxy aborts the connection when a stream breaks after
-			// the headers went out; record that, then let the server abort.
-			if r.Context().Err() != nil {
-				st.clientGone = true
-			} else {
-				if st.problem == "" {
-					st.problem = "the upstream stream broke off"
-				}
-				// An answer with a Content-Length may still sit in the
-				// server's buffer. Send what came, so the client sees a short
-				// body rather than an empty reply, which SDKs take for a
-				// connection error and retry: a completion billed twice.
-				_ = rec.FlushError()
-			}
-			h.finish(r, rec, st, start)
-			panic(v)
-		}
-		if st.forwarded {
-			// Send the answer before writing the log line, which would
-			// otherwise delay it by a write to the log. Framing does not
-			// change: ReverseProxy has copied upstream's Content-Length, or
-			// flushed a body of unknown length as it went.
-			_ = rec.FlushError()
-		}
-		if !st.probe {
-			h.finish(r, rec, st, start)
-		}
-	}()
+	x := &exchange{}
+	defer h.done(r, rec, x, time.Now())
 	// Everything before forwarding happens in serve, which has returned by
 	// the time the response is copied: an open stream holds only this frame
 	// and ReverseProxy's, so its goroutine keeps a small stack.
-	if out := h.serve(rec, r, st); out != nil {
-		st.forwarded = true
+	if out := h.serve(rec, r, x); out != nil {
+		x.forwarded = true
 		h.rp.ServeHTTP(rec, out)
 	}
+}
+
+// done ends a request: it sends what is left of the answer, counts and logs
+// it, and deals with a panic.
+func (h *Handler) done(r *http.Request, rec *recorder, x *exchange, start time.Time) {
+	h.stats.inFlight.Add(-1)
+	if v := recover(); v != nil {
+		if v != http.ErrAbortHandler {
+			h.recovered(r, rec, x, start, v)
+			return
+		}
+		// ReverseProxy aborts the connection when a stream breaks after
+		// the headers went out; record that, then let the server abort.
+		if r.Context().Err() != nil {
+			x.outcome.clientGone = true
+		} else {
+			if x.outcome.problem == "" {
+				x.outcome.problem = "the upstream stream broke off"
+			}
+			// An answer with a Content-Length may still sit in the
+			// server's buffer. Send what came, so the client sees a short
+			// body rather than an empty reply, which SDKs take for a
+			// connection error and retry: a completion billed twice.
+			_ = rec.FlushError()
+		}
+		h.finish(r, rec, x, start)
+		panic(v)
+	}
+	if x.forwarded {
+		// Send the answer before writing the log line, which would
+		// otherwise delay it by a write to the log. Framing does not
+		// change: ReverseProxy has copied upstream's Content-Length, or
+		// flushed a body of unknown length as it went.
+		_ = rec.FlushError()
+	}
+	// Probes stay out of the request log and the counters.
+	if r.URL.Path == "/healthz" && rec.status == http.StatusOK {
+		return
+	}
+	h.finish(r, rec, x, start)
 }
 
 // recovered handles a panic in the handler, which is a bug in orproxy: it
@@ -178,16 +193,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // through ErrorLog, which is at debug. A client that has seen nothing yet
 // gets a 500 that says so; one that already has headers cannot be told, so
 // its connection is aborted rather than left with a response that looks whole.
-func (h *Handler) recovered(r *http.Request, rec *recorder, st *requestState, start time.Time, v any) {
+func (h *Handler) recovered(r *http.Request, rec *recorder, x *exchange, start time.Time, v any) {
 	h.log.Error("orproxy bug: panic while serving a request; please report it with this log entry",
 		zap.String("method", r.Method),
 		zap.String("path", printable(r.URL.Path)),
 		zap.String("panic", fmt.Sprint(v)),
 		zap.Stack("stack"))
-	st.problem = "orproxy bug: panic: " + printable(fmt.Sprint(v))
-	st.probe = false
+	x.outcome.problem = "orproxy bug: panic: " + printable(fmt.Sprint(v))
 	if rec.status != 0 {
-		h.finish(r, rec, st, start)
+		h.finish(r, rec, x, start)
 		panic(http.ErrAbortHandler)
 	}
 	// Headers copied from upstream before the panic must not go out with
@@ -197,14 +211,14 @@ func (h *Handler) recovered(r *http.Request, rec *recorder, st *requestState, st
 	// another request.
 	rec.Header().Set("Connection", "close")
 	writeError(rec, http.StatusInternalServerError, "orproxy failed on this request because of a bug in orproxy (a panic, logged with its stack); please report it with the daemon's log, and try again")
-	h.finish(r, rec, st, start)
+	h.finish(r, rec, x, start)
 }
 
 // serve answers the request itself, or returns the request to forward.
-func (h *Handler) serve(rec *recorder, r *http.Request, st *requestState) *http.Request {
+func (h *Handler) serve(rec *recorder, r *http.Request, x *exchange) *http.Request {
 	if ref := h.guard(r); ref != nil {
 		h.stats.refused.Add(1)
-		st.problem = ref.message
+		x.outcome.problem = ref.message
 		writeError(rec, ref.status, ref.message)
 		return nil
 	}
@@ -217,8 +231,6 @@ func (h *Handler) serve(rec *recorder, r *http.Request, st *requestState) *http.
 		rec.Header().Set("Content-Type", "application/json")
 		rec.Header().Set("Cache-Control", "no-store")
 		_, _ = io.WriteString(rec, `{"status":"ok"}`)
-		// Probes stay out of the request log.
-		st.probe = true
 		if ce := h.log.Check(zap.DebugLevel, "health check"); ce != nil {
 			ce.Write()
 		}
@@ -229,13 +241,12 @@ func (h *Handler) serve(rec *recorder, r *http.Request, st *requestState) *http.
 		}
 		h.serveStatus(rec)
 	default:
-		rest, raw, ok := h.route(r)
+		path, rawPath, ok := h.route(r)
 		if !ok {
 			writeError(rec, http.StatusNotFound, "no such path "+quote(p)+": orproxy serves /api/v1/…, /v1/…, /healthz and /status")
 			return nil
 		}
-		st.upstreamPath, st.upstreamRawPath = rest, raw
-		return h.prepare(rec, r, st)
+		return h.prepare(rec, r, x, path, rawPath)
 	}
 	return nil
 }
@@ -251,71 +262,103 @@ func (h *Handler) route(r *http.Request) (rest, raw string, ok bool) {
 	return "", "", false
 }
 
-// prepare reads and patches the body and returns the request to forward, or
-// nil when it has answered.
-func (h *Handler) prepare(w *recorder, r *http.Request, st *requestState) *http.Request {
-	limit := h.opts.MaxRequestBody
-	if r.ContentLength > limit {
-		h.tooLarge(w, st, limit)
+// prepare makes the plan for a request to forward: it reads the body whole,
+// patches it, and decides the key. It returns the request to hand to the
+// reverse proxy, or nil when it has answered (a body that cannot be read, no
+// key to send).
+func (h *Handler) prepare(w *recorder, r *http.Request, x *exchange, path, rawPath string) *http.Request {
+	body, ok := h.readWhole(w, r, &x.outcome)
+	if !ok {
 		return nil
 	}
-	// The whole body is read before anything goes upstream: it is needed to
-	// replay the request after a 401, and it avoids golang/go#40747, where a
-	// proxied upstream that answers before reading the body loses requests.
-	body, err := h.readBody(w, r, limit)
+	p := plan{path: path, rawPath: rawPath, original: body, body: body}
+	h.patch(r, &p)
+	// The key is decided here, once: an automatic login may keep the
+	// request waiting, and a request without a key is answered before any
+	// of it goes upstream.
+	key, err := h.opts.Keys.Key(r.Context())
+	p.key = key
+	x.plan = p
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.tooLarge(w, st, limit)
+		if r.Context().Err() != nil {
+			x.outcome.clientGone = true // it went away while waiting for a login
 			return nil
 		}
-		if errors.Is(err, errBodyTimeout) {
-			// Checked before the client-gone case: net/http cancels the
-			// request's context when a read times out.
-			st.problem = fmt.Sprintf("the client sent no request body bytes for %s", h.opts.BodyReadTimeout)
-			// What is left of the body is still on the wire; the connection
-			// cannot carry another request.
-			w.Header().Set("Connection", "close")
-			writeError(w, http.StatusRequestTimeout, fmt.Sprintf("the client sent no request body bytes for %s (limits.body_read_timeout); check that the client sends the body it announces, or raise limits.body_read_timeout in the orproxy config", h.opts.BodyReadTimeout))
-			return nil
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) || r.Context().Err() != nil {
-			st.clientGone = true
-			st.problem = "reading the request body: " + err.Error()
-			return nil
-		}
-		// The client is there but sent a body that cannot be read (bad
-		// chunked framing): it must hear so, not get an empty 200.
-		st.problem = "reading the request body: " + err.Error()
-		writeError(w, http.StatusBadRequest, "the request body could not be read ("+err.Error()+"); check the client's Content-Length or chunked encoding and send it again")
+		x.outcome.problem = err.Error()
+		writeError(w, http.StatusUnauthorized, err.Error())
 		return nil
 	}
-	st.original = body
-	scanned := false
-	if h.opts.Patcher != nil {
-		out, info := h.opts.Patcher.PatchRequest(r, st.upstreamPath, body)
-		st.patched, st.model, st.stream, scanned = info.Patched, info.Model, info.Stream, info.Scanned
-		if info.Patched {
-			st.patchedBody = out
-		}
-	}
-	if !scanned && len(body) > 0 && bodypatch.IsJSON(r.Header.Get("Content-Type")) {
-		// Bodies the patcher does not read (embeddings, messages, …) still
-		// name their model in the log line.
-		res := gjson.GetManyBytes(body, "model", "stream")
-		st.model, st.stream = res[0].String(), res[1].Bool()
-	}
-	out := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	out.Body = http.NoBody
-	out.ContentLength = int64(len(st.sendBody()))
+	out.ContentLength = int64(len(p.body))
 	// The body is whole in memory: it goes upstream with its length, not
 	// in the chunks the client may have used.
 	out.TransferEncoding = nil
 	return out
 }
 
-func (h *Handler) tooLarge(w http.ResponseWriter, st *requestState, limit int64) {
-	st.problem = "request body too large"
+// patch lets the patcher change the body and learns the model and stream
+// flag, reading the body once for them: the patcher's scan when it scanned
+// it, else a look at the two members (embeddings, messages, … still name
+// their model in the log line).
+func (h *Handler) patch(r *http.Request, p *plan) {
+	if h.opts.Patcher != nil {
+		out, info := h.opts.Patcher.PatchRequest(r, p.path, p.original)
+		if info.Patched {
+			p.body, p.patched = out, true
+		}
+		if info.Scanned {
+			p.model, p.stream = info.Model, info.Stream
+			return
+		}
+	}
+	if len(p.original) > 0 && bodypatch.IsJSON(r.Header.Get("Content-Type")) {
+		p.model = gjson.GetBytes(p.original, "model").String()
+		p.stream = gjson.GetBytes(p.original, "stream").Bool()
+	}
+}
+
+// readWhole reads the request body before anything goes upstream: it is
+// needed to replay the request after a 401, and it avoids golang/go#40747,
+// where a proxied upstream that answers before reading the body loses
+// requests. When the body cannot be had it answers (413, 408, 400, or
+// nobody when the client went away) and returns false.
+func (h *Handler) readWhole(w *recorder, r *http.Request, out *outcome) ([]byte, bool) {
+	limit := h.opts.MaxRequestBody
+	if r.ContentLength > limit {
+		h.tooLarge(w, out, limit)
+		return nil, false
+	}
+	body, err := h.readBody(w, r, limit)
+	if err == nil {
+		return body, true
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		h.tooLarge(w, out, limit)
+	case errors.Is(err, errBodyTimeout):
+		// Checked before the client-gone case: net/http cancels the
+		// request's context when a read times out.
+		out.problem = fmt.Sprintf("the client sent no request body bytes for %s", h.opts.BodyReadTimeout)
+		// What is left of the body is still on the wire; the connection
+		// cannot carry another request.
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestTimeout, fmt.Sprintf("the client sent no request body bytes for %s (limits.body_read_timeout); check that the client sends the body it announces, or raise limits.body_read_timeout in the orproxy config", h.opts.BodyReadTimeout))
+	case errors.Is(err, io.ErrUnexpectedEOF) || r.Context().Err() != nil:
+		out.clientGone = true
+		out.problem = "reading the request body: " + err.Error()
+	default:
+		// The client is there but sent a body that cannot be read (bad
+		// chunked framing): it must hear so, not get an empty 200.
+		out.problem = "reading the request body: " + err.Error()
+		writeError(w, http.StatusBadRequest, "the request body could not be read ("+err.Error()+"); check the client's Content-Length or chunked encoding and send it again")
+	}
+	return nil, false
+}
+
+func (h *Handler) tooLarge(w http.ResponseWriter, out *outcome, limit int64) {
+	out.problem = "request body too large"
 	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than limits.max_request_body (%d bytes); raise it in the orproxy config if you need to send more", limit))
 }
 
@@ -399,22 +442,26 @@ func growBody(buf []byte, declared, limit int64) []byte {
 }
 
 // strippedHeaders never go upstream: the client's own credentials (the key is
-// ours to set), cookies meant for localhost, and orproxy's control headers.
+// ours to set), cookies meant for localhost, and the Expect of a body that is
+// whole already. Control headers (bodypatch.ControlHeaderPrefix) go too.
 var strippedHeaders = []string{"Authorization", "X-Api-Key", "Cookie", "Expect"}
 
+// rewrite routes the request to the upstream and cleans its headers. The
+// key is not its business: keyTransport sets it on each attempt.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
-	st := stateFrom(pr.In.Context())
+	p := &exchangeOf(pr.In.Context()).plan
 	u := *h.upstream
-	u.Path = h.upstream.Path + st.upstreamPath
-	if st.upstreamRawPath != st.upstreamPath {
-		u.RawPath = h.upstream.EscapedPath() + st.upstreamRawPath
+	u.Path = h.upstream.Path + p.path
+	if p.rawPath != p.path {
+		u.RawPath = h.upstream.EscapedPath() + p.rawPath
 	}
 	u.RawQuery = pr.In.URL.RawQuery
 	pr.Out.URL = &u
 	pr.Out.Host = ""
 	for name := range pr.Out.Header {
 		// Some servers read "X_Api_Key" as "X-Api-Key", so underscore
-		// spellings of the stripped headers go too.
+		// spellings of the stripped headers go too. Control headers were
+		// read before forwarding (the patcher reads the web search opt-out).
 		canon := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
 		if strings.HasPrefix(canon, bodypatch.ControlHeaderPrefix) || contains(strippedHeaders, canon) {
 			pr.Out.Header.Del(name)
@@ -429,12 +476,6 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		} else {
 			pr.Out.Header.Del("Accept-Encoding")
 		}
-	}
-	// The key goes onto ReverseProxy's own copy of the request, so the first
-	// attempt needs no copy of its own; keyTransport sets a replacement.
-	st.key, st.keyErr = h.opts.Keys.Key(pr.In.Context())
-	if st.keyErr == nil {
-		pr.Out.Header.Set("Authorization", "Bearer "+st.key.Reveal())
 	}
 }
 
@@ -469,23 +510,18 @@ func contains(list []string, s string) bool {
 
 // proxyError answers when no upstream response can be passed on.
 func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	st := stateFrom(r.Context())
+	out := &exchangeOf(r.Context()).outcome
 	if r.Context().Err() != nil {
-		st.clientGone = true // nobody to answer; not an upstream failure
+		out.clientGone = true // nobody to answer; not an upstream failure
 		return
 	}
-	st.problem = err.Error()
-	var noKey *noKeyError
-	switch {
-	case errors.As(err, &noKey):
-		writeError(w, http.StatusUnauthorized, err.Error())
-	case errors.Is(err, errHeaderTimeout):
-		h.stats.upstreamErrors.Add(1)
+	out.problem = err.Error()
+	h.stats.upstreamErrors.Add(1)
+	if errors.Is(err, errHeaderTimeout) {
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("OpenRouter sent no response headers within %s; try again, or use streaming for long completions", h.opts.HeaderTimeout))
-	default:
-		h.stats.upstreamErrors.Add(1)
-		writeError(w, http.StatusBadGateway, fmt.Sprintf("orproxy could not reach OpenRouter at %s: %v; check the network, HTTPS_PROXY and the upstream setting", h.upstream.Redacted(), unwrapURLError(err)))
+		return
 	}
+	writeError(w, http.StatusBadGateway, fmt.Sprintf("orproxy could not reach OpenRouter at %s: %v; check the network, HTTPS_PROXY and the upstream setting", h.upstream.Redacted(), unwrapURLError(err)))
 }
 
 // unwrapURLError drops the "Post "URL":" prefix, which repeats what the message says.
@@ -497,17 +533,19 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-func (h *Handler) finish(r *http.Request, w *recorder, st *requestState, start time.Time) {
+// finish counts a request and writes its log line.
+func (h *Handler) finish(r *http.Request, w *recorder, x *exchange, start time.Time) {
+	p, out := &x.plan, &x.outcome
 	status := w.status
-	if st.clientGone {
+	if out.clientGone {
 		status = 499 // the client went away first; as in nginx and Caddy
 		h.stats.clientGone.Add(1)
 	} else if status == 0 {
 		status = http.StatusOK
 	}
-	h.stats.count(status, st)
+	h.stats.count(status, out.retried, x.forwarded)
 	level := zap.InfoLevel
-	if st.clientGone {
+	if out.clientGone {
 		level = zap.DebugLevel
 	}
 	ce := h.log.Check(level, "request")
@@ -520,15 +558,15 @@ func (h *Handler) finish(r *http.Request, w *recorder, st *requestState, start t
 		zap.Int("status", status),
 		zap.Duration("duration", time.Since(start)),
 		zap.Int64("bytes", w.bytes),
-		zap.String("model", printable(st.model)),
-		zap.Bool("stream", st.stream),
-		zap.Bool("retried", st.retried),
+		zap.String("model", printable(p.model)),
+		zap.Bool("stream", p.stream),
+		zap.Bool("retried", out.retried),
 	}
-	if st.patched {
-		fields = append(fields, zap.Bool("web_search", !st.resentWithoutTool))
+	if p.patched {
+		fields = append(fields, zap.Bool("web_search", !out.resent))
 	}
-	if st.problem != "" {
-		fields = append(fields, zap.String("problem", st.problem))
+	if out.problem != "" {
+		fields = append(fields, zap.String("problem", out.problem))
 	}
 	ce.Write(fields...)
 }

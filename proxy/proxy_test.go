@@ -49,9 +49,11 @@ type staticKeys struct {
 	err      error
 	replace  func(rejected secret.Secret) (secret.Secret, error)
 	replaced atomic.Int32
+	asked    atomic.Int32 // calls to Key
 }
 
 func (k *staticKeys) Key(context.Context) (secret.Secret, error) {
+	k.asked.Add(1)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.key, k.err
@@ -298,6 +300,30 @@ func TestNoCredentialIs401WithLoginHint(t *testing.T) {
 	assert.Contains(t, body, `"code":401`)
 	assert.Contains(t, body, "run `orproxy login`")
 	assert.Equal(t, 0, h.fake.Count("/api/v1/chat/completions"), "nothing goes upstream without a key")
+}
+
+// The key is decided once per forwarded request, before it goes upstream:
+// a retry after a 401 takes the replacement, not a second lookup, and what
+// orproxy answers itself needs no key.
+func TestKeyIsDecidedOncePerForwardedRequest(t *testing.T) {
+	h := newHarness(t, fakeopenrouter.Options{Keys: []string{storedKey, rotatedKey}})
+	h.keys.replace = func(secret.Secret) (secret.Secret, error) { return secret.New(rotatedKey), nil }
+	for _, path := range []string{"/healthz", "/status", "/nope"} {
+		h.do(t, http.MethodGet, path, "", nil)
+	}
+	h.do(t, http.MethodGet, "/api/v1/models", "", map[string]string{"Origin": "https://evil.example"})
+	assert.Zero(t, h.keys.asked.Load(), "answered locally, no key asked")
+
+	resp, _ := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	h.fake.Revoke(storedKey)
+	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.EqualValues(t, 2, h.keys.asked.Load())
+	assert.EqualValues(t, 1, h.keys.replaced.Load())
+	reqs := h.fake.Requests()
+	require.Len(t, reqs, 3)
+	assert.Equal(t, "Bearer "+rotatedKey, reqs[2].Header.Get("Authorization"), "the retry carries the replacement")
 }
 
 func TestUpstream401WithoutReplacementKeepsStatusAndSaysWhy(t *testing.T) {

@@ -21,16 +21,16 @@ type counters struct {
 	byClass        [6]atomic.Int64 // index status/100; 0 unused
 }
 
-func (c *counters) count(status int, st *requestState) {
+func (c *counters) count(status int, retried, forwarded bool) {
 	c.total.Add(1)
 	if class := status / 100; class >= 1 && class <= 5 {
 		c.byClass[class].Add(1)
 	}
-	if st.retried {
+	if retried {
 		c.retried401.Add(1)
 	}
 	// orproxy never answers 429 itself, so a forwarded 429 is OpenRouter's.
-	if status == http.StatusTooManyRequests && st.forwarded {
+	if status == http.StatusTooManyRequests && forwarded {
 		c.rateLimited.Add(1)
 	}
 }

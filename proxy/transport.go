@@ -43,12 +43,6 @@ func NewUpstreamTransport() (*http.Transport, error) {
 	return t, nil
 }
 
-// noKeyError means there was no key to send: the client gets a 401 with its message.
-type noKeyError struct{ err error }
-
-func (e *noKeyError) Error() string { return e.err.Error() }
-func (e *noKeyError) Unwrap() error { return e.err }
-
 // errHeaderTimeout is the cause when upstream sent no response headers in time.
 var errHeaderTimeout = errors.New("upstream sent no response headers in time")
 
@@ -56,10 +50,11 @@ var errHeaderTimeout = errors.New("upstream sent no response headers in time")
 // about a retry; OpenRouter's error bodies are a few hundred bytes.
 const maxErrorBody = 64 << 10
 
-// keyTransport sets the current key on every request and, before anything has
-// gone back to the client, replays the request once after a 401 with a
-// replacement key and once without the web search tool when the tool caused
-// the failure. It never retries more than that.
+// keyTransport sends a request as its plan says, with the plan's key, and,
+// before anything has gone back to the client, sends it once more after a
+// 401 with a replacement key, and once without the web search tool when the
+// tool caused the failure. It never retries more than that. Whether there
+// is a key at all was decided before forwarding.
 type keyTransport struct {
 	base          http.RoundTripper
 	keys          KeyProvider
@@ -70,24 +65,18 @@ type keyTransport struct {
 
 func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	st := stateFrom(ctx)
-	if st.keyErr != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, &noKeyError{st.keyErr}
-	}
-	key := st.key
-	body := st.sendBody()
-	retried401, resent := false, false
+	x := exchangeOf(ctx)
+	p, out := &x.plan, &x.outcome
+	key, body := p.key, p.body
+	askedForKey := false
 	for first := true; ; first = false {
 		resp, err := t.send(req, body, key, first)
 		if err != nil {
 			return nil, err
 		}
 		switch {
-		case resp.StatusCode == http.StatusUnauthorized && !retried401:
-			retried401 = true
+		case resp.StatusCode == http.StatusUnauthorized && !askedForKey:
+			askedForKey = true
 			errBody := readErrorBody(resp)
 			if errorMessage(resp, errBody) == "Missing Authentication header" {
 				// We always send a key, so this is our bug, not a bad key: rotating would not help.
@@ -103,10 +92,10 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				}
 				return unauthorized(resp, errBody, rerr), nil
 			}
-			st.retried = true
+			out.retried = true
 			key = next
 			continue
-		case resp.StatusCode == http.StatusUnauthorized && retried401:
+		case resp.StatusCode == http.StatusUnauthorized:
 			// The replacement was rejected too. Only the key provider can
 			// tell a failed rotation from a revoked key, and it must hear
 			// of it, or every request would rotate again.
@@ -117,24 +106,26 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			resp.Body.Close()
 			return unauthorized(resp, errBody, why), nil
-		case st.patched && !resent && t.patcher != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest):
+		case p.patched && !out.resent && t.patcher != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest):
 			errBody := readErrorBody(resp)
-			if !t.patcher.ToolRejected(st.model, resp.StatusCode, decoded(resp, errBody)) {
+			if !t.patcher.ToolRejected(p.model, resp.StatusCode, decoded(resp, errBody)) {
 				return passOn(resp, errBody), nil
 			}
 			resp.Body.Close()
 			t.log.Warn("upstream refused the web search tool; sending the request again without it",
-				zap.String("model", st.model), zap.Int("status", resp.StatusCode))
-			resent, st.resentWithoutTool = true, true
-			body = st.original
+				zap.String("model", p.model), zap.Int("status", resp.StatusCode))
+			out.resent = true
+			body = p.original
 			continue
 		}
 		return resp, nil
 	}
 }
 
-// send makes one attempt. The first goes out with the headers of req, where
-// rewrite has put the key; a later one copies them and sets key.
+// send makes one attempt with body and key, the one place the key is set
+// (rewrite stripped the client's own). The first attempt sends req itself,
+// ReverseProxy's own copy of the client's request, so it needs no copy; a
+// later one sends a copy, as the base transport may still hold req.
 func (t *keyTransport) send(req *http.Request, body []byte, key secret.Secret, first bool) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
 	var out *http.Request
@@ -142,8 +133,8 @@ func (t *keyTransport) send(req *http.Request, body []byte, key secret.Secret, f
 		out = req.WithContext(ctx)
 	} else {
 		out = req.Clone(ctx)
-		out.Header.Set("Authorization", "Bearer "+key.Reveal())
 	}
+	out.Header.Set("Authorization", "Bearer "+key.Reveal())
 	out.ContentLength = int64(len(body))
 	if len(body) == 0 && req.ContentLength == 0 {
 		out.Body = http.NoBody
