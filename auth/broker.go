@@ -355,28 +355,28 @@ func errorMessage(body []byte) string {
 	if json.Unmarshal(body, &shape) == nil {
 		if len(shape.Detail) > 0 && string(shape.Detail) != "null" {
 			if s, ok := jsonString(shape.Detail); ok {
-				return sanitize(s)
+				return Sanitize(s)
 			}
-			return sanitize(compactJSON(shape.Detail))
+			return Sanitize(compactJSON(shape.Detail))
 		}
 		if len(shape.Error) > 0 {
 			var inner struct {
 				Message json.RawMessage `json:"message"`
 			}
 			if s, ok := jsonString(shape.Error); ok {
-				return sanitize(s)
+				return Sanitize(s)
 			}
 			if json.Unmarshal(shape.Error, &inner) == nil {
 				if s, ok := jsonString(inner.Message); ok {
-					return sanitize(s)
+					return Sanitize(s)
 				}
 			}
 		}
 		if s, ok := jsonString(shape.Message); ok {
-			return sanitize(s)
+			return Sanitize(s)
 		}
 	}
-	return sanitize(string(body))
+	return Sanitize(string(body))
 }
 
 func compactJSON(raw json.RawMessage) string {
@@ -387,10 +387,10 @@ func compactJSON(raw json.RawMessage) string {
 	return b.String()
 }
 
-// sanitize makes remote text safe to print on one terminal line: invalid
+// Sanitize makes remote text safe to print on one terminal line: invalid
 // UTF-8 and control characters (escape sequences included) become spaces or
 // U+FFFD, runs of space collapse, and the length is bounded.
-func sanitize(s string) string {
+func Sanitize(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	var b strings.Builder
 	n := 0

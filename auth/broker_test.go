@@ -377,3 +377,11 @@ func mustQuery(t *testing.T, raw string) url.Values {
 	require.NoError(t, err)
 	return q
 }
+
+func TestSanitize(t *testing.T) {
+	assert.Equal(t, "a b c", Sanitize("a\n\tb\x1b c\u2028"))
+	assert.Equal(t, "x\uFFFDy", Sanitize("x\xffy"))
+	long := Sanitize(strings.Repeat("z", 1000))
+	assert.Equal(t, maxMessageLen+1, len([]rune(long)))
+	assert.Equal(t, "", Sanitize(" \n "))
+}

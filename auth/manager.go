@@ -62,6 +62,9 @@ type ManagerOptions struct {
 	IdleFileCheck time.Duration
 }
 
+// DefaultLoginTimeout is how long a login waits for the browser or the user.
+const DefaultLoginTimeout = 5 * time.Minute
+
 // FailuresBeforeBackoff is how many rotations in a row may fail before
 // further attempts wait: a broker that keeps failing is not hammered.
 const FailuresBeforeBackoff = 3

@@ -16,8 +16,16 @@ import (
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
-// exchangePKCE trades the code and verifier for a key at {upstream}/auth/keys.
-func exchangePKCE(ctx context.Context, hc *http.Client, upstream string, code, verifier secret.Secret) (secret.Secret, error) {
+// httpCallTimeout bounds each call to OpenRouter, whatever client the
+// caller passed.
+const httpCallTimeout = 30 * time.Second
+
+// ExchangePKCE trades the code and verifier of OpenRouter's PKCE login for a
+// key, at {upstream}/auth/keys, bounded to 30 s. A nil hc is a default client.
+func ExchangePKCE(ctx context.Context, hc *http.Client, upstream string, code, verifier secret.Secret) (secret.Secret, error) {
+	if hc == nil {
+		hc = &http.Client{Timeout: httpCallTimeout}
+	}
 	body, err := json.Marshal(map[string]string{
 		"code":                  code.Reveal(),
 		"code_verifier":         verifier.Reveal(),
@@ -84,9 +92,9 @@ func redirectError(resp *http.Response, what string) error {
 		resp.StatusCode, http.StatusText(resp.StatusCode), where, what)
 }
 
-// keyHash is OpenRouter's key hash: hex SHA-256 of the key, which its site
+// KeyHash is OpenRouter's key hash: hex SHA-256 of the key, which its site
 // uses in links to the key and its logs.
-func keyHash(key secret.Secret) string {
+func KeyHash(key secret.Secret) string {
 	sum := sha256.Sum256([]byte(key.Reveal()))
 	return hex.EncodeToString(sum[:])
 }

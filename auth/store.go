@@ -1,6 +1,8 @@
 // Package auth keeps orproxy's OpenRouter credential: the credential file
-// (Store), the company broker that issues and rotates keys (BrokerClient), and
-// the `orproxy login` flows that fill the file (Login).
+// (Store), the company broker that issues and rotates keys (BrokerClient),
+// OpenRouter's key check and PKCE exchange, the rotation that the daemon's
+// Manager and `orproxy rotate` share, and the Manager that serves the key.
+// The interactive login flows that fill the file are package login.
 //
 // The credential file is shared by every orproxy process of a user: the daemon,
 // `orproxy login`, `orproxy rotate` and possibly a second daemon. Writes are

@@ -14,6 +14,7 @@ import (
 	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/logging"
 	"github.com/orproxy/orproxy/internal/tlsenv"
+	"github.com/orproxy/orproxy/login"
 )
 
 func newLoginCmd(g *globalFlags, s streams) *cobra.Command {
@@ -39,7 +40,7 @@ without a browser, open it elsewhere and paste the final redirect URL here.`,
 			if timeout <= 0 {
 				return usageError{fmt.Errorf("--timeout %v: give a positive duration such as 5m", timeout)}
 			}
-			if headless && cfg.Login.Method != auth.MethodOpenRouter {
+			if headless && cfg.Login.Method != login.MethodOpenRouter {
 				return usageError{fmt.Errorf("--headless is for --method openrouter")}
 			}
 			transport, err := tlsenv.Transport()
@@ -59,10 +60,10 @@ without a browser, open it elsewhere and paste the final redirect URL here.`,
 			defer func() { _ = log.Sync() }()
 			// Ctrl-C ends the login through its context instead of killing
 			// the process: the key prompt has switched the terminal's echo
-			// off, and only a Login that returns switches it back on.
+			// off, and only a login that returns switches it back on.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			_, err = auth.Login(ctx, store, auth.LoginOptions{
+			_, err = login.Run(ctx, store, login.Options{
 				Method:          cfg.Login.Method,
 				Broker:          broker,
 				Upstream:        cfg.Upstream,

@@ -19,6 +19,7 @@ import (
 	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/version"
+	"github.com/orproxy/orproxy/login"
 	"github.com/orproxy/orproxy/proxy"
 	"github.com/orproxy/orproxy/websearch"
 )
@@ -148,8 +149,8 @@ func autoLogin(cfg config.Config, store *auth.Store, transport http.RoundTripper
 		if err != nil {
 			return err
 		}
-		_, err = auth.Login(ctx, store, auth.LoginOptions{
-			Method:       auth.MethodBroker,
+		_, err = login.Run(ctx, store, login.Options{
+			Method:       login.MethodBroker,
 			Broker:       broker,
 			Upstream:     cfg.Upstream,
 			HTTP:         &http.Client{Transport: transport},

@@ -1,4 +1,4 @@
-package auth
+package login
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -18,7 +19,7 @@ const maxKeyLen = 1024
 
 // pastedKey stores a key the user pastes on Stdin (never argv, which other
 // users can read in the process list) after asking OpenRouter about it.
-func (l *login) pastedKey(ctx context.Context) (*Credential, error) {
+func (l *flow) pastedKey(ctx context.Context) (*auth.Credential, error) {
 	// A bad upstream would make the check fail like a network error and the
 	// key be stored unchecked; say so before the user pastes anything.
 	if _, err := origin(l.opts.Upstream); err != nil {
@@ -28,9 +29,9 @@ func (l *login) pastedKey(ctx context.Context) (*Credential, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Credential{Source: SourceManual, APIKey: key, KeyHash: keyHash(key)}
-	info, err := CheckKey(ctx, l.opts.HTTP, l.opts.Upstream, key)
-	var rejected *KeyRejectedError
+	c := &auth.Credential{Source: auth.SourceManual, APIKey: key, KeyHash: auth.KeyHash(key)}
+	info, err := auth.CheckKey(ctx, l.opts.HTTP, l.opts.Upstream, key)
+	var rejected *auth.KeyRejectedError
 	switch {
 	case errors.As(err, &rejected):
 		return nil, fmt.Errorf("%w; nothing was stored. Check that you pasted the whole key", err)
@@ -43,7 +44,7 @@ func (l *login) pastedKey(ctx context.Context) (*Credential, error) {
 }
 
 // readKey reads one key from Stdin, without echo on a terminal.
-func (l *login) readKey(ctx context.Context) (secret.Secret, error) {
+func (l *flow) readKey(ctx context.Context) (secret.Secret, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 	defer cancel()
 	var line string

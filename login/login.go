@@ -1,4 +1,7 @@
-package auth
+// Package login runs `orproxy login`'s interactive flows (through the company
+// broker, OpenRouter's own PKCE login, a pasted key) and stores what they
+// yield in the auth.Store; the daemon's automatic login runs the broker flow.
+package login
 
 import (
 	"bufio"
@@ -15,37 +18,31 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
-// Login methods, the values of LoginOptions.Method and login.method.
+// Login methods, the values of Options.Method and login.method.
 const (
 	MethodBroker     = "broker"
 	MethodOpenRouter = "openrouter"
 	MethodKey        = "key"
 )
 
-// DefaultLoginTimeout is how long a login waits for the browser or the user.
-const DefaultLoginTimeout = 5 * time.Minute
-
-// httpCallTimeout bounds each call to OpenRouter during a login, whatever
-// client the caller passed.
-const httpCallTimeout = 30 * time.Second
-
-// LoginOptions configure Login. Zero values are usable defaults, except that
+// Options configure Run. Zero values are usable defaults, except that
 // the broker method needs Broker and the other two need Upstream.
-type LoginOptions struct {
+type Options struct {
 	// Method is broker (the default when empty), openrouter or key.
 	Method string
 	// Broker is the configured broker; nil when none is, which makes the
 	// broker method fail with a hint.
-	Broker *BrokerClient
+	Broker *auth.BrokerClient
 	// Upstream is OpenRouter's API base, e.g. https://openrouter.ai/api/v1.
 	// The PKCE consent page is its origin plus /auth.
 	Upstream string
-	// HTTP calls OpenRouter (/auth/keys, /key); nil means a client with a
-	// 30 s timeout. Each call is bounded to 30 s regardless.
+	// HTTP calls OpenRouter (/auth/keys, /key); nil means a default client.
+	// Each call is bounded to 30 s regardless.
 	HTTP *http.Client
 	// CallbackPort fixes the callback server's port; 0 picks a free one.
 	CallbackPort int
@@ -60,7 +57,7 @@ type LoginOptions struct {
 	Headless bool
 	// Timeout bounds the wait for the browser or the user; zero means 5m.
 	Timeout time.Duration
-	// Stdin supplies pasted addresses, codes and keys. Login may leave one
+	// Stdin supplies pasted addresses, codes and keys. Run may leave one
 	// read of it pending when it returns (a blocked read cannot be
 	// abandoned); whatever that read returns is discarded.
 	Stdin           io.Reader
@@ -80,11 +77,11 @@ type LoginOptions struct {
 	getenv func(string) string // tests
 }
 
-// Login runs the login flow of opts.Method and stores the credential it
+// Run runs the login flow of opts.Method and stores the credential it
 // yields in store. It returns only after the credential is saved, and
 // returns what was saved.
-func Login(ctx context.Context, store *Store, opts LoginOptions) (*Credential, error) {
-	l, err := newLogin(store, opts)
+func Run(ctx context.Context, store *auth.Store, opts Options) (*auth.Credential, error) {
+	l, err := newFlow(store, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -106,21 +103,21 @@ func Login(ctx context.Context, store *Store, opts LoginOptions) (*Credential, e
 	return nil, fmt.Errorf("login method %q is not one of broker, openrouter, key", l.opts.Method)
 }
 
-// login is the state of one Login call.
-type login struct {
-	store  *Store
-	opts   LoginOptions
+// flow is the state of one Run.
+type flow struct {
+	store  *auth.Store
+	opts   Options
 	log    *zap.Logger
 	stdout io.Writer
 	stderr io.Writer
 	lines  *lineReader
 
-	bg     sync.WaitGroup // goroutines that must end before Login returns
+	bg     sync.WaitGroup // goroutines that must end before Run returns
 	cancel context.CancelFunc
 	bgCtx  context.Context
 }
 
-func newLogin(store *Store, opts LoginOptions) (*login, error) {
+func newFlow(store *auth.Store, opts Options) (*flow, error) {
 	if store == nil {
 		return nil, errors.New("login: no credential store")
 	}
@@ -128,10 +125,7 @@ func newLogin(store *Store, opts LoginOptions) (*login, error) {
 		opts.Method = MethodBroker
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultLoginTimeout
-	}
-	if opts.HTTP == nil {
-		opts.HTTP = &http.Client{Timeout: httpCallTimeout}
+		opts.Timeout = auth.DefaultLoginTimeout
 	}
 	if opts.Stdin == nil {
 		opts.Stdin = strings.NewReader("")
@@ -150,7 +144,7 @@ func newLogin(store *Store, opts LoginOptions) (*login, error) {
 		log = zap.NewNop()
 	}
 	var mu sync.Mutex // one lock for both streams: they often share a terminal
-	l := &login{
+	l := &flow{
 		store:  store,
 		opts:   opts,
 		log:    log.With(zap.String("login_method", opts.Method)),
@@ -162,7 +156,7 @@ func newLogin(store *Store, opts LoginOptions) (*login, error) {
 }
 
 // stop ends the goroutines this login started.
-func (l *login) stop() {
+func (l *flow) stop() {
 	l.cancel()
 	l.bg.Wait()
 	if l.lines != nil {
@@ -170,13 +164,13 @@ func (l *login) stop() {
 	}
 }
 
-func (l *login) say(format string, args ...any) {
+func (l *flow) say(format string, args ...any) {
 	fmt.Fprintf(l.stderr, format+"\n", args...)
 }
 
 // showURL prints the address to open on a line of its own, so it can be
 // copied whole, and opens the browser unless told not to.
-func (l *login) showURL(intro, u string) {
+func (l *flow) showURL(intro, u string) {
 	l.say("%s", intro)
 	fmt.Fprintln(l.stdout, u)
 	if l.opts.OnURL != nil {
@@ -205,8 +199,8 @@ func (l *login) showURL(intro, u string) {
 // with a code: pageURL builds the address to open from the callback
 // address, exchange turns the code into the stored credential. The browser
 // that delivered the code waits for the outcome, so its page tells the truth.
-func (l *login) browserFlow(ctx context.Context, intro string, pageURL func(callback string) (string, error),
-	exchange func(context.Context, arrival) (*Credential, error)) (*Credential, error) {
+func (l *flow) browserFlow(ctx context.Context, intro string, pageURL func(callback string) (string, error),
+	exchange func(context.Context, arrival) (*auth.Credential, error)) (*auth.Credential, error) {
 	state, err := randomToken()
 	if err != nil {
 		return nil, err
@@ -242,7 +236,7 @@ func (l *login) browserFlow(ctx context.Context, intro string, pageURL func(call
 	if a.refused != nil {
 		err = a.refused
 	}
-	var c *Credential
+	var c *auth.Credential
 	if err == nil {
 		c, err = exchange(ctx, a)
 	}
@@ -267,7 +261,7 @@ func leadsTo(u, callback string) bool {
 
 // followOwnCallback plays the browser for a redirect that leads straight
 // back to our callback server, which then checks it like any other.
-func (l *login) followOwnCallback(u string) {
+func (l *flow) followOwnCallback(u string) {
 	l.bg.Go(func() {
 		ctx, cancel := context.WithTimeout(l.bgCtx, l.opts.Timeout)
 		defer cancel()
@@ -297,15 +291,15 @@ func (l *login) followOwnCallback(u string) {
 var loopbackClient = &http.Client{Transport: &http.Transport{Proxy: nil}}
 
 // acceptsPaste reports whether the user can paste the redirect address.
-func (l *login) acceptsPaste() bool { return l.opts.StdinIsTerminal || l.opts.Paste }
+func (l *flow) acceptsPaste() bool { return l.opts.StdinIsTerminal || l.opts.Paste }
 
 // timeoutError is the message for a login nobody answered.
-func (l *login) timeoutError() error {
+func (l *flow) timeoutError() error {
 	return fmt.Errorf("no answer from the browser within %v; run `orproxy login` again, or use --paste/--no-browser on a machine without a browser", l.opts.Timeout)
 }
 
 // wait returns the first arrival, or fails at the timeout or when ctx ends.
-func (l *login) wait(ctx context.Context, g *gate) (arrival, error) {
+func (l *flow) wait(ctx context.Context, g *gate) (arrival, error) {
 	t := time.NewTimer(l.opts.Timeout)
 	defer t.Stop()
 	select {
@@ -321,7 +315,7 @@ func (l *login) wait(ctx context.Context, g *gate) (arrival, error) {
 // readPastedCallbacks accepts redirect addresses typed or piped into Stdin
 // until one with the right state arrives, the callback server wins, or input
 // ends. A wrong paste says why and keeps waiting.
-func (l *login) readPastedCallbacks(state string, g *gate) {
+func (l *flow) readPastedCallbacks(state string, g *gate) {
 	lines := l.stdinLines()
 	l.bg.Go(func() {
 		for {
@@ -353,7 +347,7 @@ func (l *login) readPastedCallbacks(state string, g *gate) {
 	})
 }
 
-func (l *login) stdinLines() *lineReader {
+func (l *flow) stdinLines() *lineReader {
 	if l.lines == nil {
 		l.lines = newLineReader(l.opts.Stdin)
 	}
@@ -361,7 +355,7 @@ func (l *login) stdinLines() *lineReader {
 }
 
 // finish stores c and reports it.
-func (l *login) finish(ctx context.Context, c *Credential, what string) (*Credential, error) {
+func (l *flow) finish(ctx context.Context, c *auth.Credential, what string) (*auth.Credential, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	// Set here rather than by Save, so the credential returned is the one stored.
@@ -376,7 +370,7 @@ func (l *login) finish(ctx context.Context, c *Credential, what string) (*Creden
 		zap.String("key_label", stored.KeyLabel), zap.String("file", l.store.Path()))
 	label := ""
 	if stored.KeyLabel != "" {
-		label = " (" + sanitize(stored.KeyLabel) + ")"
+		label = " (" + auth.Sanitize(stored.KeyLabel) + ")"
 	}
 	fmt.Fprintf(l.stdout, "Logged in %s. Key %s%s saved to %s\n", what, stored.APIKey, label, l.store.Path())
 	return stored, nil
@@ -435,7 +429,7 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 func origin(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return "", fmt.Errorf("upstream %s is not an absolute http(s) URL", quoteBounded(raw, 200))
+		return "", fmt.Errorf("upstream %q is not an absolute http(s) URL", auth.Sanitize(raw))
 	}
 	return u.Scheme + "://" + u.Host, nil
 }

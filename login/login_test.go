@@ -1,4 +1,4 @@
-package auth
+package login
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/fakebroker"
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
 	"github.com/orproxy/orproxy/internal/secret"
@@ -80,11 +81,11 @@ type loginRun struct {
 	stdout, stderr, logs *syncBuffer
 	stdin                *io.PipeWriter
 	done                 chan struct{}
-	cred                 *Credential
+	cred                 *auth.Credential
 	err                  error
 }
 
-func startLogin(t *testing.T, store *Store, opts LoginOptions) *loginRun {
+func startLogin(t *testing.T, store *auth.Store, opts Options) *loginRun {
 	t.Helper()
 	r := &loginRun{stdout: newSyncBuffer(), stderr: newSyncBuffer(), logs: newSyncBuffer(), done: make(chan struct{})}
 	pr, pw := io.Pipe()
@@ -99,7 +100,7 @@ func startLogin(t *testing.T, store *Store, opts LoginOptions) *loginRun {
 	opts.getenv = func(string) string { return "" }
 	go func() {
 		defer close(r.done)
-		r.cred, r.err = Login(context.Background(), store, opts)
+		r.cred, r.err = Run(context.Background(), store, opts)
 	}()
 	t.Cleanup(func() {
 		select {
@@ -111,7 +112,7 @@ func startLogin(t *testing.T, store *Store, opts LoginOptions) *loginRun {
 	return r
 }
 
-func (r *loginRun) wait(t *testing.T) (*Credential, error) {
+func (r *loginRun) wait(t *testing.T) (*auth.Credential, error) {
 	t.Helper()
 	select {
 	case <-r.done:
@@ -201,8 +202,8 @@ func returnTo(t *testing.T, startURL string) *url.URL {
 	return rt
 }
 
-func brokerOpts(t *testing.T, f *fakes, headers ...string) LoginOptions {
-	return LoginOptions{Method: MethodBroker, Broker: f.client(t, headers...), Upstream: f.orURL}
+func brokerOpts(t *testing.T, f *fakes, headers ...string) Options {
+	return Options{Method: MethodBroker, Broker: f.client(t, headers...), Upstream: f.orURL}
 }
 
 func TestLoginBrokerEndToEnd(t *testing.T) {
@@ -230,7 +231,7 @@ func TestLoginBrokerEndToEnd(t *testing.T) {
 	stored, err := store.Load()
 	require.NoError(t, err)
 	assert.Equal(t, stored, cred)
-	assert.Equal(t, SourceBroker, stored.Source)
+	assert.Equal(t, auth.SourceBroker, stored.Source)
 	assert.Equal(t, cur.Key, stored.APIKey.Reveal())
 	assert.Equal(t, cur.Hash, stored.KeyHash)
 	assert.Equal(t, cur.Label, stored.KeyLabel)
@@ -329,7 +330,7 @@ func TestLoginTimesOut(t *testing.T) {
 	_, err := run.wait(t)
 	require.EqualError(t, err, "no answer from the browser within 150ms; run `orproxy login` again, or use --paste/--no-browser on a machine without a browser")
 	_, err = store.Load()
-	assert.ErrorIs(t, err, ErrNoCredential)
+	assert.ErrorIs(t, err, auth.ErrNoCredential)
 	rt := returnTo(t, run.stdout.waitFor(t, urlLine))
 	_, err = newBrowser().client.Get(rt.String() + "&code=late")
 	assert.Error(t, err, "the callback server is closed after the timeout")
@@ -342,7 +343,7 @@ func TestLoginCanceled(t *testing.T) {
 	opts.Stdout = newSyncBuffer()
 	done := make(chan error, 1)
 	go func() {
-		_, err := Login(ctx, newTestStore(t), opts)
+		_, err := Run(ctx, newTestStore(t), opts)
 		done <- err
 	}()
 	opts.Stdout.(*syncBuffer).waitFor(t, urlLine)
@@ -446,11 +447,11 @@ func TestLoginBrokerSecondCodeRefused(t *testing.T) {
 }
 
 func TestLoginBrokerFailures(t *testing.T) {
-	_, err := Login(context.Background(), newTestStore(t), LoginOptions{Method: MethodBroker})
+	_, err := Run(context.Background(), newTestStore(t), Options{Method: MethodBroker})
 	assert.EqualError(t, err, "no broker is configured: set broker.url or ORPROXY_BROKER_URL, or use --method openrouter|key")
-	_, err = Login(context.Background(), newTestStore(t), LoginOptions{Method: "magic"})
+	_, err = Run(context.Background(), newTestStore(t), Options{Method: "magic"})
 	assert.ErrorContains(t, err, "not one of broker, openrouter, key")
-	_, err = Login(context.Background(), newTestStore(t), LoginOptions{Method: MethodKey, Headless: true})
+	_, err = Run(context.Background(), newTestStore(t), Options{Method: MethodKey, Headless: true})
 	assert.EqualError(t, err, "--headless works with --method openrouter only")
 
 	f := newFakes(t, fakebroker.Options{})
@@ -465,7 +466,7 @@ func TestLoginBrokerFailures(t *testing.T) {
 	_, err = run.wait(t)
 	assert.EqualError(t, err, "exchange the login code: broker exchange code: 400 Bad Request: code already used")
 	_, err = store.Load()
-	assert.ErrorIs(t, err, ErrNoCredential)
+	assert.ErrorIs(t, err, auth.ErrNoCredential)
 	run.assertNoSecrets(t, b.callbackCode(t))
 
 	// The user refused in the browser: the login ends with the reason.
@@ -480,7 +481,7 @@ func TestLoginBrokerFailures(t *testing.T) {
 
 	// The broker's start page refuses: the login does not start.
 	f = newFakes(t, fakebroker.Options{StartHeaders: []string{"X-Device: d1"}})
-	_, err = Login(context.Background(), newTestStore(t), brokerOpts(t, f, "X-Device: d2"))
+	_, err = Run(context.Background(), newTestStore(t), brokerOpts(t, f, "X-Device: d2"))
 	assert.EqualError(t, err, "start the broker login: broker start: 403 Forbidden: missing or wrong identity header X-Device")
 }
 
@@ -559,7 +560,7 @@ func TestCanOpenBrowser(t *testing.T) {
 func TestLoginOpenRouterPKCE(t *testing.T) {
 	f := newFakes(t, fakebroker.Options{})
 	store := newTestStore(t)
-	run := startLogin(t, store, LoginOptions{Method: MethodOpenRouter, Upstream: f.orURL})
+	run := startLogin(t, store, Options{Method: MethodOpenRouter, Upstream: f.orURL})
 	authURL := run.stdout.waitFor(t, urlLine)
 	u, err := url.Parse(authURL)
 	require.NoError(t, err)
@@ -581,7 +582,7 @@ func TestLoginOpenRouterPKCE(t *testing.T) {
 	cred, err := run.wait(t)
 	require.NoError(t, err)
 
-	assert.Equal(t, SourceOpenRouterOAuth, cred.Source)
+	assert.Equal(t, auth.SourceOpenRouterOAuth, cred.Source)
 	assert.True(t, cred.RefreshToken.IsZero())
 	assert.Equal(t, http.StatusOK, f.keyStatus(t, cred.APIKey.Reveal()))
 	var issued fakeopenrouter.KeyInfo
@@ -606,7 +607,7 @@ func TestLoginOpenRouterPKCE(t *testing.T) {
 func TestLoginOpenRouterPaste(t *testing.T) {
 	f := newFakes(t, fakebroker.Options{})
 	store := newTestStore(t)
-	run := startLogin(t, store, LoginOptions{Method: MethodOpenRouter, Upstream: f.orURL, Paste: true})
+	run := startLogin(t, store, Options{Method: MethodOpenRouter, Upstream: f.orURL, Paste: true})
 	resp, err := noFollow.Get(run.stdout.waitFor(t, urlLine))
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -618,14 +619,14 @@ func TestLoginOpenRouterPaste(t *testing.T) {
 	require.NoError(t, err)
 	cred, err := run.wait(t)
 	require.NoError(t, err)
-	assert.Equal(t, SourceOpenRouterOAuth, cred.Source)
+	assert.Equal(t, auth.SourceOpenRouterOAuth, cred.Source)
 	run.assertNoSecrets(t, cred.APIKey.Reveal(), codeFromLocation(t, final), pkceExchangeBody(t, f.or)["code_verifier"])
 }
 
 func TestLoginOpenRouterHeadless(t *testing.T) {
 	f := newFakes(t, fakebroker.Options{})
 	store := newTestStore(t)
-	run := startLogin(t, store, LoginOptions{Method: MethodOpenRouter, Upstream: f.orURL, Headless: true})
+	run := startLogin(t, store, Options{Method: MethodOpenRouter, Upstream: f.orURL, Headless: true})
 	authURL := run.stdout.waitFor(t, urlLine)
 	u, err := url.Parse(authURL)
 	require.NoError(t, err)
@@ -642,14 +643,14 @@ func TestLoginOpenRouterHeadless(t *testing.T) {
 	require.NoError(t, err)
 	cred, err := run.wait(t)
 	require.NoError(t, err)
-	assert.Equal(t, SourceOpenRouterOAuth, cred.Source)
+	assert.Equal(t, auth.SourceOpenRouterOAuth, cred.Source)
 	assert.Equal(t, http.StatusOK, f.keyStatus(t, cred.APIKey.Reveal()))
 	verifier := pkceExchangeBody(t, f.or)["code_verifier"]
 	assert.Equal(t, u.Query().Get("code_challenge"), s256(verifier))
 	run.assertNoSecrets(t, cred.APIKey.Reveal(), code, verifier)
 
 	// A code OpenRouter does not know: its message is shown.
-	run = startLogin(t, newTestStore(t), LoginOptions{Method: MethodOpenRouter, Upstream: f.orURL, Headless: true})
+	run = startLogin(t, newTestStore(t), Options{Method: MethodOpenRouter, Upstream: f.orURL, Headless: true})
 	run.stdout.waitFor(t, urlLine)
 	_, err = io.WriteString(run.stdin, "code-made-up-by-the-user\n")
 	require.NoError(t, err)
@@ -657,7 +658,7 @@ func TestLoginOpenRouterHeadless(t *testing.T) {
 	assert.EqualError(t, err, "OpenRouter refused the code: 403 Forbidden: Invalid code or code_verifier")
 
 	// Input ends without a code.
-	run = startLogin(t, newTestStore(t), LoginOptions{Method: MethodOpenRouter, Upstream: f.orURL, Headless: true})
+	run = startLogin(t, newTestStore(t), Options{Method: MethodOpenRouter, Upstream: f.orURL, Headless: true})
 	run.stdout.waitFor(t, urlLine)
 	require.NoError(t, run.stdin.Close())
 	_, err = run.wait(t)
@@ -675,7 +676,7 @@ func TestPKCEExchangeChecksTheVerifier(t *testing.T) {
 
 	other, err := newPKCE()
 	require.NoError(t, err)
-	_, err = exchangePKCE(testCtx(t), testHTTP, f.orURL, secretOf(code), other.verifier)
+	_, err = auth.ExchangePKCE(testCtx(t), testHTTP, f.orURL, secretOf(code), other.verifier)
 	assert.EqualError(t, err, "OpenRouter refused the code: 403 Forbidden: Invalid code or code_verifier")
 }
 
@@ -698,12 +699,12 @@ func TestLoginKey(t *testing.T) {
 	info := f.or.AddKey(good, "my laptop key", nil)
 
 	store := newTestStore(t)
-	run := startLogin(t, store, LoginOptions{Method: MethodKey, Upstream: f.orURL})
+	run := startLogin(t, store, Options{Method: MethodKey, Upstream: f.orURL})
 	_, err := io.WriteString(run.stdin, "\n"+good+"\n")
 	require.NoError(t, err)
 	cred, err := run.wait(t)
 	require.NoError(t, err)
-	assert.Equal(t, SourceManual, cred.Source)
+	assert.Equal(t, auth.SourceManual, cred.Source)
 	assert.Equal(t, good, cred.APIKey.Reveal())
 	assert.Equal(t, info.Hash, cred.KeyHash, "our hash is OpenRouter's")
 	assert.Equal(t, "my laptop key", cred.KeyLabel)
@@ -718,15 +719,15 @@ func TestLoginKeyRejected(t *testing.T) {
 	f := newFakes(t, fakebroker.Options{})
 	bad := fakeopenrouter.NewKey()
 	store := newTestStore(t)
-	run := startLogin(t, store, LoginOptions{Method: MethodKey, Upstream: f.orURL})
+	run := startLogin(t, store, Options{Method: MethodKey, Upstream: f.orURL})
 	_, err := io.WriteString(run.stdin, bad+"\n")
 	require.NoError(t, err)
 	_, err = run.wait(t)
 	assert.EqualError(t, err, "OpenRouter rejected the key (401 Unauthorized: User not found.); nothing was stored. Check that you pasted the whole key")
-	var rejected *KeyRejectedError
+	var rejected *auth.KeyRejectedError
 	assert.ErrorAs(t, err, &rejected)
 	_, err = store.Load()
-	assert.ErrorIs(t, err, ErrNoCredential)
+	assert.ErrorIs(t, err, auth.ErrNoCredential)
 	run.assertNoSecrets(t, bad)
 }
 
@@ -736,7 +737,7 @@ func TestLoginKeyOffline(t *testing.T) {
 	dead.Close()
 	key := fakeopenrouter.NewKey()
 	store := newTestStore(t)
-	run := startLogin(t, store, LoginOptions{Method: MethodKey, Upstream: deadURL})
+	run := startLogin(t, store, Options{Method: MethodKey, Upstream: deadURL})
 	_, err := io.WriteString(run.stdin, key+"\n")
 	require.NoError(t, err)
 	cred, err := run.wait(t)
@@ -745,7 +746,7 @@ func TestLoginKeyOffline(t *testing.T) {
 	assert.Contains(t, run.stderr.String(), "Warning: could not check the key with OpenRouter")
 	stored, err := store.Load()
 	require.NoError(t, err)
-	assert.Equal(t, SourceManual, stored.Source)
+	assert.Equal(t, auth.SourceManual, stored.Source)
 	run.assertNoSecrets(t, key)
 }
 
@@ -756,7 +757,7 @@ func TestLoginKeyBadInput(t *testing.T) {
 		"sk-or-v1-abc def\n":             "spaces or control characters",
 		strings.Repeat("k", 2000) + "\n": "too long",
 	} {
-		_, err := Login(context.Background(), newTestStore(t), LoginOptions{Method: MethodKey, Upstream: "http://127.0.0.1:1/api/v1", Stdin: strings.NewReader(input)})
+		_, err := Run(context.Background(), newTestStore(t), Options{Method: MethodKey, Upstream: "http://127.0.0.1:1/api/v1", Stdin: strings.NewReader(input)})
 		assert.ErrorContains(t, err, want)
 	}
 }

@@ -1,4 +1,4 @@
-package auth
+package login
 
 import (
 	"testing"
@@ -72,20 +72,4 @@ func TestRandomTokensDiffer(t *testing.T) {
 	assert.Equal(t, s256(p.verifier.Reveal()), p.challenge)
 	// RFC 7636 appendix B.
 	assert.Equal(t, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"))
-}
-
-func TestSanitize(t *testing.T) {
-	assert.Equal(t, "a b c", sanitize("a\n\tb\x1b c\u2028"))
-	assert.Equal(t, "x\uFFFDy", sanitize("x\xffy"))
-	long := sanitize(string(make([]byte, 0)) + stringOf('z', 1000))
-	assert.Equal(t, maxMessageLen+1, len([]rune(long)))
-	assert.Equal(t, "", sanitize(" \n "))
-}
-
-func stringOf(r rune, n int) string {
-	out := make([]rune, n)
-	for i := range out {
-		out[i] = r
-	}
-	return string(out)
 }

@@ -1,4 +1,4 @@
-package auth
+package login
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/secret"
 )
@@ -290,8 +291,8 @@ func (cs *callbackServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func refusalError(p callbackParams) error {
-	msg := sanitize(p.Error)
-	if d := sanitize(p.ErrorDescription); d != "" {
+	msg := auth.Sanitize(p.Error)
+	if d := auth.Sanitize(p.ErrorDescription); d != "" {
 		msg += ": " + d
 	}
 	return fmt.Errorf("the login was refused in the browser (%s)", msg)

@@ -1,4 +1,4 @@
-package auth
+package login
 
 import "golang.org/x/sys/unix"
 

@@ -1,4 +1,4 @@
-package auth
+package login
 
 import (
 	"bufio"
@@ -47,7 +47,7 @@ func TestLoginKeyFromTerminalIsNotEchoed(t *testing.T) {
 	stderr := newSyncBuffer()
 	done := make(chan error, 1)
 	go func() {
-		_, err := Login(context.Background(), newTestStore(t), LoginOptions{Method: MethodKey, Upstream: f.orURL,
+		_, err := Run(context.Background(), newTestStore(t), Options{Method: MethodKey, Upstream: f.orURL,
 			Stdin: slave, StdinIsTerminal: true, Stderr: stderr, Timeout: 20 * time.Second})
 		done <- err
 	}()
@@ -91,7 +91,7 @@ func TestLoginKeyCanceledRestoresEcho(t *testing.T) {
 	stderr := newSyncBuffer()
 	done := make(chan error, 1)
 	go func() {
-		_, err := Login(ctx, newTestStore(t), LoginOptions{Method: MethodKey, Upstream: "http://127.0.0.1:1/api/v1",
+		_, err := Run(ctx, newTestStore(t), Options{Method: MethodKey, Upstream: "http://127.0.0.1:1/api/v1",
 			Stdin: slave, StdinIsTerminal: true, Stderr: stderr})
 		done <- err
 	}()

@@ -1,6 +1,6 @@
 //go:build darwin || freebsd || netbsd || openbsd || dragonfly
 
-package auth
+package login
 
 import "golang.org/x/sys/unix"
 

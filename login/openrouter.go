@@ -1,4 +1,4 @@
-package auth
+package login
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -52,7 +53,7 @@ func authPageURL(upstream, callback string, p pkce) (string, error) {
 }
 
 // openRouter runs OpenRouter's own OAuth PKCE login with a callback.
-func (l *login) openRouter(ctx context.Context) (*Credential, error) {
+func (l *flow) openRouter(ctx context.Context) (*auth.Credential, error) {
 	if _, err := origin(l.opts.Upstream); err != nil {
 		return nil, err
 	}
@@ -62,13 +63,13 @@ func (l *login) openRouter(ctx context.Context) (*Credential, error) {
 	}
 	return l.browserFlow(ctx, "Open this address in a browser to log in with your OpenRouter account:",
 		func(callback string) (string, error) { return authPageURL(l.opts.Upstream, callback, p) },
-		func(ctx context.Context, a arrival) (*Credential, error) { return l.openRouterExchange(ctx, a, p) })
+		func(ctx context.Context, a arrival) (*auth.Credential, error) { return l.openRouterExchange(ctx, a, p) })
 }
 
 // openRouterHeadless runs OpenRouter's headless mode: the consent page shows
 // a code and the user pastes it here. There is no callback, so no state;
 // PKCE alone ties the code to this login.
-func (l *login) openRouterHeadless(ctx context.Context) (*Credential, error) {
+func (l *flow) openRouterHeadless(ctx context.Context) (*auth.Credential, error) {
 	p, err := newPKCE()
 	if err != nil {
 		return nil, err
@@ -126,14 +127,14 @@ func parsePastedCode(line string) (secret.Secret, error) {
 	return secret.New(s), nil
 }
 
-func (l *login) openRouterExchange(ctx context.Context, a arrival, p pkce) (*Credential, error) {
+func (l *flow) openRouterExchange(ctx context.Context, a arrival, p pkce) (*auth.Credential, error) {
 	l.say("Got the code; asking OpenRouter for a key ...")
-	key, err := exchangePKCE(ctx, l.opts.HTTP, l.opts.Upstream, a.code, p.verifier)
+	key, err := auth.ExchangePKCE(ctx, l.opts.HTTP, l.opts.Upstream, a.code, p.verifier)
 	if err != nil {
 		return nil, err
 	}
-	c := &Credential{Source: SourceOpenRouterOAuth, APIKey: key, KeyHash: keyHash(key)}
-	if info, err := CheckKey(ctx, l.opts.HTTP, l.opts.Upstream, key); err == nil {
+	c := &auth.Credential{Source: auth.SourceOpenRouterOAuth, APIKey: key, KeyHash: auth.KeyHash(key)}
+	if info, err := auth.CheckKey(ctx, l.opts.HTTP, l.opts.Upstream, key); err == nil {
 		c.KeyLabel, c.KeyExpiresAt = info.Label, info.ExpiresAt
 	} else {
 		// The key was just issued; details are a nicety.

@@ -1,4 +1,4 @@
-package auth
+package login
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"go.uber.org/zap"
+
+	"github.com/orproxy/orproxy/auth"
 )
 
 // errNoBroker is the broker method without a configured broker.
@@ -14,7 +16,7 @@ var errNoBroker = errors.New("no broker is configured: set broker.url or ORPROXY
 // broker runs the broker login: the browser goes through the broker's start
 // page, which sends it back to the callback server with a code; the broker
 // trades the code for a key and a refresh token.
-func (l *login) broker(ctx context.Context) (*Credential, error) {
+func (l *flow) broker(ctx context.Context) (*auth.Credential, error) {
 	if l.opts.Broker == nil {
 		return nil, errNoBroker
 	}
@@ -30,7 +32,7 @@ func (l *login) broker(ctx context.Context) (*Credential, error) {
 		l.brokerExchange)
 }
 
-func (l *login) brokerExchange(ctx context.Context, a arrival) (*Credential, error) {
+func (l *flow) brokerExchange(ctx context.Context, a arrival) (*auth.Credential, error) {
 	l.say("Got the answer; asking the broker for a key ...")
 	bc, err := l.opts.Broker.Exchange(ctx, a.code)
 	if err != nil {

@@ -1,0 +1,73 @@
+package login
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+)
+
+const testKey = "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
+
+// fakes is a fake OpenRouter and a fake broker that mints keys there.
+type fakes struct {
+	or        *fakeopenrouter.Server
+	orURL     string // API base, …/api/v1
+	broker    *fakebroker.Server
+	brokerURL string
+}
+
+func newFakes(t *testing.T, opts fakebroker.Options) *fakes {
+	t.Helper()
+	or := fakeopenrouter.New(fakeopenrouter.Options{})
+	orSrv := httptest.NewServer(or.Handler())
+	t.Cleanup(orSrv.Close)
+	opts.Issuer = fakebroker.ServerIssuer(or)
+	b, err := fakebroker.New(opts)
+	require.NoError(t, err)
+	bSrv := httptest.NewServer(b.Handler())
+	t.Cleanup(bSrv.Close)
+	return &fakes{or: or, orURL: orSrv.URL + "/api/v1", broker: b, brokerURL: bSrv.URL}
+}
+
+func (f *fakes) client(t *testing.T, headers ...string) *auth.BrokerClient {
+	t.Helper()
+	bc, err := auth.NewBrokerClient(f.brokerURL, headers, 2*time.Second, nil)
+	require.NoError(t, err)
+	return bc
+}
+
+// keyStatus is what the fake OpenRouter answers to GET /key with key.
+func (f *fakes) keyStatus(t *testing.T, key string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, f.orURL+"/key", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := testHTTP.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+var testHTTP = &http.Client{Timeout: 5 * time.Second}
+
+var noFollow = &http.Client{Timeout: 5 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newTestStore(t *testing.T) *auth.Store {
+	return auth.NewStore(filepath.Join(t.TempDir(), "orproxy", "credentials.json"))
+}
