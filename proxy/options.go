@@ -17,9 +17,11 @@ import (
 
 // KeyProvider is what the proxy needs from the credential machinery.
 type KeyProvider interface {
-	// Key returns the key for a new request. An error means there is none to
-	// use (nobody logged in, an unusable credential file); its message
-	// reaches the client in a 401, so it should say what to run.
+	// Key returns the key for a new request; it is asked once per request,
+	// before anything goes upstream, and may keep it waiting for an
+	// automatic login until ctx ends. An error means there is none to use
+	// (nobody logged in, an unusable credential file); its message reaches
+	// the client in a 401, so it should say what to run.
 	Key(ctx context.Context) (secret.Secret, error)
 	// Replace is called when OpenRouter rejected rejected with a 401. It
 	// returns a key to retry with (one another process stored, or a rotated
@@ -31,7 +33,8 @@ type KeyProvider interface {
 	// failed rotation, and when the broker is asked again); its message
 	// reaches the client.
 	Rejected(key secret.Secret) error
-	// Status describes the credential for /status; it must hold no secret.
+	// Status describes the credential for /status, with the verdict on it
+	// (Usable, or the Problem and what to run); it must hold no secret.
 	Status() statusdoc.Credential
 }
 
