@@ -26,6 +26,9 @@ type Config struct {
 	Login       Login       `yaml:"login"`
 	Credentials Credentials `yaml:"credentials"`
 	WebSearch   WebSearch   `yaml:"web_search"`
+	Usage       Usage       `yaml:"usage"`
+	Budget      Budget      `yaml:"budget"`
+	Attribution Attribution `yaml:"attribution"`
 	Limits      Limits      `yaml:"limits"`
 	Log         Log         `yaml:"log"`
 }
@@ -62,6 +65,9 @@ type Credentials struct {
 	ValidateOnStart bool `yaml:"validate_on_start"`
 	// RotateBeforeExpiry rotates a broker key this long before it expires.
 	RotateBeforeExpiry time.Duration `yaml:"rotate_before_expiry"`
+	// RotateOnLimit lets a key-limit 402 or 403 on a broker key rotate the
+	// key once, like a 401: for brokers that issue a fresh allowance per key.
+	RotateOnLimit bool `yaml:"rotate_on_limit"`
 }
 
 // WebSearch configures the openrouter:web_search tool added to chat requests.
@@ -76,6 +82,47 @@ type WebSearch struct {
 	// ExcludeModels are model globs that never get the tool: * and ? match
 	// any characters, "/" included; [...] is a class.
 	ExcludeModels []string `yaml:"exclude_models"`
+	// MaxTotalResults caps results across all searches of one request; 0
+	// leaves it to OpenRouter. A cost control: every result is billed input.
+	MaxTotalResults int `yaml:"max_total_results"`
+	// SearchContextSize is low, medium or high; empty leaves it to OpenRouter.
+	SearchContextSize string `yaml:"search_context_size"`
+	// AllowedDomains and ExcludedDomains restrict where the engine searches;
+	// most engines take only one of the two, so setting both is an error.
+	AllowedDomains  []string `yaml:"allowed_domains"`
+	ExcludedDomains []string `yaml:"excluded_domains"`
+	// Messages adds the tool to Anthropic Messages requests too. Off by
+	// default: Claude Code brings its own web search.
+	Messages bool `yaml:"messages"`
+}
+
+// Usage configures the usage ledger: one row per request that reached
+// OpenRouter, in a SQLite file any tool can read.
+type Usage struct {
+	Enabled bool `yaml:"enabled"`
+	// File is the ledger; empty means usage.db in the user data directory.
+	File string `yaml:"file"`
+	// Retention is how long rows are kept.
+	Retention time.Duration `yaml:"retention"`
+	// KeyPoll is how often GET {upstream}/key is read while requests flow.
+	KeyPoll time.Duration `yaml:"key_poll"`
+}
+
+// Budget bounds what the proxy spends, counted from the ledger's costs.
+type Budget struct {
+	// DailyUSD and MonthlyUSD are limits for the local day and month; 0 is off.
+	DailyUSD   float64 `yaml:"daily_usd"`
+	MonthlyUSD float64 `yaml:"monthly_usd"`
+	// WarnAt is the share of a budget at which one warning is logged.
+	WarnAt float64 `yaml:"warn_at"`
+}
+
+// Attribution names orproxy to OpenRouter as an app (HTTP-Referer and
+// X-Title), added only when the client sent neither header.
+type Attribution struct {
+	Enabled bool   `yaml:"enabled"`
+	Referer string `yaml:"referer"`
+	Title   string `yaml:"title"`
 }
 
 // Limits bound what a client may send.
@@ -102,6 +149,7 @@ var (
 	WebSearchEngines = []string{"auto", "native", "exa", "firecrawl", "parallel", "perplexity"}
 	LogLevels        = []string{"debug", "info", "warn", "error"}
 	LogFormats       = []string{"auto", "console", "json"}
+	ContextSizes     = []string{"low", "medium", "high"}
 )
 
 // Default returns the built-in settings: what `orproxy serve` runs with when no
@@ -123,15 +171,24 @@ func Default() Config {
 			RotateBeforeExpiry: 24 * time.Hour,
 		},
 		WebSearch: WebSearch{
-			Enabled:       true,
-			Engine:        "auto",
-			MaxResults:    8,
-			ExcludeModels: []string{},
+			Enabled:         true,
+			Engine:          "auto",
+			MaxResults:      8,
+			ExcludeModels:   []string{},
+			AllowedDomains:  []string{},
+			ExcludedDomains: []string{},
 		},
-		Limits: Limits{MaxRequestBody: 32 * MiB, BodyReadTimeout: 60 * time.Second},
-		Log:    Log{Level: "info", Format: "auto"},
+		Usage:       Usage{Enabled: true, Retention: 400 * Day, KeyPoll: 10 * time.Minute},
+		Budget:      Budget{WarnAt: 0.8},
+		Attribution: Attribution{Enabled: true, Referer: "https://github.com/orproxy/orproxy", Title: "orproxy"},
+		Limits:      Limits{MaxRequestBody: 32 * MiB, BodyReadTimeout: 60 * time.Second},
+		Log:         Log{Level: "info", Format: "auto"},
 	}
 }
+
+// Day is a duration unit config files may use ("400d"): 24 hours, whatever
+// the clock does on a daylight-saving day.
+const Day = 24 * time.Hour
 
 // Dir is orproxy's directory under the user's configuration directory
 // (~/.config/orproxy on Linux, ~/Library/Application Support/orproxy on macOS).

@@ -158,12 +158,67 @@ func TestBadInput(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			file: "lisen: 127.0.0.1:1\n",
-			want: []string{"lisen: unknown key (allowed here: listen, upstream, access_token, broker, login, credentials, web_search, limits, log)"},
+			want: []string{"lisen: unknown key (allowed here: listen, upstream, access_token, broker, login, credentials, web_search, usage, budget, attribution, limits, log)"},
 		},
 		{
 			name: "bad duration",
 			file: "broker:\n  timeout: ten seconds\n",
-			want: []string{`config.yaml:2: broker.timeout: "ten seconds" is not a duration (use a number with a unit: 500ms, 10s, 5m, 24h)`},
+			want: []string{`config.yaml:2: broker.timeout: "ten seconds" is not a duration (use a number with a unit: 500ms, 10s, 5m, 24h, 30d)`},
+		},
+		{
+			name: "budget without the ledger",
+			file: "usage: {enabled: false}\nbudget: {daily_usd: 5}\n",
+			want: []string{"budget: needs usage.enabled: budgets count the costs the usage ledger records"},
+		},
+		{
+			name: "negative budget",
+			file: "budget: {monthly_usd: -1}\n",
+			want: []string{"budget.monthly_usd: -1 is negative"},
+		},
+		{
+			name: "budget not a number",
+			file: "budget: {daily_usd: five}\n",
+			want: []string{`budget.daily_usd: "five" is not a number`},
+		},
+		{
+			name: "warn_at out of range",
+			file: "budget: {warn_at: 1.5}\n",
+			want: []string{"budget.warn_at: 1.5 is out of range"},
+		},
+		{
+			name: "both domain lists",
+			file: "web_search: {allowed_domains: [a.example], excluded_domains: [b.example]}\n",
+			want: []string{"web_search.allowed_domains: cannot be set together with web_search.excluded_domains"},
+		},
+		{
+			name: "a URL for a domain",
+			file: "web_search: {excluded_domains: [\"https://spam.example/x\"]}\n",
+			want: []string{`web_search.excluded_domains[0]: "https://spam.example/x" is not a domain`},
+		},
+		{
+			name: "bad context size",
+			file: "web_search: {search_context_size: huge}\n",
+			want: []string{`web_search.search_context_size: "huge" is not a context size (allowed: low, medium, high`},
+		},
+		{
+			name: "retention in days out of range",
+			file: "usage: {retention: 0d}\n",
+			want: []string{"usage.retention: 0s is out of range (allowed: 1d–36500d)"},
+		},
+		{
+			name: "retention not a duration",
+			file: "usage: {retention: forever}\n",
+			want: []string{`usage.retention: "forever" is not a duration`},
+		},
+		{
+			name: "auto-login with a pasted key",
+			file: "broker: {url: https://broker.example}\nlogin: {method: key, auto_login: true}\n",
+			want: []string{"login.auto_login: cannot be used with login.method key"},
+		},
+		{
+			name: "attribution referer not a URL",
+			file: "attribution: {referer: my-app}\n",
+			want: []string{`attribution.referer: "my-app" is not an absolute http(s) URL`},
 		},
 		{
 			name: "bad engine",
@@ -326,4 +381,36 @@ func TestBadSecretBearingValuesAreNotShown(t *testing.T) {
 		require.Error(t, err, name)
 		assert.NotContains(t, err.Error(), "tok-0123456789abcdef", name)
 	}
+}
+
+func TestDaysAsADurationUnit(t *testing.T) {
+	for in, want := range map[string]time.Duration{"400d": 400 * Day, "1d": Day, "36h": 36 * time.Hour, " 7d ": 7 * Day} {
+		got, err := ParseDuration(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"d", "1.5d", "-1d", "7 days", "1d12h", ""} {
+		_, err := ParseDuration(bad)
+		assert.Error(t, err, bad)
+	}
+	assert.Equal(t, "400d", FormatDuration(400*Day))
+	assert.Equal(t, "24h", FormatDuration(Day), "a day reads as 24h, as rotate_before_expiry's default")
+}
+
+func TestSpendSettingsFromAFile(t *testing.T) {
+	path := writeFile(t, "usage: {retention: 30d, key_poll: 5m}\nbudget: {daily_usd: 2.5, monthly_usd: 40, warn_at: 0.5}\n"+
+		"web_search: {max_total_results: 20, search_context_size: low, excluded_domains: [pinterest.com], messages: true}\n"+
+		"attribution: {enabled: false}\ncredentials: {rotate_on_limit: true}\n")
+	got, err := Load(Options{File: path, Getenv: env(nil)})
+	require.NoError(t, err)
+	c := got.Config
+	assert.Equal(t, 30*Day, c.Usage.Retention)
+	assert.Equal(t, 5*time.Minute, c.Usage.KeyPoll)
+	assert.Equal(t, Budget{DailyUSD: 2.5, MonthlyUSD: 40, WarnAt: 0.5}, c.Budget)
+	assert.Equal(t, 20, c.WebSearch.MaxTotalResults)
+	assert.Equal(t, "low", c.WebSearch.SearchContextSize)
+	assert.Equal(t, []string{"pinterest.com"}, c.WebSearch.ExcludedDomains)
+	assert.True(t, c.WebSearch.Messages)
+	assert.False(t, c.Attribution.Enabled)
+	assert.True(t, c.Credentials.RotateOnLimit)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -394,9 +395,9 @@ var (
 func setScalar(v reflect.Value, s string) error {
 	switch {
 	case v.Type() == durationType:
-		d, err := time.ParseDuration(strings.TrimSpace(s))
+		d, err := ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("%q is not a duration (use a number with a unit: 500ms, 10s, 5m, 24h)", s)
+			return err
 		}
 		v.SetInt(int64(d))
 	case v.Type() == byteSizeType:
@@ -413,6 +414,12 @@ func setScalar(v reflect.Value, s string) error {
 			return err
 		}
 		v.SetBool(b)
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		v.SetFloat(f)
 	case v.Kind() == reflect.Int:
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
@@ -423,6 +430,20 @@ func setScalar(v reflect.Value, s string) error {
 		return fmt.Errorf("cannot be set from text")
 	}
 	return nil
+}
+
+// ParseDuration reads a duration as Go writes it (500ms, 10s, 5m, 24h) or
+// in whole days (400d), the unit retention and --since are thought of in.
+func ParseDuration(s string) (time.Duration, error) {
+	t := strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(t, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n >= 0 && n <= 100*365 {
+			return time.Duration(n) * Day, nil
+		}
+	} else if d, err := time.ParseDuration(t); err == nil {
+		return d, nil
+	}
+	return 0, fmt.Errorf("%q is not a duration (use a number with a unit: 500ms, 10s, 5m, 24h, 30d)", s)
 }
 
 func parseBool(s string) (bool, error) {

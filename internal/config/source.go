@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -130,6 +131,9 @@ func printable(v reflect.Value) any {
 // FormatDuration writes d the way a config file would, without the zero
 // units time.Duration.String adds ("24h", not "24h0m0s").
 func FormatDuration(d time.Duration) string {
+	if d >= 2*Day && d%Day == 0 {
+		return strconv.FormatInt(int64(d/Day), 10) + "d"
+	}
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

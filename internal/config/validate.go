@@ -53,6 +53,9 @@ func (c Config) validate() []problem {
 	if !slices.Contains(LoginMethods, c.Login.Method) {
 		add("login.method", "%q is not a login method (allowed: %s)", c.Login.Method, strings.Join(LoginMethods, ", "))
 	}
+	if c.Login.AutoLogin && c.Login.Method == "key" {
+		add("login.auto_login", "cannot be used with login.method key: the daemon cannot read a pasted key; use broker")
+	}
 	if c.Login.AutoLogin && c.Broker.URL == "" {
 		add("login.auto_login", "needs broker.url: the automatic login goes through the broker")
 	}
@@ -74,6 +77,53 @@ func (c Config) validate() []problem {
 	for i, g := range c.WebSearch.ExcludeModels {
 		if _, err := path.Match(g, ""); err != nil || g == "" {
 			add(fmt.Sprintf("web_search.exclude_models[%d]", i), "%q is not a valid glob (use * and ?, e.g. openai/* or *:free)", g)
+		}
+	}
+	if c.WebSearch.MaxTotalResults < 0 || c.WebSearch.MaxTotalResults > 100 {
+		add("web_search.max_total_results", "%d is out of range (allowed: 0 to leave it unset, or 1–100)", c.WebSearch.MaxTotalResults)
+	}
+	if c.WebSearch.SearchContextSize != "" && !slices.Contains(ContextSizes, c.WebSearch.SearchContextSize) {
+		add("web_search.search_context_size", "%q is not a context size (allowed: %s, or empty to leave it unset)", c.WebSearch.SearchContextSize, strings.Join(ContextSizes, ", "))
+	}
+	if len(c.WebSearch.AllowedDomains) > 0 && len(c.WebSearch.ExcludedDomains) > 0 {
+		add("web_search.allowed_domains", "cannot be set together with web_search.excluded_domains: most search engines take only one of the two; keep one")
+	}
+	for _, list := range []struct {
+		key     string
+		domains []string
+	}{{"web_search.allowed_domains", c.WebSearch.AllowedDomains}, {"web_search.excluded_domains", c.WebSearch.ExcludedDomains}} {
+		for i, d := range list.domains {
+			if !plainDomain(d) {
+				add(fmt.Sprintf("%s[%d]", list.key, i), "%q is not a domain (use a bare host name such as example.com, without scheme or path)", d)
+			}
+		}
+	}
+	if c.Usage.Retention < Day || c.Usage.Retention > 100*365*Day {
+		add("usage.retention", "%s is out of range (allowed: 1d–36500d)", FormatDuration(c.Usage.Retention))
+	}
+	if c.Usage.KeyPoll < time.Minute || c.Usage.KeyPoll > 24*time.Hour {
+		add("usage.key_poll", "%s is out of range (allowed: 1m–24h)", FormatDuration(c.Usage.KeyPoll))
+	}
+	if c.Budget.DailyUSD < 0 {
+		add("budget.daily_usd", "%v is negative (allowed: 0 for no daily budget, or an amount in USD such as 5)", c.Budget.DailyUSD)
+	}
+	if c.Budget.MonthlyUSD < 0 {
+		add("budget.monthly_usd", "%v is negative (allowed: 0 for no monthly budget, or an amount in USD such as 100)", c.Budget.MonthlyUSD)
+	}
+	if c.Budget.WarnAt <= 0 || c.Budget.WarnAt > 1 {
+		add("budget.warn_at", "%v is out of range (allowed: more than 0 and at most 1, the share of a budget at which orproxy warns)", c.Budget.WarnAt)
+	}
+	if (c.Budget.DailyUSD > 0 || c.Budget.MonthlyUSD > 0) && !c.Usage.Enabled {
+		add("budget", "needs usage.enabled: budgets count the costs the usage ledger records")
+	}
+	if c.Attribution.Enabled {
+		if c.Attribution.Referer != "" {
+			if u, err := url.Parse(c.Attribution.Referer); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+				add("attribution.referer", "%q is not an absolute http(s) URL (e.g. https://github.com/orproxy/orproxy)", c.Attribution.Referer)
+			}
+		}
+		if strings.ContainsAny(c.Attribution.Referer+c.Attribution.Title, "\r\n\x00") {
+			add("attribution", "referer and title must be one line each")
 		}
 	}
 	if c.Limits.MaxRequestBody < KiB || c.Limits.MaxRequestBody > GiB {
@@ -126,4 +176,12 @@ func validateServiceURL(raw string) error {
 		return fmt.Errorf("%q uses http to a remote host; use https (http is allowed only for a loopback host)", raw)
 	}
 	return nil
+}
+
+// plainDomain accepts a bare host name, the form the search engines match.
+func plainDomain(d string) bool {
+	if d == "" || len(d) > 253 || strings.ContainsAny(d, "/:@ ?#*") {
+		return false
+	}
+	return strings.Contains(d, ".") && !strings.HasPrefix(d, ".") && !strings.HasSuffix(d, ".")
 }
