@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -65,10 +64,6 @@ type ManagerOptions struct {
 // DefaultLoginTimeout is how long a login waits for the browser or the user.
 const DefaultLoginTimeout = 5 * time.Minute
 
-// FailuresBeforeBackoff is how many rotations in a row may fail before
-// further attempts wait: a broker that keeps failing is not hammered.
-const FailuresBeforeBackoff = 3
-
 // Manager is the daemon's view of the credential: it serves the current key
 // from memory, notices writes by other processes with one stat per request,
 // replaces a rejected key (one rotation for any number of concurrent 401s,
@@ -77,65 +72,23 @@ const FailuresBeforeBackoff = 3
 type Manager struct {
 	opts ManagerOptions
 	log  *zap.Logger
-	sf   singleflight.Group
-	// backoffPolicy paces rotations after FailuresBeforeBackoff failures
-	// in a row; retryPolicy paces the background retries.
-	backoffPolicy, retryPolicy backoff.Policy
+	sf   singleflight.Group // one rotation at a time
 
 	mu       sync.RWMutex
-	cur      *Credential   // in use; nil when logged out
-	stamp    fileStamp     // the file version last seen
-	fileErr  string        // why the file on disk is not in use, if so
-	pending  *Credential   // issued by the broker, not yet saved
-	replaced secret.Secret // the file's key that pending replaced; a file holding it is older
-	saveErr  string
-	saveTry  int
-	saveAt   time.Time
-	brokers  map[string]Rotator
+	cur      *Credential // in use; nil when logged out
+	stamp    fileStamp   // the file version last seen
+	fileErr  string      // why the file on disk is not in use, if so
+	save     pendingSave
 	rotation rotationRecord
-	expiry   retryState
+	expiry   expiryTimer
 	valid    validationRecord
-	login    loginRecord
+	login    autoLogin
+	brokers  brokerClients
 
 	wake    chan struct{}
 	stop    chan struct{}
 	stopped sync.Once
 	wg      sync.WaitGroup
-}
-
-type rotationRecord struct {
-	count     int
-	lastAt    time.Time
-	lastErr   string
-	failures  int       // consecutive
-	notBefore time.Time // backoff
-	// issued is the key the last rotation brought, until OpenRouter rejects
-	// it; before is failures as they stood before that rotation. A success
-	// clears failures at once, as the key usually works; should OpenRouter
-	// reject it, the rotation failed after all and counts on top of before,
-	// so a broker handing out dead keys reaches the backoff.
-	issued   secret.Secret
-	issuedAt time.Time
-	before   int
-	// dead is the last issued key that OpenRouter rejected.
-	dead secret.Secret
-}
-
-// deadOnArrival is how soon after its rotation a first 401 for the new key
-// still means the rotation failed; a key rejected later had been working
-// and was revoked since, which is a reason to rotate, not a broker fault.
-// The retry of the request that rotated counts at any time.
-const deadOnArrival = time.Minute
-
-type retryState struct {
-	failures int
-	at       time.Time
-}
-
-type loginRecord struct {
-	url     string // while a login waits for the user
-	started time.Time
-	lastErr string
 }
 
 type validationRecord struct {
@@ -171,15 +124,19 @@ func NewManager(opts ManagerOptions) *Manager {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Manager{
-		opts:          opts,
-		log:           log,
-		backoffPolicy: backoff.Policy{Base: opts.BackoffBase, Max: opts.BackoffMax},
-		retryPolicy:   backoff.Policy{Base: opts.RetryBase, Max: opts.RetryMax},
-		brokers:       map[string]Rotator{},
-		wake:          make(chan struct{}, 1),
-		stop:          make(chan struct{}),
+	retry := backoff.Policy{Base: opts.RetryBase, Max: opts.RetryMax}
+	m := &Manager{
+		opts:     opts,
+		log:      log,
+		save:     pendingSave{retry: retry},
+		rotation: rotationRecord{backoff: backoff.Policy{Base: opts.BackoffBase, Max: opts.BackoffMax}},
+		expiry:   expiryTimer{window: opts.RotateBeforeExpiry, retry: retry},
+		brokers:  brokerClients{make: opts.Broker},
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
 	}
+	m.login = autoLogin{run: opts.AutoLogin, timeout: opts.LoginTimeout, log: log, stop: m.stop, mu: &m.mu}
+	return m
 }
 
 // Start loads the credential and starts the background loop: validation at
@@ -221,62 +178,13 @@ func (m *Manager) Key(ctx context.Context) (secret.Secret, error) {
 	if fileErr != "" {
 		return secret.Secret{}, errors.New(fileErr)
 	}
-	if m.opts.AutoLogin != nil {
-		return m.autoLogin(ctx)
+	if !m.login.enabled() {
+		return secret.Secret{}, ErrNoCredential
 	}
-	return secret.Secret{}, ErrNoCredential
-}
-
-// autoLogin starts the login for a request that found no credential, or
-// joins the one under way, and waits for it.
-func (m *Manager) autoLogin(ctx context.Context) (secret.Secret, error) {
-	ch := m.sf.DoChan("login", func() (any, error) {
-		// Its own deadline: the request that started it may go away, the
-		// others waiting on it must not lose it.
-		lctx, cancel := context.WithTimeout(context.Background(), m.opts.LoginTimeout)
-		defer cancel()
-		go func() {
-			select {
-			case <-m.stop:
-				cancel()
-			case <-lctx.Done():
-			}
-		}()
-		m.mu.Lock()
-		m.login = loginRecord{started: time.Now()}
-		m.mu.Unlock()
-		err := m.opts.AutoLogin(lctx, func(url string) {
-			m.mu.Lock()
-			m.login.url = url
-			m.mu.Unlock()
-			m.log.Warn("no credential stored; open this URL to log in", zap.String("url", url))
-		})
-		m.mu.Lock()
-		url := m.login.url
-		m.login.url = ""
-		m.login.lastErr = ""
-		if err != nil {
-			m.login.lastErr = err.Error()
-		}
-		m.mu.Unlock()
-		if err != nil {
-			m.log.Warn("automatic login did not finish", zap.Error(err))
-			if url != "" {
-				return nil, fmt.Errorf("no credential is stored and nobody finished the login at %s (%v); run `orproxy login`", url, err)
-			}
-			return nil, fmt.Errorf("no credential is stored and the automatic login failed (%v); run `orproxy login`", err)
-		}
-		m.syncWithFile()
-		return nil, nil
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return secret.Secret{}, res.Err
-		}
-	case <-ctx.Done():
-		return secret.Secret{}, ctx.Err()
+	if err := m.login.wait(ctx); err != nil {
+		return secret.Secret{}, err
 	}
+	m.syncWithFile()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.cur == nil {
@@ -297,7 +205,8 @@ func (m *Manager) Replace(ctx context.Context, rejected secret.Secret) (secret.S
 	m.mu.Lock()
 	// A request sent with the new key while the rotating one was still
 	// retrying proves it dead as well as the retry would.
-	dead := time.Since(m.rotation.issuedAt) < deadOnArrival && m.deadLocked(rejected)
+	now := time.Now()
+	dead := m.rotation.justIssued(rejected, now) && m.rotation.rejected(rejected, now)
 	m.mu.Unlock()
 	if dead {
 		m.logDeadKey(rejected)
@@ -323,11 +232,12 @@ func (m *Manager) Replace(ctx context.Context, rejected secret.Secret) (secret.S
 // broker again.
 func (m *Manager) Rejected(key secret.Secret) error {
 	m.mu.Lock()
-	counted := m.deadLocked(key)
+	now := time.Now()
+	counted := m.rotation.rejected(key, now)
 	// A key counted before, or an older one from the same bad run of the
 	// broker that a slow retry still carried.
 	dead := counted || key == m.rotation.dead || m.rotation.lastErr == reasonDeadKey
-	wait := time.Until(m.rotation.notBefore)
+	wait := m.rotation.wait(now)
 	m.mu.Unlock()
 	if counted {
 		m.logDeadKey(key)
@@ -337,22 +247,6 @@ func (m *Manager) Rejected(key secret.Secret) error {
 		return errNewerKeyRejected()
 	}
 	return errDeadKey(wait)
-}
-
-// deadLocked records that OpenRouter rejected key and reports whether that
-// made the rotation that issued it a failure; it does so once per key.
-func (m *Manager) deadLocked(key secret.Secret) bool {
-	r := &m.rotation
-	if key.IsZero() || key != r.issued {
-		return false
-	}
-	r.failures = r.before + 1
-	r.lastErr = reasonDeadKey
-	r.issued, r.issuedAt, r.dead = secret.Secret{}, time.Time{}, key
-	if r.failures >= FailuresBeforeBackoff {
-		r.notBefore = time.Now().Add(m.backoffPolicy.Delay(r.failures - FailuresBeforeBackoff))
-	}
-	return true
 }
 
 func (m *Manager) logDeadKey(key secret.Secret) {
@@ -411,7 +305,7 @@ func (m *Manager) reload(seen fileStamp) {
 	case errors.Is(err, ErrNoCredential):
 		m.stamp, m.fileErr = st, ""
 		switch {
-		case m.pending != nil:
+		case m.save.cred != nil:
 			// Our unsaved key is the newest there is; the save retry recreates the file.
 			m.nudge()
 		case m.cur != nil:
@@ -439,24 +333,21 @@ func (m *Manager) reload(seen fileStamp) {
 // replaced (it was unreadable, or came back after its directory was gone) is
 // older than the key in memory: that key stays, and its save is due now.
 func (m *Manager) adoptLocked(c *Credential, st fileStamp, why string) bool {
-	if m.pending != nil && c.APIKey == m.replaced {
+	if m.save.olderOnDisk(c) {
 		m.stamp, m.fileErr = st, ""
-		m.saveAt = time.Now()
+		m.save.retryNow(time.Now())
 		m.nudge()
 		return false
 	}
 	changed := m.cur == nil || m.cur.APIKey != c.APIKey || m.cur.RefreshToken != c.RefreshToken
 	m.cur, m.stamp, m.fileErr = c, st, ""
-	if m.pending != nil {
-		// Another process stored a credential after ours was issued: theirs is newer.
-		m.pending, m.saveErr, m.saveTry = nil, "", 0
-	}
+	// Another process stored a credential after ours was issued: theirs is newer.
+	m.save.clear()
 	if changed {
 		m.log.Info(why, secret.Field("key", c.APIKey), zap.String("source", string(c.Source)))
 		// A new credential deserves fresh attempts.
-		m.rotation.failures, m.rotation.notBefore = 0, time.Time{}
-		m.rotation.issued, m.rotation.issuedAt, m.rotation.before = secret.Secret{}, time.Time{}, 0
-		m.expiry = retryState{}
+		m.rotation.reset()
+		m.expiry.reset()
 		m.scrubLocked()
 	}
 	// Even the same key may come with another expiry: re-arm the timer.
@@ -469,7 +360,7 @@ func (m *Manager) scrubLocked() {
 		return
 	}
 	var s []secret.Secret
-	for _, c := range []*Credential{m.cur, m.pending} {
+	for _, c := range []*Credential{m.cur, m.save.cred} {
 		if c != nil {
 			s = append(s, c.APIKey, c.RefreshToken)
 		}
@@ -499,8 +390,11 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 	if _, err := rotatableAt(cur, m.opts.BrokerURL); err != nil {
 		return secret.Secret{}, err
 	}
-	if wait, last, n := m.backoff(); wait > 0 {
-		if m.isDead(rejected) {
+	m.mu.RLock()
+	wait, dead, last, n := m.rotation.wait(time.Now()), m.rotation.isDead(rejected), m.rotation.lastErr, m.rotation.failures
+	m.mu.RUnlock()
+	if wait > 0 {
+		if dead {
 			return secret.Secret{}, errDeadKey(wait)
 		}
 		return secret.Secret{}, errBackingOff(n, last, wait)
@@ -527,7 +421,7 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 		issued:         m.issued,
 	}
 	if m.opts.Broker != nil {
-		r.brokerFor = m.broker
+		r.brokerFor = m.brokers.get
 	}
 	res, err := r.underLock(ctx, rejected)
 	switch {
@@ -544,18 +438,12 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 
 	next := res.next
 	m.mu.Lock()
-	// Counted once the save is done or has failed, so /status never runs
-	// ahead of the file.
-	m.rotation.count++
-	m.rotation.lastAt = time.Now()
+	now := time.Now()
+	m.rotation.done(now)
 	if res.saveErr != nil {
-		if m.pending == nil {
-			m.replaced = rejected
-		}
-		m.pending, m.saveErr, m.saveTry = next, res.saveErr.Error(), 1
-		m.saveAt = time.Now().Add(m.retryPolicy.Delay(0))
+		m.save.keep(next, rejected, res.saveErr, now)
 	} else {
-		m.pending, m.saveErr, m.saveTry = nil, "", 0
+		m.save.clear()
 		m.stamp, m.fileErr = res.stamp, ""
 	}
 	m.scrubLocked()
@@ -568,7 +456,7 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 		m.log.Error("the broker issued a new key but it could not be saved; using it from memory and retrying the save",
 			zap.Error(res.saveErr))
 	}
-	if life, short := shortLived(next, m.opts.RotateBeforeExpiry); short {
+	if life, short := m.expiry.shortLived(next); short {
 		m.log.Warn("the broker's keys live no longer than credentials.rotate_before_expiry; each is rotated after half its life instead",
 			zap.Duration("key_life", life), zap.Duration("rotate_before_expiry", m.opts.RotateBeforeExpiry))
 	}
@@ -600,11 +488,8 @@ func (m *Manager) issued(next *Credential) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cur = next
-	r := &m.rotation
-	r.lastErr = ""
-	r.before, r.issued, r.issuedAt = r.failures, next.APIKey, time.Now()
-	r.failures, r.notBefore = 0, time.Time{}
-	m.expiry = retryState{}
+	m.rotation.issue(next.APIKey, time.Now())
+	m.expiry.reset()
 	m.scrubLocked()
 }
 
@@ -636,44 +521,33 @@ func (m *Manager) rotationFailed(err error, why string) error {
 		return err
 	}
 	m.mu.Lock()
-	r := &m.rotation
-	r.failures++
-	r.lastErr = re.What
-	if r.failures >= FailuresBeforeBackoff {
-		r.notBefore = time.Now().Add(m.backoffPolicy.Delay(r.failures - FailuresBeforeBackoff))
-	}
-	failures, wait := r.failures, time.Until(r.notBefore)
+	wait := m.rotation.fail(re.What, time.Now())
+	failures := m.rotation.failures
 	m.mu.Unlock()
 	m.log.Warn("key rotation failed", zap.String("reason", why), zap.Int("consecutive_failures", failures), zap.String("error", re.What))
 	return re.retryingIn(wait)
 }
 
-// isDead reports whether key is the last one the broker issued that
-// OpenRouter rejected, and that is still why rotations back off.
-func (m *Manager) isDead(key secret.Secret) bool {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return !key.IsZero() && key == m.rotation.dead && m.rotation.lastErr == reasonDeadKey
+// brokerClients makes one client per broker URL and keeps it.
+type brokerClients struct {
+	make  func(url string) (Rotator, error)
+	mu    sync.Mutex
+	byURL map[string]Rotator
 }
 
-// backoff returns how long rotation attempts must still wait.
-func (m *Manager) backoff() (wait time.Duration, lastErr string, failures int) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return time.Until(m.rotation.notBefore), m.rotation.lastErr, m.rotation.failures
-}
-
-// broker returns the client for the broker at url, made once.
-func (m *Manager) broker(url string) (Rotator, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if r, ok := m.brokers[url]; ok {
+func (b *brokerClients) get(url string) (Rotator, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r, ok := b.byURL[url]; ok {
 		return r, nil
 	}
-	r, err := m.opts.Broker(url)
+	r, err := b.make(url)
 	if err != nil {
 		return nil, err
 	}
-	m.brokers[url] = r
+	if b.byURL == nil {
+		b.byURL = map[string]Rotator{}
+	}
+	b.byURL[url] = r
 	return r, nil
 }

@@ -51,52 +51,21 @@ func (m *Manager) loop() {
 func (m *Manager) nextWake() (time.Time, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	var next time.Time
-	if m.pending != nil {
-		next = m.saveAt
+	next, ok := m.save.next()
+	if at, due := m.expiryRotationAtLocked(); due && (!ok || at.Before(next)) {
+		next, ok = at, true
 	}
-	if at, ok := m.expiryRotationAtLocked(); ok && (next.IsZero() || at.Before(next)) {
-		next = at
-	}
-	return next, !next.IsZero()
+	return next, ok
 }
 
 // expiryRotationAtLocked is when the current key should be rotated ahead of
-// its expiry, later if the last attempt failed.
+// its expiry: when the timer says, but not while rotations back off.
 func (m *Manager) expiryRotationAtLocked() (time.Time, bool) {
-	c := m.cur
-	if c == nil || c.Source != SourceBroker || c.RefreshToken.IsZero() || c.KeyExpiresAt.IsZero() {
-		return time.Time{}, false
-	}
-	at := c.KeyExpiresAt.Add(-m.opts.RotateBeforeExpiry)
-	if life, short := shortLived(c, m.opts.RotateBeforeExpiry); short {
-		// The broker issues keys that live no longer than the window: each
-		// would be due the moment it arrives, and rotating it would only
-		// fetch another one like it, without end. Use it for half its life.
-		at = c.UpdatedAt.Add(max(life/2, minShortLivedUse))
-	}
-	if m.expiry.at.After(at) {
-		at = m.expiry.at
-	}
-	if m.rotation.notBefore.After(at) {
+	at, ok := m.expiry.due(m.cur)
+	if ok && m.rotation.notBefore.After(at) {
 		at = m.rotation.notBefore
 	}
-	return at, true
-}
-
-// minShortLivedUse is the least time a short-lived key is used before it is
-// rotated ahead of its expiry, so a broker that issues keys already expired
-// is asked at most this often.
-const minShortLivedUse = 30 * time.Second
-
-// shortLived reports whether c's key was issued with no more life than the
-// rotation window, and how much life it was issued with.
-func shortLived(c *Credential, window time.Duration) (time.Duration, bool) {
-	if c.UpdatedAt.IsZero() || c.KeyExpiresAt.IsZero() {
-		return 0, false
-	}
-	life := c.KeyExpiresAt.Sub(c.UpdatedAt)
-	return life, life <= window
+	return at, ok
 }
 
 func (m *Manager) rotateIfExpiring() {
@@ -114,21 +83,20 @@ func (m *Manager) rotateIfExpiring() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if res.Err == nil {
-		m.expiry = retryState{}
+		m.expiry.reset()
 		return
 	}
-	m.expiry.failures++
-	m.expiry.at = time.Now().Add(m.retryPolicy.Delay(m.expiry.failures - 1))
-	m.log.Warn("rotation ahead of expiry failed; will try again", zap.Time("next_attempt", m.expiry.at), zap.Error(res.Err))
+	next := m.expiry.failed(time.Now())
+	m.log.Warn("rotation ahead of expiry failed; will try again", zap.Time("next_attempt", next), zap.Error(res.Err))
 }
 
 // retrySave stores a key the broker issued that an earlier save could not,
 // unless another process has stored a newer credential since.
 func (m *Manager) retrySave() {
 	m.mu.RLock()
-	pending, due := m.pending, !m.saveAt.After(time.Now())
+	pending := m.save.due(time.Now())
 	m.mu.RUnlock()
-	if pending == nil || !due {
+	if pending == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -153,18 +121,16 @@ func (m *Manager) retrySave() {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.pending != pending {
+	if m.save.cred != pending {
 		return
 	}
 	if err != nil {
-		m.saveErr = err.Error()
-		m.saveAt = time.Now().Add(m.retryPolicy.Delay(m.saveTry))
-		m.saveTry++
-		m.log.Warn("saving the new key failed again; it stays in memory", zap.Time("next_attempt", m.saveAt), zap.Error(err))
+		m.save.failedAgain(err, time.Now())
+		m.log.Warn("saving the new key failed again; it stays in memory", zap.Time("next_attempt", m.save.at), zap.Error(err))
 		return
 	}
-	m.stamp = saved
-	m.pending, m.saveErr, m.saveTry, m.fileErr = nil, "", 0, ""
+	m.stamp, m.fileErr = saved, ""
+	m.save.clear()
 	m.log.Info("saved the key the broker issued earlier", zap.String("file", m.opts.Store.Path()))
 }
 

@@ -30,7 +30,7 @@ func (m *Manager) statusLocked() statusdoc.Credential {
 		LastRotationAt:    timePtr(m.rotation.lastAt),
 		LastRotationError: m.rotation.lastErr,
 		RotationFailures:  m.rotation.failures,
-		SaveError:         m.saveErr,
+		SaveError:         m.save.err,
 		LoginURL:          m.login.url,
 		LastLoginError:    m.login.lastErr,
 	}
