@@ -11,12 +11,25 @@
 //
 // The reading must never cost the client anything: a Tap wraps the upstream
 // body, looks at the bytes of each Read after they were read and returns
-// them in the same call, unchanged and undelayed. It keeps no copy of the
-// stream: for server-sent events only the line in progress (and it looks
-// hard only at the few lines that can carry usage), for a JSON answer the
-// body up to a cap, parsed once at the end. A gzip answer is decoded on the
-// side, off the client's path. When the body ends (EOF, a cut, or the client
-// gone) the Tap hands one Record to its callback. Whatever it cannot read
-// (a cap crossed, an encoding it does not decode) leaves the usage unknown
-// and says why in the Record; it never fails or slows the answer.
+// them in the same call, unchanged. It keeps no copy of the stream:
+//
+//   - Server-sent events are followed line by line; only a line that spans
+//     two Reads is copied (up to MaxLine). A few byte scans per line pick
+//     out the lines that can carry usage, an error or the end marker, and
+//     only those are parsed (with gjson, on that line alone). An event
+//     whose JSON is spread over several data: lines is not joined;
+//     OpenRouter sends one line per event.
+//   - A JSON answer is kept up to MaxBody and parsed once, in the Read
+//     that reports its end, after the last bytes went out (about 1 µs per
+//     KB).
+//   - A gzip answer (orproxy passes gzip through when the client takes it)
+//     is decoded on the side: Read queues a copy of each compressed piece
+//     without waiting, and a goroutine inflates the queue and reads the
+//     plain text as above. The queue is bounded; a decoder that falls that
+//     far behind gives up the usage rather than slow the client.
+//
+// When the body ends (EOF, a cut, or the client gone) the Tap hands one
+// Record to its callback. Whatever it cannot read (a cap crossed, an
+// encoding other than gzip, a corrupt gzip stream) leaves the usage
+// unknown and says why in the Record; it never fails or slows the answer.
 package usage

@@ -10,13 +10,11 @@ import (
 	"sync/atomic"
 )
 
-const (
-	// maxPending bounds the compressed bytes handed to the side decoder and
-	// not yet decoded. The decoder outruns any network; this only trips if
-	// it is starved of CPU for long, and then the usage is given up rather
-	// than the client slowed down.
-	maxPending = 4 << 20
-)
+// maxPending bounds the compressed bytes handed to the side decoder and not
+// yet decoded. The decoder outruns any network; this only trips if it is
+// starved of CPU for long, and then the usage is given up rather than the
+// client slowed down.
+const maxPending = 4 << 20
 
 // maxDecoded bounds what one gzip stream may expand to, against a
 // compression bomb: far beyond any real answer. A variable for tests.

@@ -88,7 +88,11 @@ func (a *accum) usage(u gjson.Result) {
 		case "prompt_tokens_details", "input_tokens_details":
 			a.cached.set(v.Get("cached_tokens"))
 		case "completion_tokens_details", "output_tokens_details":
-			a.reasoning.set(v.Get("reasoning_tokens"))
+			r := v.Get("reasoning_tokens")
+			if !r.Exists() { // Messages' spelling
+				r = v.Get("thinking_tokens")
+			}
+			a.reasoning.set(r)
 		case "cache_read_input_tokens":
 			a.cacheRead.set(v)
 		case "cache_creation_input_tokens":
