@@ -12,10 +12,9 @@ import "time"
 
 // Document is the whole of GET /status.
 //
-// Sections still to come (credits from OpenRouter's GET /key, spend and
-// budget from the usage ledger, the ledger's own health) each get a type of
-// their own here and a pointer field tagged omitempty, so that a daemon
-// without that part leaves the section out rather than showing zeros.
+// The money sections are pointers tagged omitempty, so a daemon without
+// that part (the ledger turned off, /key never answered) leaves the section
+// out rather than showing zeros that read as facts.
 type Document struct {
 	Version string `json:"version"`
 	// Upstream is OpenRouter's API base, any user information redacted.
@@ -28,6 +27,67 @@ type Document struct {
 	// body patcher.
 	WebSearch WebSearch `json:"web_search"`
 	Requests  Requests  `json:"requests"`
+
+	// Credits is the key's limit and usage as OpenRouter reports them.
+	Credits *Credits `json:"credits,omitempty"`
+	// Spend is what the ledger counted for the local day and month.
+	Spend *Spend `json:"spend,omitempty"`
+	// Budget is the configured limits and whether one is used up.
+	Budget *Budget `json:"budget,omitempty"`
+	// Ledger is the usage ledger's health.
+	Ledger *Ledger `json:"ledger,omitempty"`
+}
+
+// Credits is OpenRouter's GET /key answer for the key in use. Amounts are
+// USD; a nil Limit means the key has no limit.
+type Credits struct {
+	Limit          *float64 `json:"limit"`
+	LimitRemaining *float64 `json:"limit_remaining"`
+	// LimitReset is daily, weekly, monthly, or empty for a limit that never resets.
+	LimitReset   string  `json:"limit_reset,omitempty"`
+	Usage        float64 `json:"usage"`
+	UsageDaily   float64 `json:"usage_daily"`
+	UsageWeekly  float64 `json:"usage_weekly"`
+	UsageMonthly float64 `json:"usage_monthly"`
+	IsFreeTier   bool    `json:"is_free_tier"`
+	// CheckedAt is when OpenRouter last answered; LastError is the most
+	// recent failed read, kept so that a flapping upstream shows.
+	CheckedAt   time.Time `json:"checked_at,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// Spend is the ledger's count of what requests through this proxy cost.
+type Spend struct {
+	TodayUSD float64 `json:"today_usd"`
+	MonthUSD float64 `json:"month_usd"`
+	// WebSearchesToday counts server-side searches, billed on top of tokens.
+	WebSearchesToday int64 `json:"web_searches_today"`
+	// UnknownCostToday counts answers that reported no cost; they add 0.
+	UnknownCostToday int64 `json:"unknown_cost_today"`
+}
+
+// Budget is the configured spending limits (0: none) and their state.
+type Budget struct {
+	DailyUSD   float64 `json:"daily_usd"`
+	MonthlyUSD float64 `json:"monthly_usd"`
+	WarnAt     float64 `json:"warn_at"`
+	// Exhausted names the used-up budget ("daily" or "monthly"), if any:
+	// new requests to model endpoints then get a 402.
+	Exhausted string `json:"exhausted,omitempty"`
+}
+
+// Ledger is the usage ledger's health. Rows are dropped, never waited for,
+// when the queue is full or the database fails.
+type Ledger struct {
+	File        string    `json:"file"`
+	Written     int64     `json:"rows_written"`
+	Dropped     int64     `json:"rows_dropped"`
+	Queued      int       `json:"rows_queued"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Failing is true while the last write failed.
+	Failing bool `json:"failing"`
 }
 
 // Credential describes the key in use and its rotation record. It also
