@@ -386,8 +386,19 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 	if cur.APIKey != rejected {
 		return cur.APIKey, nil
 	}
+	r := rotation{
+		store:          m.opts.Store,
+		configURL:      m.opts.BrokerURL,
+		callTimeout:    m.opts.BrokerTimeout,
+		afterRejection: why == reasonRejected,
+		current:        m.currentUnderLock,
+		issued:         m.issued,
+	}
+	if m.opts.Broker != nil {
+		r.brokerFor = m.brokers.get
+	}
 	// A key no broker can replace is answered without the file lock.
-	if _, err := rotatableAt(cur, m.opts.BrokerURL); err != nil {
+	if _, err := r.brokerURL(cur); err != nil {
 		return secret.Secret{}, err
 	}
 	m.mu.RLock()
@@ -412,17 +423,6 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 		unlock = func() {}
 	}
 	defer unlock()
-	r := rotation{
-		store:          m.opts.Store,
-		configURL:      m.opts.BrokerURL,
-		callTimeout:    m.opts.BrokerTimeout,
-		afterRejection: why == reasonRejected,
-		current:        m.currentUnderLock,
-		issued:         m.issued,
-	}
-	if m.opts.Broker != nil {
-		r.brokerFor = m.brokers.get
-	}
 	res, err := r.underLock(ctx, rejected)
 	switch {
 	case errors.Is(err, ErrRotatedMeanwhile):

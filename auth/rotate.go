@@ -129,19 +129,6 @@ func errNewerKeyRejected() *RotationError {
 
 func roundWait(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
 
-// rotatableAt returns the broker that can rotate c: its own, else the
-// configured one at configURL.
-func rotatableAt(c *Credential, configURL string) (string, error) {
-	if c.Source != SourceBroker || c.RefreshToken.IsZero() {
-		return "", needsLogin(fmt.Sprintf("the key came from %s and has no broker refresh token, so it cannot be rotated", describeSource(c.Source)))
-	}
-	url := cmp.Or(c.BrokerURL, configURL)
-	if url == "" {
-		return "", noBrokerConfigured()
-	}
-	return url, nil
-}
-
 func describeSource(s Source) string {
 	switch s {
 	case SourceOpenRouterOAuth:
@@ -172,6 +159,18 @@ type rotation struct {
 	current func(disk *Credential, st fileStamp, err error) (*Credential, error)
 	// issued learns of the new credential before it is saved.
 	issued func(next *Credential)
+}
+
+// brokerURL is the broker that can rotate c: its own, else the configured one.
+func (r rotation) brokerURL(c *Credential) (string, error) {
+	if c.Source != SourceBroker || c.RefreshToken.IsZero() {
+		return "", needsLogin(fmt.Sprintf("the key came from %s and has no broker refresh token, so it cannot be rotated", describeSource(c.Source)))
+	}
+	url := cmp.Or(c.BrokerURL, r.configURL)
+	if url == "" || r.brokerFor == nil {
+		return "", noBrokerConfigured()
+	}
+	return url, nil
 }
 
 // rotated is what a rotation did.
@@ -205,12 +204,9 @@ func (r rotation) underLock(ctx context.Context, rejected secret.Secret) (rotate
 	if !rejected.IsZero() && cur.APIKey != rejected {
 		return rotated{next: cur}, &RotationError{Kind: ErrRotatedMeanwhile, What: ErrRotatedMeanwhile.Error(), msg: ErrRotatedMeanwhile.Error()}
 	}
-	url, err := rotatableAt(cur, r.configURL)
+	url, err := r.brokerURL(cur)
 	if err != nil {
 		return rotated{old: cur}, err
-	}
-	if r.brokerFor == nil {
-		return rotated{old: cur}, noBrokerConfigured()
 	}
 	rotator, err := r.brokerFor(url)
 	if err != nil {
