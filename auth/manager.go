@@ -202,15 +202,9 @@ func (m *Manager) Replace(ctx context.Context, rejected secret.Secret) (secret.S
 	if k, ok := m.otherKey(rejected); ok {
 		return k, nil
 	}
-	m.mu.Lock()
-	// A request sent with the new key while the rotating one was still
-	// retrying proves it dead as well as the retry would.
-	now := time.Now()
-	dead := m.rotation.justIssued(rejected, now) && m.rotation.rejected(rejected, now)
-	m.mu.Unlock()
-	if dead {
-		m.logDeadKey(rejected)
-	}
+	// A 401 on a first attempt proves nothing about the rotation that
+	// brought the key: it may have worked for hours and been revoked since.
+	// Only the retry right after a rotation (Rejected) can call it failed.
 	ch := m.sf.DoChan("rotate", func() (any, error) {
 		return m.rotate(rejected, reasonRejected)
 	})
@@ -488,7 +482,7 @@ func (m *Manager) issued(next *Credential) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cur = next
-	m.rotation.issue(next.APIKey, time.Now())
+	m.rotation.issue(next.APIKey)
 	m.expiry.reset()
 	m.scrubLocked()
 }

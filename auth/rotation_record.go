@@ -11,12 +11,6 @@ import (
 // further attempts wait: a broker that keeps failing is not hammered.
 const FailuresBeforeBackoff = 3
 
-// deadOnArrival is how soon after its rotation a first 401 for the new key
-// still means the rotation failed; a key rejected later had been working
-// and was revoked since, which is a reason to rotate, not a broker fault.
-// The retry of the request that rotated counts at any time.
-const deadOnArrival = time.Minute
-
 // rotationRecord counts the daemon's rotations for /status and holds the
 // backoff: after FailuresBeforeBackoff failures in a row, attempts wait as
 // backoff says. The Manager's mu guards it.
@@ -33,17 +27,16 @@ type rotationRecord struct {
 	// clears failures at once, as the key usually works; should OpenRouter
 	// reject it, the rotation failed after all and counts on top of before,
 	// so a broker handing out dead keys reaches the backoff.
-	issued   secret.Secret
-	issuedAt time.Time
-	before   int
+	issued secret.Secret
+	before int
 	// dead is the last issued key that OpenRouter rejected.
 	dead secret.Secret
 }
 
 // issue records a rotation that brought key.
-func (r *rotationRecord) issue(key secret.Secret, now time.Time) {
+func (r *rotationRecord) issue(key secret.Secret) {
 	r.lastErr = ""
-	r.before, r.issued, r.issuedAt = r.failures, key, now
+	r.before, r.issued = r.failures, key
 	r.failures, r.notBefore = 0, time.Time{}
 }
 
@@ -76,15 +69,9 @@ func (r *rotationRecord) rejected(key secret.Secret, now time.Time) bool {
 	}
 	r.failures = r.before + 1
 	r.lastErr = reasonDeadKey
-	r.issued, r.issuedAt, r.dead = secret.Secret{}, time.Time{}, key
+	r.issued, r.dead = secret.Secret{}, key
 	r.backOff(now)
 	return true
-}
-
-// justIssued reports whether key came from a rotation less than
-// deadOnArrival ago.
-func (r *rotationRecord) justIssued(key secret.Secret, now time.Time) bool {
-	return !key.IsZero() && key == r.issued && now.Sub(r.issuedAt) < deadOnArrival
 }
 
 // isDead reports whether key is the last one the broker issued that
@@ -99,5 +86,5 @@ func (r *rotationRecord) wait(now time.Time) time.Duration { return r.notBefore.
 // reset gives a credential that came from elsewhere fresh attempts.
 func (r *rotationRecord) reset() {
 	r.failures, r.notBefore = 0, time.Time{}
-	r.issued, r.issuedAt, r.before = secret.Secret{}, time.Time{}, 0
+	r.issued, r.before = secret.Secret{}, 0
 }
