@@ -84,10 +84,10 @@ func eventually(t *testing.T, cond func() bool, msg string) {
 // sampleRow is a full row, every field set.
 func sampleRow(t time.Time) Row {
 	return Row{
-		Time: t, Endpoint: EndpointChat, Model: "openrouter/auto", ModelServed: "anthropic/claude-sonnet-4",
+		Time: t, Endpoint: "chat", Model: "openrouter/auto", ModelServed: "anthropic/claude-sonnet-4",
 		Provider: "Anthropic", GenerationID: "gen-123", Status: 200, Streamed: true, Retried: true,
 		ResentWithoutTool: true, ToolInjected: true, PromptTokens: 100, CompletionTokens: 20,
 		CachedTokens: 50, ReasoningTokens: 7, CostUSD: 0.0125, CostKnown: true, WebSearches: 2,
-		Duration: 1500 * time.Millisecond, TTFB: 300 * time.Millisecond, Client: ClientOpenCode,
+		Duration: 1500 * time.Millisecond, TTFB: 300 * time.Millisecond, Client: "opencode",
 	}
 }

@@ -27,18 +27,18 @@ func reportRows(t *testing.T) []Row {
 	ny := newYork(t)
 	at := func(d, h, m int) time.Time { return time.Date(2026, 10, d, h, m, 0, 0, ny) }
 	return []Row{
-		{Time: at(31, 23, 30), Endpoint: EndpointChat, Model: "openrouter/auto", ModelServed: "anthropic/claude-sonnet-4",
-			Client: ClientOpenCode, Status: 200, PromptTokens: 100, CompletionTokens: 10, CostUSD: 0.01, CostKnown: true, WebSearches: 1},
-		{Time: at(32, 0, 10), Endpoint: EndpointChat, Model: "openai/gpt-5", ModelServed: "openai/gpt-5",
-			Client: ClientOpenAISDK, Status: 200, PromptTokens: 200, CompletionTokens: 20, CachedTokens: 50, CostUSD: 0.02, CostKnown: true},
+		{Time: at(31, 23, 30), Endpoint: "chat", Model: "openrouter/auto", ModelServed: "anthropic/claude-sonnet-4",
+			Client: "opencode", Status: 200, PromptTokens: 100, CompletionTokens: 10, CostUSD: 0.01, CostKnown: true, WebSearches: 1},
+		{Time: at(32, 0, 10), Endpoint: "chat", Model: "openai/gpt-5", ModelServed: "openai/gpt-5",
+			Client: "openai-sdk", Status: 200, PromptTokens: 200, CompletionTokens: 20, CachedTokens: 50, CostUSD: 0.02, CostKnown: true},
 		// 23:50 EST: a fixed UTC-4 would put it on 2 November.
-		{Time: at(32, 23, 50), Endpoint: EndpointMessages, Model: "anthropic/claude-sonnet-4", ModelServed: "anthropic/claude-sonnet-4",
-			Client: ClientClaudeCode, Status: 200, PromptTokens: 300, CompletionTokens: 30, CachedTokens: 100},
+		{Time: at(32, 23, 50), Endpoint: "messages", Model: "anthropic/claude-sonnet-4", ModelServed: "anthropic/claude-sonnet-4",
+			Client: "claude-code", Status: 200, PromptTokens: 300, CompletionTokens: 30, CachedTokens: 100},
 		// Exactly midnight: the new day.
-		{Time: at(33, 0, 0), Endpoint: EndpointResponses, Model: "openai/gpt-5", Client: ClientCurl, Status: 429},
+		{Time: at(33, 0, 0), Endpoint: "responses", Model: "openai/gpt-5", Client: "curl", Status: 429},
 		// A stream cut after its usage came.
-		{Time: at(34, 12, 0), Endpoint: EndpointChat, Model: "openrouter/auto", ModelServed: "anthropic/claude-sonnet-4",
-			Client: ClientOpenCode, Status: 200, Error: true, PromptTokens: 400, CompletionTokens: 40, CostUSD: 0.04, CostKnown: true, WebSearches: 3},
+		{Time: at(34, 12, 0), Endpoint: "chat", Model: "openrouter/auto", ModelServed: "anthropic/claude-sonnet-4",
+			Client: "opencode", Status: 200, Error: true, PromptTokens: 400, CompletionTokens: 40, CostUSD: 0.04, CostKnown: true, WebSearches: 3},
 	}
 }
 
@@ -108,7 +108,7 @@ func TestReportGroups(t *testing.T) {
 			g("curl", 1, 0, 0, 0, 0, 0, 1, 1),
 		}},
 		{ByEndpoint, nil, []Group{
-			g("chat/completions", 3, 700, 70, 50, 0.07, 4, 1, 0),
+			g("chat", 3, 700, 70, 50, 0.07, 4, 1, 0),
 			g("messages", 1, 300, 30, 100, 0, 0, 0, 1),
 			g("responses", 1, 0, 0, 0, 0, 0, 1, 1),
 		}},
@@ -173,7 +173,7 @@ func TestReportJSONShape(t *testing.T) {
 	b, err := json.Marshal(rep)
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"by":"endpoint","since":"2026-11-03T00:00:00Z","until":"2026-11-04T00:00:00Z",
-		"groups":[{"name":"chat/completions","requests":1,"prompt_tokens":400,"completion_tokens":40,"cached_tokens":0,
+		"groups":[{"name":"chat","requests":1,"prompt_tokens":400,"completion_tokens":40,"cached_tokens":0,
 			"cost_usd":0.04,"web_searches":3,"errors":1,"unknown_cost":0}],
 		"total":{"requests":1,"prompt_tokens":400,"completion_tokens":40,"cached_tokens":0,
 			"cost_usd":0.04,"web_searches":3,"errors":1,"unknown_cost":0}}`, string(b))

@@ -38,9 +38,9 @@ func TestRowIsStoredColumnByColumn(t *testing.T) {
 	w := openTest(t, path, Options{})
 	at := time.Date(2026, 11, 23, 10, 15, 30, 123456789, time.FixedZone("X", 3600))
 	w.Add(sampleRow(at))
-	unknown := Row{Time: at, Endpoint: EndpointMessages, Model: "m", Status: 502, Client: ClientCurl}
+	unknown := Row{Time: at, Endpoint: "messages", Model: "m", Status: 502, Client: "curl"}
 	w.Add(unknown)
-	cut := Row{Time: at, Endpoint: EndpointResponses, Model: "m", Status: 200, Error: true, CostUSD: 9, Client: ClientOther}
+	cut := Row{Time: at, Endpoint: "responses", Model: "m", Status: 200, Error: true, CostUSD: 9, Client: "other"}
 	w.Add(cut)
 	flush(t, w)
 
@@ -63,7 +63,7 @@ func TestRowIsStoredColumnByColumn(t *testing.T) {
 	require.NoError(t, rows.Err())
 	ms := at.UnixMilli()
 	assert.Equal(t, [][]any{
-		{ms, "2026-11-23T09:15:30.123Z", "chat/completions", "openrouter/auto", "anthropic/claude-sonnet-4", "Anthropic", "gen-123",
+		{ms, "2026-11-23T09:15:30.123Z", "chat", "openrouter/auto", "anthropic/claude-sonnet-4", "Anthropic", "gen-123",
 			int64(200), int64(1), int64(1), int64(1), int64(1), int64(100), int64(20), int64(50), int64(7), 0.0125, int64(2), int64(1500), int64(300), "opencode", int64(0)},
 		// No cost: NULL, not 0. No first byte: NULL. A 502 is an error.
 		{ms, "2026-11-23T09:15:30.123Z", "messages", "m", "", "", "", int64(502), int64(0), int64(0), int64(0), int64(0),
@@ -78,7 +78,7 @@ func TestZeroTimeIsTheTimeOfWriting(t *testing.T) {
 	path := testPath(t)
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	w := openTest(t, path, Options{Now: func() time.Time { return at }})
-	w.Add(Row{Endpoint: EndpointChat, Status: 200})
+	w.Add(Row{Endpoint: "chat", Status: 200})
 	flush(t, w)
 	var ts int64
 	require.NoError(t, rawDB(t, path).QueryRow("SELECT ts_ms FROM requests").Scan(&ts))
