@@ -177,6 +177,10 @@ func RenderSystemdUnit(d Definition) (string, error) {
 	return finish(b.String())
 }
 
+// launchdThrottleSeconds is the plist's ThrottleInterval, the least time
+// between two starts of the job.
+const launchdThrottleSeconds = 10
+
 // RenderLaunchdPlist renders the launchd property list: a LaunchAgent for a
 // user service, a LaunchDaemon for a system one.
 func RenderLaunchdPlist(d Definition) (string, error) {
@@ -224,9 +228,16 @@ func RenderLaunchdPlist(d Definition) (string, error) {
 	// like Restart=on-failure under systemd.
 	key("KeepAlive")
 	b.WriteString("\t<dict>\n\t\t<key>SuccessfulExit</key>\n\t\t<false/>\n\t</dict>\n")
-	// launchd waits 10 s between respawns by default; 2 s matches systemd.
+	// At least 10 s between respawns: launchd never gives up on a job that
+	// keeps failing (systemd's StartLimitBurst has no launchd equivalent),
+	// so a broken config must not respawn and fill the log every 2 s.
 	key("ThrottleInterval")
-	b.WriteString("\t<integer>2</integer>\n")
+	b.WriteString("\t<integer>" + strconv.Itoa(launchdThrottleSeconds) + "</integer>\n")
+	// Interactive: launchd would otherwise treat the proxy as a background
+	// job and throttle its CPU and I/O, which a client waiting on a stream
+	// would feel.
+	key("ProcessType")
+	str("\t", "Interactive")
 	// launchd kills a job 20 s after SIGTERM by default, which would cut
 	// the drain of open streams short.
 	key("ExitTimeOut")

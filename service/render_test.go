@@ -268,6 +268,23 @@ func TestPlistStructure(t *testing.T) {
 	assert.NotContains(t, walkPlist(t, plist), "EnvironmentVariables")
 }
 
+// TestPlistThrottlesRespawnsAndRunsInteractive: launchd never stops
+// respawning a job that keeps failing, so the respawns must be slow enough
+// not to hammer the machine and the log; and the proxy must not get the
+// CPU and I/O of a background job.
+func TestPlistThrottlesRespawnsAndRunsInteractive(t *testing.T) {
+	for _, system := range []bool{false, true} {
+		plist, err := RenderLaunchdPlist(awkward(system))
+		require.NoError(t, err)
+		m := regexp.MustCompile(`<key>ThrottleInterval</key>\s*<integer>(\d+)</integer>`).FindStringSubmatch(plist)
+		require.NotNil(t, m, "no ThrottleInterval in\n%s", plist)
+		secs, err := strconv.Atoi(m[1])
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, secs, 10, "ThrottleInterval")
+		assert.Equal(t, "Interactive", walkPlist(t, plist)["ProcessType"])
+	}
+}
+
 // walkPlist checks the structure and returns the top-level keys with the text
 // of their value when it is a <string> (or the element name otherwise).
 func walkPlist(t *testing.T, plist string) map[string]string {
