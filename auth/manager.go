@@ -75,6 +75,7 @@ type Manager struct {
 	sf   singleflight.Group // one rotation at a time
 
 	mu       sync.RWMutex
+	started  bool        // Start has read the file once: later reads report changes
 	cur      *Credential // in use; nil when logged out
 	stamp    fileStamp   // the file version last seen
 	fileErr  string      // why the file on disk is not in use, if so
@@ -143,9 +144,10 @@ func NewManager(opts ManagerOptions) *Manager {
 // start, rotation ahead of expiry, and retries of a failed save.
 func (m *Manager) Start() {
 	m.syncWithFile()
-	m.mu.RLock()
+	m.mu.Lock()
+	m.started = true
 	cur, fileErr := m.cur, m.fileErr
-	m.mu.RUnlock()
+	m.mu.Unlock()
 	switch {
 	case cur != nil:
 		m.log.Info("credential loaded", zap.String("file", m.opts.Store.Path()), zap.String("source", string(cur.Source)),
@@ -153,7 +155,7 @@ func (m *Manager) Start() {
 	case fileErr != "":
 		m.log.Error("credential file unusable", zap.String("problem", fileErr))
 	default:
-		m.log.Warn("no credential stored; requests get 401 until you run `orproxy login`", zap.String("file", m.opts.Store.Path()))
+		m.log.Warn("no credential stored; requests get 401 until you run "+LoginCommand(m.opts.BrokerURL), zap.String("file", m.opts.Store.Path()))
 	}
 	m.wg.Add(1)
 	go m.loop()
@@ -179,7 +181,7 @@ func (m *Manager) Key(ctx context.Context) (secret.Secret, error) {
 		return secret.Secret{}, errors.New(fileErr)
 	}
 	if !m.login.enabled() {
-		return secret.Secret{}, ErrNoCredential
+		return secret.Secret{}, NoCredential(m.opts.BrokerURL)
 	}
 	if err := m.login.wait(ctx); err != nil {
 		return secret.Secret{}, err
@@ -188,7 +190,7 @@ func (m *Manager) Key(ctx context.Context) (secret.Secret, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.cur == nil {
-		return secret.Secret{}, ErrNoCredential
+		return secret.Secret{}, NoCredential(m.opts.BrokerURL)
 	}
 	return m.cur.APIKey, nil
 }
@@ -295,7 +297,12 @@ func (m *Manager) reload(seen fileStamp) {
 	defer m.mu.Unlock()
 	switch {
 	case err == nil:
-		m.adoptLocked(c, st, "credential changed on disk")
+		why := "credential changed on disk"
+		if !m.started {
+			// The first read, which Start reports as the credential loaded.
+			why = ""
+		}
+		m.adoptLocked(c, st, why)
 	case errors.Is(err, ErrNoCredential):
 		m.stamp, m.fileErr = st, ""
 		switch {
@@ -303,7 +310,7 @@ func (m *Manager) reload(seen fileStamp) {
 			// Our unsaved key is the newest there is; the save retry recreates the file.
 			m.nudge()
 		case m.cur != nil:
-			m.log.Warn("credential file removed; requests get 401 until `orproxy login`", zap.String("file", m.opts.Store.Path()))
+			m.log.Warn("credential file removed; requests get 401 until "+LoginCommand(m.opts.BrokerURL), zap.String("file", m.opts.Store.Path()))
 			m.cur = nil
 		}
 	default:
@@ -323,9 +330,10 @@ func (m *Manager) reload(seen fileStamp) {
 }
 
 // adoptLocked makes c, read from the file at st, the credential in use, and
-// reports whether it did. A file that holds the key an unsaved rotation
-// replaced (it was unreadable, or came back after its directory was gone) is
-// older than the key in memory: that key stays, and its save is due now.
+// reports whether it did; why is logged when the key changes, unless empty.
+// A file that holds the key an unsaved rotation replaced (it was unreadable,
+// or came back after its directory was gone) is older than the key in
+// memory: that key stays, and its save is due now.
 func (m *Manager) adoptLocked(c *Credential, st fileStamp, why string) bool {
 	if m.save.olderOnDisk(c) {
 		m.stamp, m.fileErr = st, ""
@@ -338,7 +346,9 @@ func (m *Manager) adoptLocked(c *Credential, st fileStamp, why string) bool {
 	// Another process stored a credential after ours was issued: theirs is newer.
 	m.save.clear()
 	if changed {
-		m.log.Info(why, secret.Field("key", c.APIKey), zap.String("source", string(c.Source)))
+		if why != "" {
+			m.log.Info(why, secret.Field("key", c.APIKey), zap.String("source", string(c.Source)))
+		}
 		// A new credential deserves fresh attempts.
 		m.rotation.reset()
 		m.expiry.reset()

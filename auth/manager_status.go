@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orproxy/orproxy/internal/humantime"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 )
 
@@ -59,7 +60,7 @@ func (m *Manager) problemLocked(s *statusdoc.Credential) string {
 	if m.cur == nil && m.login.url != "" {
 		return "the daemon has no usable key and waits for a login at " + m.login.url + "; run `orproxy login`"
 	}
-	if p := fileProblem(s); p != "" {
+	if p := fileProblem(s, m.opts.BrokerURL); p != "" {
 		return p
 	}
 	why := ""
@@ -82,29 +83,18 @@ func (m *Manager) problemLocked(s *statusdoc.Credential) string {
 }
 
 // fileProblem says why the credential s describes cannot be used judging by
-// the file alone: unreadable, absent or expired; "" when it can.
-func fileProblem(s *statusdoc.Credential) string {
+// the file alone: unreadable, absent or expired; "" when it can. brokerURL
+// is the configured broker, which decides the login to suggest.
+func fileProblem(s *statusdoc.Credential, brokerURL string) string {
 	switch {
 	case !s.LoggedIn && s.FileError != "":
 		return s.FileError
 	case !s.LoggedIn:
-		return "not logged in: no credential is stored; run `orproxy login`"
+		return "not logged in: no credential is stored; run " + LoginCommand(brokerURL)
 	case s.ExpiresAt != nil && !s.ExpiresAt.After(time.Now()):
-		return fmt.Sprintf("the stored key %s expired %s; run %s", s.Key, relative(*s.ExpiresAt), s.Renewal())
+		return fmt.Sprintf("the stored key %s expired %s; run %s", s.Key, humantime.Relative(*s.ExpiresAt, time.Now()), s.Renewal())
 	}
 	return ""
-}
-
-// relative says how far t is from now, to the minute.
-func relative(t time.Time) string {
-	d := time.Until(t).Round(time.Minute)
-	switch {
-	case d > 0:
-		return "in " + d.String()
-	case d < 0:
-		return (-d).String() + " ago"
-	}
-	return "now"
 }
 
 // describe fills the credential fields of a status.
@@ -145,7 +135,7 @@ func Describe(store *Store, configURL string) statusdoc.Credential {
 		describe(&s, c)
 		s.CanRotate = canRotate(c, configURL)
 	}
-	s.Problem = fileProblem(&s)
+	s.Problem = fileProblem(&s, configURL)
 	s.Usable = s.Problem == ""
 	return s
 }

@@ -52,8 +52,8 @@ func TestStatusVerdict(t *testing.T) {
 		{name: "expired", set: func(m *Manager) {
 			m.cur = manual()
 			m.cur.KeyExpiresAt = past
-		}, problem: "the stored key sk-or-v1-…a1b2 expired 1h0m0s ago; run `orproxy login`"},
-		{name: "not logged in", problem: "not logged in: no credential is stored; run `orproxy login`"},
+		}, problem: "the stored key sk-or-v1-…a1b2 expired 60 minutes ago; run `orproxy login`"},
+		{name: "not logged in", problem: "not logged in: no credential is stored; run `orproxy login --method openrouter`"},
 		{name: "unreadable file, no key", set: func(m *Manager) { m.fileErr = "credentials.json is not valid JSON" }, problem: "credentials.json is not valid JSON"},
 		{name: "unreadable file, the last good key in use", set: func(m *Manager) {
 			m.cur, m.fileErr = manual(), "credentials.json is not valid JSON"

@@ -71,7 +71,35 @@ func TestKeyWithoutCredential(t *testing.T) {
 	m, _ := newManager(t, env, env.Store)
 	_, err := m.Key(ctx(t))
 	require.ErrorIs(t, err, auth.ErrNoCredential)
-	assert.Contains(t, err.Error(), "orproxy login")
+	assert.Equal(t, "no credential stored; run `orproxy login`", err.Error(), "with a broker, its login")
+	assert.Contains(t, m.Status().Problem, "run `orproxy login`")
+
+	// Without a broker, `orproxy login` would only ask for one: the message
+	// names the logins that work.
+	m, logs := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.BrokerURL = "" })
+	_, err = m.Key(ctx(t))
+	require.ErrorIs(t, err, auth.ErrNoCredential)
+	assert.Equal(t, "no credential stored; run `orproxy login --method openrouter` (your OpenRouter account) or `orproxy login --method key` (a pasted key)", err.Error())
+	assert.Contains(t, m.Status().Problem, "`orproxy login --method openrouter`")
+	assert.Equal(t, 1, logs.FilterMessageSnippet("`orproxy login --method openrouter`").Len(), "the start-up warning too")
+	assert.Contains(t, auth.Describe(env.Store, "").Problem, "`orproxy login --method key`")
+	assert.NotContains(t, auth.Describe(env.Store, env.BrokerURL).Problem, "--method")
+}
+
+// A credential found at start is reported once, as loaded; "changed on
+// disk" is for a change after that.
+func TestStartReportsTheCredentialOnce(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	env.LoginBroker(t)
+	m, logs := newManager(t, env, env.Store)
+	assert.Equal(t, 1, logs.FilterMessage("credential loaded").Len())
+	assert.Zero(t, logs.FilterMessage("credential changed on disk").Len(), "nothing changed since the start")
+
+	fresh := env.LoginBroker(t) // another process logs in again
+	k, err := m.Key(ctx(t))
+	require.NoError(t, err)
+	require.Equal(t, fresh.APIKey, k)
+	assert.Equal(t, 1, logs.FilterMessage("credential changed on disk").Len())
 }
 
 func TestConcurrentRejectionsShareOneRotation(t *testing.T) {

@@ -77,6 +77,31 @@ func (c *Credential) Clone() *Credential {
 // ErrNoCredential means the credential file does not exist: nobody has logged in.
 var ErrNoCredential = errors.New("no credential stored; run `orproxy login`")
 
+// LoginCommand is the login that fits a configuration whose broker is
+// brokerURL: without a broker, a plain `orproxy login` would only fail
+// asking for one.
+func LoginCommand(brokerURL string) string {
+	if brokerURL != "" {
+		return "`orproxy login`"
+	}
+	return "`orproxy login --method openrouter` (your OpenRouter account) or `orproxy login --method key` (a pasted key)"
+}
+
+// NoCredential is ErrNoCredential worded with the login that fits a
+// configuration whose broker is brokerURL; errors.Is matches it to
+// ErrNoCredential.
+func NoCredential(brokerURL string) error {
+	if brokerURL != "" {
+		return ErrNoCredential
+	}
+	return noCredentialError{"no credential stored; run " + LoginCommand(brokerURL)}
+}
+
+type noCredentialError struct{ msg string }
+
+func (e noCredentialError) Error() string        { return e.msg }
+func (e noCredentialError) Is(target error) bool { return target == ErrNoCredential }
+
 // CorruptError is returned for a credential file that exists but cannot be
 // used. It never carries the file's contents, which may hold a key.
 type CorruptError struct {
