@@ -16,6 +16,7 @@ import (
 
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/humantime"
 	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/internal/tlsenv"
@@ -243,13 +244,5 @@ func orNone(s string) string {
 	return s
 }
 
-func relative(t time.Time) string {
-	d := time.Until(t).Round(time.Minute)
-	switch {
-	case d > 0:
-		return "in " + d.String()
-	case d < 0:
-		return (-d).String() + " ago"
-	}
-	return "now"
-}
+// relative says when t is, in words: "in 30 days", "3 hours ago".
+func relative(t time.Time) string { return humantime.Relative(t, time.Now()) }

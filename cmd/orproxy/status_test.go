@@ -75,7 +75,7 @@ func TestStatusWithoutDaemon(t *testing.T) {
 				require.NoError(t, env.Store.Save(context.Background(), &auth.Credential{Source: auth.SourceManual, APIKey: secret.New(info.Key), KeyExpiresAt: past}))
 			},
 			code:    exitFailure,
-			problem: "expired 1h0m0s ago; run `orproxy login`",
+			problem: "expired 60 minutes ago; run `orproxy login`",
 		},
 		{
 			name: "rejected by OpenRouter",
