@@ -45,9 +45,13 @@ var errNotRunning = errors.New("the service is not running")
 func exitCode(err error) int {
 	var usage usageError
 	var cfg *config.Error
+	var child childExitError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &child):
+		// `orproxy claude` ends as claude did.
+		return child.code
 	case errors.As(err, &usage):
 		return exitUsage
 	case errors.As(err, &cfg) && cfg.InCommandLine:
@@ -73,7 +77,7 @@ func execute(args []string, s streams) int {
 	root.SetArgs(args)
 	failed, err := root.ExecuteC()
 	code := exitCode(err)
-	if code == exitOK || code == exitNotRunning {
+	if code == exitOK || code == exitNotRunning || errors.As(err, new(childExitError)) {
 		return code
 	}
 	// An argument typed in the wrong place may be a key, and cobra quotes
@@ -135,6 +139,8 @@ replaces a rejected key through your company's credential broker.`,
 		newRotateCmd(g, s),
 		newServiceCmd(g, s),
 		newOpenCodeCmd(g, s),
+		newClaudeCmd(g, s),
+		newEnvCmd(g, s),
 		newConfigCmd(g, s),
 		newVersionCmd(s),
 	)
