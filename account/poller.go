@@ -1,0 +1,368 @@
+// Package account reads what OpenRouter says about the key in use (GET
+// {upstream}/key: its limit, what is left of it, what it spent) for the
+// daemon's /status and `orproxy status`, and puts that and the ledger's
+// spend into words a person reads.
+//
+// The question is free but not idle chatter: the Poller asks at start, then
+// only while requests flow, and soon after a request met a money error
+// (402/403), so an unused daemon makes no traffic at all.
+package account
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/statusdoc"
+)
+
+const (
+	// DefaultInterval is usage.key_poll's default.
+	DefaultInterval = 10 * time.Minute
+	// callTimeout bounds one GET /key, connection included.
+	callTimeout = 10 * time.Second
+	// pokeGap is the least time between two reads a Poke causes: a burst of
+	// 402s asks once, not once per request.
+	pokeGap = 10 * time.Second
+	// retryAfterFailure is the wait after a failed read while requests flow,
+	// shorter than the interval so that a failed read at start (offline, no
+	// key yet) is not stale for ten minutes.
+	retryAfterFailure = time.Minute
+	// maxAnswer bounds the /key answer read; a real one is under 1 KB.
+	maxAnswer = 64 << 10
+)
+
+// Options configure a Poller.
+type Options struct {
+	// Upstream is OpenRouter's API base, e.g. https://openrouter.ai/api/v1.
+	Upstream string
+	// HTTP is the upstream transport's client; nil uses Go's default
+	// transport. Each call is bounded to 10 s whatever its Timeout, and
+	// redirects are never followed, since the request carries the key.
+	HTTP *http.Client
+	// Key returns the key in use; an error (nobody logged in) skips the read.
+	Key func(ctx context.Context) (secret.Secret, error)
+	// Interval is how often the key is read while requests flow
+	// (usage.key_poll); 0 means DefaultInterval.
+	Interval time.Duration
+	// Logger receives failures and recoveries; nil logs nothing.
+	Logger *zap.Logger
+	// Now is the clock of the times in Status; nil means time.Now. The
+	// waits themselves run on real timers.
+	Now func() time.Time
+}
+
+// Poller keeps OpenRouter's latest word on the key's limit and usage. Its
+// methods are safe for concurrent use; Run is called once.
+type Poller struct {
+	opts   Options
+	client *http.Client
+	url    string
+	log    *zap.Logger
+
+	// seen is set by Seen and cleared by each read: requests flowed since.
+	seen atomic.Bool
+	// poke holds at most one pending Poke.
+	poke chan struct{}
+
+	mu     sync.Mutex
+	status *statusdoc.Credits // nil until the first attempt
+	// failing is true while reads fail, so a failure warns once per episode.
+	failing bool
+
+	// Waits, fixed by NewPoller; tests shorten them.
+	pokeGap, retry, timeout time.Duration
+	// idle is called when an interval passed without requests and so
+	// without a read; tests count on it instead of sleeping.
+	idle func()
+}
+
+// NewPoller returns a Poller; nothing is asked until Run.
+func NewPoller(opts Options) *Poller {
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	hc := opts.HTTP
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	client := *hc
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Poller{
+		opts:    opts,
+		client:  &client,
+		url:     strings.TrimRight(opts.Upstream, "/") + "/key",
+		log:     opts.Logger,
+		poke:    make(chan struct{}, 1),
+		pokeGap: pokeGap,
+		retry:   retryAfterFailure,
+		timeout: callTimeout,
+		idle:    func() {},
+	}
+}
+
+// Seen notes that a request went upstream. It is called per request, so it
+// only loads an atomic, and stores one when the flag was clear.
+func (p *Poller) Seen() {
+	if !p.seen.Load() {
+		p.seen.Store(true)
+	}
+}
+
+// Poke asks for a read soon, after a 402 or 403 that may mean the key's
+// limit is used up. It never blocks; reads it causes are at least 10 s apart.
+func (p *Poller) Poke() {
+	select {
+	case p.poke <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// Status is the last answer and the last error, or nil before the first
+// attempt. The caller owns the copy.
+func (p *Poller) Status() *statusdoc.Credits {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.status == nil {
+		return nil
+	}
+	c := *p.status
+	c.Limit, c.LimitRemaining = clone(c.Limit), clone(c.LimitRemaining)
+	return &c
+}
+
+func clone(v *float64) *float64 {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
+}
+
+// Run reads the key at once, then every Interval if requests flowed since
+// the last read (Seen), and soon after a Poke. It returns when ctx ends.
+func (p *Poller) Run(ctx context.Context) {
+	every := p.wait(p.read(ctx))
+	last := time.Now()
+	timer := time.NewTimer(every)
+	defer timer.Stop()
+	var pokeTimer *time.Timer
+	var pokeC <-chan time.Time
+	defer func() {
+		if pokeTimer != nil {
+			pokeTimer.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			if !p.seen.Load() {
+				// Idle: no traffic, not even to OpenRouter.
+				p.idle()
+				timer.Reset(every)
+				continue
+			}
+		case <-p.poke:
+			if wait := p.pokeGap - time.Since(last); wait > 0 {
+				if pokeC == nil {
+					pokeTimer = time.NewTimer(wait)
+					pokeC = pokeTimer.C
+				}
+				continue
+			}
+		case <-pokeC:
+			pokeC = nil
+		}
+		every = p.wait(p.read(ctx))
+		if ctx.Err() != nil {
+			return
+		}
+		last = time.Now()
+		timer.Reset(every)
+	}
+}
+
+// wait is the time until the next read, if requests flow.
+func (p *Poller) wait(ok bool) time.Duration {
+	if ok {
+		return p.opts.Interval
+	}
+	return min(p.retry, p.opts.Interval)
+}
+
+// read asks OpenRouter once and records the outcome; it reports success.
+func (p *Poller) read(ctx context.Context) bool {
+	// Cleared before asking: a request during the read counts for the next.
+	p.seen.Store(false)
+	c, err := p.fetch(ctx)
+	if ctx.Err() != nil {
+		return false // shutting down; not OpenRouter's failure
+	}
+	p.record(c, err)
+	return err == nil
+}
+
+// errNoKey wraps the key provider's error: nobody to ask for.
+var errNoKey = errors.New("no key to ask OpenRouter about")
+
+// rejectedError is OpenRouter refusing the key (401). Whoever sends the
+// next request meets it too and deals with it; here it is only noted.
+type rejectedError struct{ msg string }
+
+func (e *rejectedError) Error() string { return e.msg }
+
+func (p *Poller) fetch(ctx context.Context) (*statusdoc.Credits, error) {
+	if p.opts.Key == nil {
+		return nil, errNoKey
+	}
+	key, err := p.opts.Key(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoKey, err)
+	}
+	if key.IsZero() {
+		return nil, errNoKey
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ask OpenRouter for the key's limit: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key.Reveal())
+	req.Header.Set("Accept", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask OpenRouter for the key's limit: %w", err)
+	}
+	defer resp.Body.Close() //nolint:errcheck // read only
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		where := "an address it did not give"
+		if loc, err := resp.Location(); err == nil && loc.Host != "" {
+			where = loc.Host
+		}
+		return nil, fmt.Errorf("GET /key answered with a redirect (%s) to %s, not followed so that the key is not sent there; check `upstream`",
+			resp.Status, auth.Sanitize(where))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return nil, fmt.Errorf("read OpenRouter's GET /key answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg := resp.Status
+		if m := errorMessage(body, key); m != "" {
+			msg += ": " + m
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			return nil, &rejectedError{"OpenRouter refused the key (" + msg + ")"}
+		}
+		return nil, fmt.Errorf("GET /key: %s", msg)
+	}
+	if len(body) > maxAnswer {
+		return nil, fmt.Errorf("GET /key answered with more than %d KiB; that is not OpenRouter's key answer, check `upstream`", maxAnswer>>10)
+	}
+	return parse(body)
+}
+
+// parse reads GET /key's answer. Fields this package does not use are
+// ignored; a null limit is no limit.
+func parse(body []byte) (*statusdoc.Credits, error) {
+	var ans struct {
+		Data *struct {
+			Limit          *float64 `json:"limit"`
+			LimitRemaining *float64 `json:"limit_remaining"`
+			LimitReset     *string  `json:"limit_reset"`
+			Usage          float64  `json:"usage"`
+			UsageDaily     float64  `json:"usage_daily"`
+			UsageWeekly    float64  `json:"usage_weekly"`
+			UsageMonthly   float64  `json:"usage_monthly"`
+			IsFreeTier     bool     `json:"is_free_tier"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil {
+		return nil, fmt.Errorf("GET /key answered with something other than OpenRouter's key answer (%w); check `upstream`", err)
+	}
+	d := ans.Data
+	if d == nil {
+		return nil, errors.New(`GET /key answered without "data"; check ` + "`upstream`")
+	}
+	c := &statusdoc.Credits{
+		Limit: d.Limit, LimitRemaining: d.LimitRemaining,
+		Usage: d.Usage, UsageDaily: d.UsageDaily, UsageWeekly: d.UsageWeekly, UsageMonthly: d.UsageMonthly,
+		IsFreeTier: d.IsFreeTier,
+	}
+	if d.LimitReset != nil {
+		c.LimitReset = auth.Sanitize(*d.LimitReset)
+	}
+	return c, nil
+}
+
+// errorMessage is OpenRouter's error.message, made printable, with the key
+// taken out should the answer echo it.
+func errorMessage(body []byte, key secret.Secret) string {
+	msg := gjson.GetBytes(body, "error.message").String()
+	if v := key.Reveal(); v != "" {
+		msg = strings.ReplaceAll(msg, v, key.String())
+	}
+	return auth.Sanitize(msg)
+}
+
+// record keeps c as the last good answer, or err as the last error beside
+// the last good answer.
+func (p *Poller) record(c *statusdoc.Credits, err error) {
+	now := p.opts.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	prev := p.status
+	if err == nil {
+		c.CheckedAt = now
+		if prev != nil {
+			// Kept, so that a flapping upstream shows beside a fresh answer.
+			c.LastError, c.LastErrorAt = prev.LastError, prev.LastErrorAt
+		}
+		p.status = c
+		if p.failing {
+			p.log.Info("OpenRouter answered GET /key again")
+		}
+		p.failing = false
+		return
+	}
+	next := &statusdoc.Credits{}
+	if prev != nil {
+		*next = *prev
+	}
+	next.LastError, next.LastErrorAt = err.Error(), now
+	p.status = next
+
+	var rejected *rejectedError
+	switch {
+	case errors.As(err, &rejected), errors.Is(err, errNoKey):
+		// The key's own troubles are the credential's business and show
+		// on every request; nothing to warn about here.
+		p.log.Debug("key limit not read", zap.Error(err))
+	case !p.failing:
+		p.log.Warn("cannot read the key's limit from OpenRouter; /status keeps the last answer", zap.Error(err))
+		p.failing = true
+	default:
+		p.log.Debug("key limit still not read", zap.Error(err))
+	}
+}
