@@ -28,9 +28,11 @@ import (
 	"github.com/orproxy/orproxy/ledger"
 )
 
-// Ledger is what the totals are loaded from and reconciled with;
-// *ledger.Writer is one.
+// Ledger is where each request's row goes, and what the totals are loaded
+// from and reconciled with; *ledger.Writer is one.
 type Ledger interface {
+	// Add queues a row without blocking.
+	Add(row ledger.Row)
 	// Flush writes the rows queued so far, so that SpendSince sees them.
 	Flush(ctx context.Context) error
 	// SpendSince sums the ledger's costs since the two instants.
@@ -52,8 +54,9 @@ type Options struct {
 	// WarnAt is the share of a budget at which one warning per period is
 	// logged; 0 warns only when it is used up.
 	WarnAt float64
-	// Ledger is where the totals come from at start and are reconciled
-	// with; nil counts this process's requests only.
+	// Ledger gets every row Record sees, and is where the totals come from
+	// at start and are reconciled with; nil (an untyped nil, not a nil
+	// *ledger.Writer) counts this process's requests only.
 	Ledger Ledger
 	// ConfigFile is the config file a refusal tells the user to edit; empty
 	// says "the orproxy config file".
@@ -180,6 +183,15 @@ func (t *Tracker) updateBlockLocked() {
 }
 
 func (p *period) exhausted() bool { return p.limit > 0 && p.spent.cost >= p.limit }
+
+// Record counts the row of a request that reached OpenRouter and hands it
+// to the ledger. With Admit it makes a Tracker the proxy's Spending.
+func (t *Tracker) Record(row ledger.Row) {
+	t.Add(row.Time, row.CostUSD, row.CostKnown, row.WebSearches)
+	if t.opts.Ledger != nil {
+		t.opts.Ledger.Add(row)
+	}
+}
 
 // Add counts one request that started at at: its cost when known (an
 // unknown cost adds 0 and is counted apart) and its web searches. It runs

@@ -212,6 +212,8 @@ type fakeLedger struct {
 	asked    []time.Time
 }
 
+func (l *fakeLedger) Add(ledger.Row) {}
+
 func (l *fakeLedger) Flush(context.Context) error {
 	l.flushes.Add(1)
 	return l.flushErr
@@ -294,6 +296,30 @@ func TestLoadFromARealLedger(t *testing.T) {
 	require.NoError(t, f.tr.Load(context.Background()), "Load flushes the queue first")
 	assert.Equal(t, &statusSpend{0.5, 1.5, 2, 1}, spendOf(f.tr))
 	assert.Contains(t, f.tr.Admit(), "monthly budget is used up: $1.50 spent this month of $1.50")
+}
+
+// TestRecordCountsAndWritesTheRow: the proxy's rows reach the ledger, and
+// their cost the totals; a Tracker without a ledger counts all the same.
+func TestRecordCountsAndWritesTheRow(t *testing.T) {
+	now := time.Date(2026, 8, 5, 9, 0, 0, 0, time.UTC)
+	path := filepath.Join(t.TempDir(), "usage.db")
+	w, err := ledger.Open(path, ledger.Options{})
+	require.NoError(t, err)
+	with := newFixture(t, now, Options{DailyUSD: 1, Ledger: w})
+	without := newFixture(t, now, Options{DailyUSD: 1})
+	for _, f := range []*fixture{with, without} {
+		f.tr.Record(ledger.Row{Time: now, Endpoint: "chat", Status: 200, CostUSD: 0.75, CostKnown: true, WebSearches: 1})
+		f.tr.Record(ledger.Row{Time: now, Endpoint: "chat", Status: 200})
+		assert.Equal(t, &statusSpend{0.75, 0.75, 1, 1}, spendOf(f.tr))
+	}
+	require.NoError(t, w.Close(context.Background()))
+	r, err := ledger.OpenReader(path)
+	require.NoError(t, err)
+	defer r.Close()
+	sp, err := r.SpendSince(context.Background(), now.Add(-time.Hour), now.Add(-time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), sp.Day.Requests)
+	assert.Equal(t, 0.75, sp.Day.CostUSD)
 }
 
 func TestRunReconcilesUntilCancelled(t *testing.T) {
