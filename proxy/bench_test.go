@@ -1,16 +1,20 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.uber.org/zap"
 
+	"github.com/orproxy/orproxy/budget"
 	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/ledger"
 )
 
 const (
@@ -40,14 +44,31 @@ func benchUpstream(b *testing.B) *httptest.Server {
 	return srv
 }
 
-func benchProxy(b *testing.B) (*httptest.Server, *http.Client) {
+// benchProxy is the handler in front of benchUpstream; with spending, each
+// answer is read for its cost and its row goes to a real ledger through a
+// budget tracker, as in the daemon's default configuration.
+func benchProxy(b *testing.B, spending bool) (*httptest.Server, *http.Client) {
 	up := benchUpstream(b)
 	u, _ := url.Parse(up.URL + "/api/v1")
 	tr, err := NewUpstreamTransport()
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := NewHandler(Options{Upstream: u, Keys: &staticKeys{key: secret.New(storedKey)}, Logger: zap.NewNop(), Transport: tr})
+	opts := Options{Upstream: u, Keys: &staticKeys{key: secret.New(storedKey)}, Logger: zap.NewNop(), Transport: tr}
+	if spending {
+		w, err := ledger.Open(filepath.Join(b.TempDir(), "usage.db"), ledger.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			if st := w.Status(); st.Dropped > 0 {
+				b.Errorf("the ledger dropped %d rows", st.Dropped)
+			}
+			_ = w.Close(context.Background())
+		})
+		opts.Spending = budget.New(budget.Options{DailyUSD: 1000, Ledger: w})
+	}
+	h, err := NewHandler(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,8 +82,8 @@ func benchProxy(b *testing.B) (*httptest.Server, *http.Client) {
 	return srv, &http.Client{Transport: ct}
 }
 
-func runBench(b *testing.B, path string, wantBytes int) {
-	srv, c := benchProxy(b)
+func runBench(b *testing.B, path string, wantBytes int, spending bool) {
+	srv, c := benchProxy(b, spending)
 	body := `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("lorem ipsum ", 80) + `"}]}`
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -87,11 +108,23 @@ func runBench(b *testing.B, path string, wantBytes int) {
 // handler: guard, body read, key injection, forwarding. Client, proxy and
 // upstream share the machine, so ns/op includes all three.
 func BenchmarkProxyJSON(b *testing.B) {
-	runBench(b, "/api/v1/chat/completions", len(benchJSONAnswer))
+	runBench(b, "/api/v1/chat/completions", len(benchJSONAnswer), false)
+}
+
+// BenchmarkProxyJSONLedger is BenchmarkProxyJSON with each answer read for
+// its cost, admitted by a budget and written to the ledger: the default
+// configuration.
+func BenchmarkProxyJSONLedger(b *testing.B) {
+	runBench(b, "/api/v1/chat/completions", len(benchJSONAnswer), true)
 }
 
 // BenchmarkProxySSE is one streamed completion of 20 events plus [DONE],
 // each event flushed through the proxy on its own.
 func BenchmarkProxySSE(b *testing.B) {
-	runBench(b, "/api/v1/chat/completions?stream", benchEvents*len(benchEvent)+len("data: [DONE]\n\n"))
+	runBench(b, "/api/v1/chat/completions?stream", benchEvents*len(benchEvent)+len("data: [DONE]\n\n"), false)
+}
+
+// BenchmarkProxySSELedger is BenchmarkProxySSE with the ledger and a budget.
+func BenchmarkProxySSELedger(b *testing.B) {
+	runBench(b, "/api/v1/chat/completions?stream", benchEvents*len(benchEvent)+len("data: [DONE]\n\n"), true)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/orproxy/orproxy/internal/bodypatch"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/statusdoc"
+	"github.com/orproxy/orproxy/usage"
 )
 
 // Handler serves orproxy's HTTP surface. Build it once with NewHandler; the
@@ -33,6 +34,9 @@ type Handler struct {
 	log      *zap.Logger
 	stats    counters
 	started  time.Time
+	// referer and title are the attribution headers' values, built once;
+	// nil when not sent.
+	referer, title []string
 }
 
 // NewHandler validates opts and builds the handler.
@@ -66,12 +70,15 @@ func NewHandler(opts Options) (*Handler, error) {
 	up.Path = strings.TrimSuffix(up.Path, "/")
 	up.RawPath = ""
 	h := &Handler{opts: opts, upstream: &up, log: opts.Logger, started: time.Now()}
+	h.referer, h.title = attributionValues(opts.Attribution)
 	h.rp = &httputil.ReverseProxy{
 		Rewrite: h.rewrite,
 		Transport: &keyTransport{
 			base:          opts.Transport,
 			keys:          opts.Keys,
 			patcher:       opts.Patcher,
+			account:       opts.Account,
+			rotateOnLimit: opts.RotateOnLimit,
 			headerTimeout: opts.HeaderTimeout,
 			log:           opts.Logger,
 		},
@@ -80,6 +87,9 @@ func NewHandler(opts Options) (*Handler, error) {
 		// Copy errors also end up in the request line; at debug they do not
 		// give a broken stream two lines.
 		ErrorLog: mustStdLog(opts.Logger),
+	}
+	if opts.Spending != nil {
+		h.rp.ModifyResponse = h.tap
 	}
 	return h, nil
 }
@@ -112,6 +122,7 @@ type plan struct {
 // it in; they run one after the other on the request's goroutine.
 type outcome struct {
 	retried    bool   // sent again with a replacement key after a 401
+	rotated    bool   // sent again with a rotated key after a key limit (rotate_on_limit)
 	resent     bool   // sent again without the web search tool
 	clientGone bool   // the client went away before its answer was done
 	problem    string // what went wrong, for the log line
@@ -124,6 +135,14 @@ type exchange struct {
 	plan      plan
 	outcome   outcome
 	forwarded bool
+	start     time.Time
+	// kind is the API of the request's path; model says it is a POST to a
+	// model endpoint, which budgets admit and OpenRouter bills.
+	kind  usage.Kind
+	model bool
+	// answer is what the ledger row needs to know of the upstream answer
+	// the client got (see spend.go).
+	answer answer
 }
 
 type exchangeKey struct{}
@@ -137,8 +156,8 @@ func exchangeOf(ctx context.Context) *exchange {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.stats.inFlight.Add(1)
 	rec := &recorder{ResponseWriter: w}
-	x := &exchange{}
-	defer h.done(r, rec, x, time.Now())
+	x := &exchange{start: time.Now()}
+	defer h.done(r, rec, x, x.start)
 	// Everything before forwarding happens in serve, which has returned by
 	// the time the response is copied: an open stream holds only this frame
 	// and ReverseProxy's, so its goroutine keeps a small stack.
@@ -244,6 +263,9 @@ func (h *Handler) serve(rec *recorder, r *http.Request, x *exchange) *http.Reque
 		path, rawPath, ok := h.route(r)
 		if !ok {
 			writeError(rec, http.StatusNotFound, "no such path "+quote(p)+": orproxy serves /api/v1/…, /v1/…, /healthz and /status")
+			return nil
+		}
+		if !h.admit(rec, r, x, path) {
 			return nil
 		}
 		return h.prepare(rec, r, x, path, rawPath)
@@ -467,6 +489,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 			pr.Out.Header.Del(name)
 		}
 	}
+	h.attribute(pr)
 	if ae := pr.Out.Header.Values("Accept-Encoding"); len(ae) > 0 {
 		// orproxy reads some answers before the client does (a 401 that
 		// says why, a 4xx that blames the web search tool) and can decode
@@ -510,14 +533,17 @@ func contains(list []string, s string) bool {
 
 // proxyError answers when no upstream response can be passed on.
 func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	out := &exchangeOf(r.Context()).outcome
+	x := exchangeOf(r.Context())
+	out := &x.outcome
 	if r.Context().Err() != nil {
 		out.clientGone = true // nobody to answer; not an upstream failure
+		h.recordUnanswered(x, r, 499)
 		return
 	}
 	out.problem = err.Error()
 	h.stats.upstreamErrors.Add(1)
 	if errors.Is(err, errHeaderTimeout) {
+		h.recordUnanswered(x, r, http.StatusGatewayTimeout)
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("OpenRouter sent no response headers within %s; try again, or use streaming for long completions", h.opts.HeaderTimeout))
 		return
 	}
@@ -562,6 +588,9 @@ func (h *Handler) finish(r *http.Request, w *recorder, x *exchange, start time.T
 		zap.Bool("stream", p.stream),
 		zap.Bool("retried", out.retried),
 	}
+	if out.rotated {
+		fields = append(fields, zap.Bool("rotated_on_limit", true))
+	}
 	if p.patched {
 		fields = append(fields, zap.Bool("web_search", !out.resent))
 	}
@@ -582,6 +611,9 @@ func (h *Handler) serveStatus(w http.ResponseWriter) {
 	}
 	if h.opts.Patcher != nil {
 		doc.WebSearch = h.opts.Patcher.Status()
+	}
+	if h.opts.StatusSections != nil {
+		h.opts.StatusSections(&doc)
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

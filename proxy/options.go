@@ -1,5 +1,7 @@
 // Package proxy is orproxy's HTTP handler: the local guard, key injection,
-// forwarding with streaming, the 401 retry, /healthz and /status.
+// forwarding with streaming, the 401 retry, reading each answer's cost for
+// the ledger and budgets, explaining OpenRouter's money errors, /healthz and
+// /status.
 package proxy
 
 import (
@@ -13,6 +15,7 @@ import (
 	"github.com/orproxy/orproxy/internal/bodypatch"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/statusdoc"
+	"github.com/orproxy/orproxy/ledger"
 )
 
 // KeyProvider is what the proxy needs from the credential machinery.
@@ -54,6 +57,39 @@ type BodyPatcher interface {
 	Status() statusdoc.WebSearch
 }
 
+// Spending is the money side of the daemon (the usage ledger and the
+// budgets): the proxy hands it one row per request that reached OpenRouter
+// and asks it whether a new request to a model may go.
+type Spending interface {
+	// Record takes the row of a request that reached OpenRouter, once its
+	// answer has ended. It runs on the request's goroutine, so it must not
+	// block.
+	Record(row ledger.Row)
+	// Admit is asked before a POST to a model endpoint is read or sent:
+	// "" lets it go; anything else is the message of the 402 that refuses
+	// it. It runs for every such request, so it must be cheap.
+	Admit() string
+}
+
+// Account watches the key's credits (GET /key): the proxy tells it when
+// requests go upstream and when OpenRouter refused one for money.
+type Account interface {
+	// Seen says a request is going upstream. It must be cheap.
+	Seen()
+	// Poke says OpenRouter answered 402 or a key-limit 403: the key's
+	// limit and usage are worth reading again soon.
+	Poke()
+}
+
+// Attribution names the app to OpenRouter (its app rankings and the
+// user's activity page) when the client does not name itself.
+type Attribution struct {
+	// Referer is sent as HTTP-Referer and Title as X-Title, only when the
+	// client sent neither header (nor X-OpenRouter-Title); empty values are
+	// not sent.
+	Referer, Title string
+}
+
 // Options configure a Handler. Zero values take the defaults noted.
 type Options struct {
 	// Upstream is OpenRouter's API base, e.g. https://openrouter.ai/api/v1.
@@ -80,6 +116,19 @@ type Options struct {
 	HeaderTimeout time.Duration
 	// Transport reaches the upstream; default NewUpstreamTransport().
 	Transport http.RoundTripper
+	// Spending records what each request cost and admits new ones; nil
+	// reads no answer's cost and refuses nothing.
+	Spending Spending
+	// Account, if set, hears of upstream traffic and of money errors.
+	Account Account
+	// RotateOnLimit lets a key-limit 402 or 403 on a key a broker can
+	// replace rotate it, once, like a 401 (credentials.rotate_on_limit).
+	RotateOnLimit bool
+	// Attribution, if set, is added to requests that carry none.
+	Attribution *Attribution
+	// StatusSections, if set, fills the sections of /status the handler
+	// does not know (credits, spend, budget, ledger).
+	StatusSections func(doc *statusdoc.Document)
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
 	// Version and Listen are shown in /status.

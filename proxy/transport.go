@@ -54,11 +54,15 @@ const maxErrorBody = 64 << 10
 // before anything has gone back to the client, sends it once more after a
 // 401 with a replacement key, and once without the web search tool when the
 // tool caused the failure. It never retries more than that. Whether there
-// is a key at all was decided before forwarding.
+// is a key at all was decided before forwarding. A money error (402, a
+// key-limit 403) goes back explained, and is sent again only with
+// rotateOnLimit, once, with a key the broker rotated.
 type keyTransport struct {
 	base          http.RoundTripper
 	keys          KeyProvider
 	patcher       BodyPatcher
+	account       Account
+	rotateOnLimit bool
 	headerTimeout time.Duration
 	log           *zap.Logger
 }
@@ -69,6 +73,9 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	p, out := &x.plan, &x.outcome
 	key, body := p.key, p.body
 	askedForKey := false
+	if t.account != nil {
+		t.account.Seen()
+	}
 	for first := true; ; first = false {
 		resp, err := t.send(req, body, key, first)
 		if err != nil {
@@ -117,9 +124,51 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.resent = true
 			body = p.original
 			continue
+		case resp.StatusCode == http.StatusPaymentRequired || resp.StatusCode == http.StatusForbidden:
+			errBody := readErrorBody(resp)
+			lim := limitOf(resp.StatusCode, decoded(resp, errBody))
+			if lim == noLimit {
+				return passOn(resp, errBody), nil // a 403 about something else
+			}
+			if t.account != nil {
+				t.account.Poke()
+			}
+			note := ""
+			if lim == keyLimit && t.rotateOnLimit && !out.rotated {
+				next, err := t.rotateForLimit(ctx, key)
+				if err == nil {
+					t.log.Info("the key's credit limit is reached; sending the request again with a rotated key (credentials.rotate_on_limit)")
+					resp.Body.Close()
+					out.rotated = true
+					key = next
+					continue
+				}
+				if ctx.Err() != nil {
+					resp.Body.Close()
+					return nil, ctx.Err()
+				}
+				note = err.Error()
+			} else if lim == keyLimit && out.rotated {
+				note = "the key credentials.rotate_on_limit rotated to has reached its limit too"
+			}
+			return explainLimit(resp, errBody, lim, note), nil
 		}
 		return resp, nil
 	}
+}
+
+// rotateForLimit asks for another key for one whose credit limit is
+// reached, when a broker can replace it: the one rotation a 401 would get.
+// Other keys are never rotated for money: the error says why not.
+func (t *keyTransport) rotateForLimit(ctx context.Context, key secret.Secret) (secret.Secret, error) {
+	if st := t.keys.Status(); st.Source != "broker" || !st.CanRotate {
+		return secret.Secret{}, errors.New("credentials.rotate_on_limit rotates only a key a broker issued and can replace, and this one is not")
+	}
+	next, err := t.keys.Replace(ctx, key)
+	if err != nil {
+		return secret.Secret{}, fmt.Errorf("credentials.rotate_on_limit could not get another key: %w", err)
+	}
+	return next, nil
 }
 
 // send makes one attempt with body and key, the one place the key is set
