@@ -189,6 +189,35 @@ func (b *BrokerClient) StartURL(ctx context.Context, returnTo string) (string, e
 	return loc.String(), nil
 }
 
+// Probe asks the broker for u, one of its own pages (the start page), as the
+// browser would but without following a redirect, within the broker
+// timeout, and returns the status of whatever answer came: any answer means
+// the broker is up. An error means none came (refused, unresolvable, too
+// slow); it is the transport's cause, without the address, which holds the
+// login's state.
+func (b *BrokerClient) Probe(ctx context.Context, u string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// Timeout is what bounds each broker call (broker.timeout).
+func (b *BrokerClient) Timeout() time.Duration { return b.timeout }
+
 // Exchange trades the code the broker sent to the callback for a credential.
 func (b *BrokerClient) Exchange(ctx context.Context, code secret.Secret) (*BrokerCredential, error) {
 	body, err := json.Marshal(map[string]string{"code": code.Reveal()})

@@ -4,14 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
 
 	"go.uber.org/zap"
 
 	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/humantime"
 )
 
 // errNoBroker is the broker method without a configured broker.
 var errNoBroker = errors.New("no broker is configured: set broker.url or ORPROXY_BROKER_URL, or use --method openrouter|key")
+
+// startPath is the broker's start page, below its base URL.
+const startPath = "/auth/openrouter/start"
 
 // broker runs the broker login: the browser goes through the broker's start
 // page, which sends it back to the callback server with a code; the broker
@@ -24,12 +32,94 @@ func (l *flow) broker(ctx context.Context) (*auth.Credential, error) {
 		func(callback string) (string, error) {
 			u, err := l.opts.Broker.StartURL(ctx, callback)
 			if err != nil {
-				return "", fmt.Errorf("start the broker login: %w", err)
+				return "", l.brokerStartError(err)
 			}
 			l.log.Debug("broker login started", zap.String("broker", l.opts.Broker.BaseURL()), zap.String("callback", callback))
+			if strings.HasPrefix(u, l.opts.Broker.BaseURL()+startPath) {
+				// The browser is to do the start request: make sure the
+				// broker is there before sending the user to it and
+				// waiting minutes for a browser that can only fail.
+				if err := l.checkBroker(ctx, u); err != nil {
+					return "", err
+				}
+			}
 			return u, nil
 		},
 		l.brokerExchange)
+}
+
+// checkBroker asks the start page the browser will open. Any HTTP answer
+// means the broker is up, except a 404, which means broker.url names
+// something else; no answer within broker.timeout means it is down or out
+// of reach.
+func (l *flow) checkBroker(ctx context.Context, startURL string) error {
+	status, err := l.opts.Broker.Probe(ctx, startURL)
+	switch {
+	case err != nil:
+		return l.brokerUnreachable(err)
+	case status == http.StatusNotFound:
+		return l.brokerNotFound()
+	}
+	return nil
+}
+
+// brokerStartError words a failed start request (made by orproxy itself
+// when broker.start_headers are set) like checkBroker does.
+func (l *flow) brokerStartError(err error) error {
+	var be *auth.BrokerError
+	if errors.As(err, &be) {
+		switch {
+		case be.Status == 0 && be.Err != nil:
+			cause := be.Err
+			var ue *url.Error
+			if errors.As(cause, &ue) {
+				cause = ue.Err
+			}
+			return l.brokerUnreachable(cause)
+		case be.Status == http.StatusNotFound:
+			return l.brokerNotFound()
+		}
+	}
+	return fmt.Errorf("start the broker login: %w", err)
+}
+
+func (l *flow) brokerUnreachable(cause error) error {
+	where := redactedURL(l.opts.Broker.BaseURL())
+	var ne net.Error
+	if errors.Is(cause, context.DeadlineExceeded) || (errors.As(cause, &ne) && ne.Timeout()) {
+		return fmt.Errorf("the broker at broker.url %s did not answer within %s (broker.timeout); check broker.url (or %s) and that this machine can reach it (company network or VPN)",
+			where, humantime.Duration(l.opts.Broker.Timeout()), envBrokerURL)
+	}
+	return fmt.Errorf("the broker at broker.url %s does not answer (%v); check broker.url (or %s) and that this machine can reach it (company network or VPN)",
+		where, shortCause(cause), envBrokerURL)
+}
+
+func (l *flow) brokerNotFound() error {
+	return fmt.Errorf("broker.url %s answered 404 at %s: the URL is probably wrong; check broker.url (or %s)",
+		redactedURL(l.opts.Broker.BaseURL()), startPath, envBrokerURL)
+}
+
+// envBrokerURL is the environment variable that sets broker.url; the login
+// package does not import the config loader for one name.
+const envBrokerURL = "ORPROXY_BROKER_URL"
+
+// redactedURL hides a password in raw, should it carry one.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an address that does not parse)"
+	}
+	return u.Redacted()
+}
+
+// shortCause drops the "dial tcp 127.0.0.1:1:" preamble of a network error:
+// the address is in the message already.
+func shortCause(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err.Error()
+	}
+	return err.Error()
 }
 
 func (l *flow) brokerExchange(ctx context.Context, a arrival) (*auth.Credential, error) {

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/humantime"
 	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/secret"
 )
@@ -50,8 +51,13 @@ type Options struct {
 	// session or there is no display.
 	OpenBrowser bool
 	// Paste accepts the final redirect address on Stdin even when Stdin is
-	// not a terminal.
+	// not a terminal: --paste, or Stdin is a pipe. A terminal always may.
+	// Input that ends (a closed pipe, /dev/null) only stops the reading:
+	// the browser can still answer.
 	Paste bool
+	// Force, for the key method, stores a key OpenRouter could not be
+	// asked about, and replaces a broker login without asking.
+	Force bool
 	// Headless uses OpenRouter's headless mode (method openrouter): no
 	// callback, the user pastes the code the page shows.
 	Headless bool
@@ -223,7 +229,7 @@ func (l *flow) browserFlow(ctx context.Context, intro string, pageURL func(callb
 		l.followOwnCallback(u)
 	} else {
 		l.showURL(intro, u)
-		l.say("Waiting up to %v for the browser to come back to %s ...", l.opts.Timeout, callbackPath)
+		l.say("Waiting up to %s for the browser to come back to %s ...", humantime.Duration(l.opts.Timeout), callbackPath)
 		if l.acceptsPaste() {
 			l.say("If the browser runs on another machine, paste the address it ends on (http://127.0.0.1:…/callback?…) here and press Enter.")
 			l.readPastedCallbacks(state, g)
@@ -293,9 +299,29 @@ var loopbackClient = &http.Client{Transport: &http.Transport{Proxy: nil}}
 // acceptsPaste reports whether the user can paste the redirect address.
 func (l *flow) acceptsPaste() bool { return l.opts.StdinIsTerminal || l.opts.Paste }
 
-// timeoutError is the message for a login nobody answered.
+// timeoutError is the message for a login nobody answered. It suggests
+// only the flags this login did not have already.
 func (l *flow) timeoutError() error {
-	return fmt.Errorf("no answer from the browser within %v; run `orproxy login` again, or use --paste/--no-browser on a machine without a browser", l.opts.Timeout)
+	msg := fmt.Sprintf("no answer from the browser within %s; run `%s` again", humantime.Duration(l.opts.Timeout), l.command())
+	var flags []string
+	if l.opts.OpenBrowser {
+		flags = append(flags, "--no-browser")
+	}
+	if !l.acceptsPaste() {
+		flags = append(flags, "--paste")
+	}
+	if len(flags) > 0 {
+		return fmt.Errorf("%s, with %s on a machine without a browser: open the address elsewhere and paste here the address the browser ends on", msg, strings.Join(flags, " "))
+	}
+	return fmt.Errorf("%s; on a machine without a browser, open the address elsewhere and paste here the address the browser ends on", msg)
+}
+
+// command is the command that runs this login again.
+func (l *flow) command() string {
+	if l.opts.Method == MethodBroker {
+		return "orproxy login"
+	}
+	return "orproxy login --method " + l.opts.Method
 }
 
 // wait returns the first arrival, or fails at the timeout or when ctx ends.

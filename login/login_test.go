@@ -328,7 +328,7 @@ func TestLoginTimesOut(t *testing.T) {
 	opts.Timeout = 150 * time.Millisecond
 	run := startLogin(t, store, opts)
 	_, err := run.wait(t)
-	require.EqualError(t, err, "no answer from the browser within 150ms; run `orproxy login` again, or use --paste/--no-browser on a machine without a browser")
+	require.EqualError(t, err, "no answer from the browser within 150ms; run `orproxy login` again, with --paste on a machine without a browser: open the address elsewhere and paste here the address the browser ends on")
 	_, err = store.Load()
 	assert.ErrorIs(t, err, auth.ErrNoCredential)
 	rt := returnTo(t, run.stdout.waitFor(t, urlLine))
@@ -731,6 +731,8 @@ func TestLoginKeyRejected(t *testing.T) {
 	run.assertNoSecrets(t, bad)
 }
 
+// A key OpenRouter cannot be asked about is stored only with --force: a
+// typo would otherwise surface as 401s much later.
 func TestLoginKeyOffline(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL + "/api/v1"
@@ -740,10 +742,23 @@ func TestLoginKeyOffline(t *testing.T) {
 	run := startLogin(t, store, Options{Method: MethodKey, Upstream: deadURL})
 	_, err := io.WriteString(run.stdin, key+"\n")
 	require.NoError(t, err)
+	_, err = run.wait(t)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "could not check the key with OpenRouter")
+	assert.Contains(t, err.Error(), "nothing was stored")
+	assert.Contains(t, err.Error(), "--force")
+	_, err = store.Load()
+	assert.ErrorIs(t, err, auth.ErrNoCredential)
+	run.assertNoSecrets(t, key)
+
+	run = startLogin(t, store, Options{Method: MethodKey, Upstream: deadURL, Force: true})
+	_, err = io.WriteString(run.stdin, key+"\n")
+	require.NoError(t, err)
 	cred, err := run.wait(t)
 	require.NoError(t, err)
 	assert.Equal(t, key, cred.APIKey.Reveal())
 	assert.Contains(t, run.stderr.String(), "Warning: could not check the key with OpenRouter")
+	assert.Contains(t, run.stderr.String(), "unchecked")
 	stored, err := store.Load()
 	require.NoError(t, err)
 	assert.Equal(t, auth.SourceManual, stored.Source)

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/humantime"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -79,7 +80,7 @@ func (l *flow) openRouterHeadless(ctx context.Context) (*auth.Credential, error)
 		return nil, err
 	}
 	l.showURL("Open this address in a browser, approve, and paste the code the page shows:", authURL)
-	l.say("Code (waiting up to %v): ", l.opts.Timeout)
+	l.say("Code (waiting up to %s): ", humantime.Duration(l.opts.Timeout))
 	lines := l.stdinLines()
 	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 	defer cancel()
@@ -87,7 +88,7 @@ func (l *flow) openRouterHeadless(ctx context.Context) (*auth.Credential, error)
 		line, ok := lines.next(ctx)
 		if !ok {
 			if ctx.Err() == context.DeadlineExceeded {
-				return nil, fmt.Errorf("no code pasted within %v; run `orproxy login --method openrouter --headless` again", l.opts.Timeout)
+				return nil, fmt.Errorf("no code pasted within %s; run `orproxy login --method openrouter --headless` again", humantime.Duration(l.opts.Timeout))
 			}
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("login canceled: %w", context.Cause(ctx))

@@ -83,11 +83,17 @@ func redirectingUpstream(t *testing.T, status int) (upstream string, elsewhere *
 }
 
 // Through the login flows too: a pasted key is not sent on, and with the
-// check failing it is stored with a warning, as for a network error.
+// check failing it is refused, or with --force stored with a warning, as
+// for a network error.
 func TestLoginKeyNotSentThroughARedirect(t *testing.T) {
 	upstream, _, got := redirectingUpstream(t, http.StatusTemporaryRedirect)
-	stderr := newSyncBuffer()
 	_, err := Run(testCtx(t), newTestStore(t), Options{Method: MethodKey, Upstream: upstream,
+		Stdin: strings.NewReader(testKey + "\n")})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "orproxy does not follow it")
+	assert.Contains(t, err.Error(), "nothing was stored")
+	stderr := newSyncBuffer()
+	_, err = Run(testCtx(t), newTestStore(t), Options{Method: MethodKey, Upstream: upstream, Force: true,
 		Stdin: strings.NewReader(testKey + "\n"), Stderr: stderr})
 	require.NoError(t, err)
 	assert.Contains(t, stderr.String(), "orproxy does not follow it")
