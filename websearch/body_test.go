@@ -183,3 +183,57 @@ func opencodeBody(size int) []byte {
 	}
 	return []byte(sb.String())
 }
+
+// claudeCodeBody returns an Anthropic Messages body of at least size bytes
+// (a few KB at the least), shaped like Claude Code's mid-session request:
+// system blocks and the last tool with cache breakpoints, tool_use blocks
+// whose input is an object, tool_result blocks, metadata, stream. The same
+// every time.
+func claudeCodeBody(size int) []byte {
+	var sb strings.Builder
+	sb.Grow(size + 16<<10)
+	sb.WriteString(`{"model":"anthropic/claude-sonnet-4.5","messages":[`)
+	for turn := 0; sb.Len() < size-8<<10 || turn == 0; turn++ {
+		if turn > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`{"role":"user","content":[{"type":"text","text":`)
+		jsonString(&sb, userAsks[turn%len(userAsks)], turn%3 == 2)
+		sb.WriteString(`}]}`)
+		id := fmt.Sprintf("toolu_01%04dAbCdEf", turn)
+		sb.WriteString(`,{"role":"assistant","content":[{"type":"text","text":"Let me read the file first."},{"type":"tool_use","id":"` + id + `","name":"Read","input":`)
+		fmt.Fprintf(&sb, `{"file_path":"/home/dev/orproxy/proxy/guard.go","offset":%d,"limit":2000}}]}`, turn*10)
+		sb.WriteString(`,{"role":"user","content":[{"type":"tool_result","tool_use_id":"` + id + `","content":`)
+		var file strings.Builder
+		for n, line := range strings.Split(goFile, "\n") {
+			fmt.Fprintf(&file, "%6d\t%s\n", n+1, line)
+		}
+		jsonString(&sb, file.String(), false)
+		sb.WriteString(`}]},{"role":"assistant","content":[{"type":"tool_use","id":"` + id + `b","name":"Bash","input":{"command":"go test -race -run 'TestGuard' ./proxy/","description":"Run the guard tests"}}]}`)
+		sb.WriteString(`,{"role":"user","content":[{"type":"tool_result","tool_use_id":"` + id + `b","content":`)
+		jsonString(&sb, testOutput, turn%4 == 1)
+		sb.WriteString(`,"is_error":true}]},{"role":"assistant","content":[{"type":"text","text":`)
+		jsonString(&sb, "The test shows the host check accepts \"évil.example\" because the regexp isn't anchored per label — I'll fix `hostRE` ✅.", false)
+		sb.WriteString(`}]}`)
+	}
+	sb.WriteString(`],"temperature":1,"system":[{"type":"text","text":"You are Claude Code, Anthropic's official CLI for Claude."},{"type":"text","text":`)
+	jsonString(&sb, systemPrompt, false)
+	sb.WriteString(`,"cache_control":{"type":"ephemeral"}}],"tools":[`)
+	for i, t := range tools {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`{"name":"` + t.name + `","description":`)
+		jsonString(&sb, t.desc, false)
+		sb.WriteString(`,"input_schema":` + t.params)
+		if i == len(tools)-1 {
+			sb.WriteString(`,"cache_control":{"type":"ephemeral"}`)
+		}
+		sb.WriteString(`}`)
+	}
+	sb.WriteString(`],"metadata":{"user_id":"user_2f9c_account__session_1b7e"},"max_tokens":32000,"stream":true}`)
+	if !utf8.ValidString(sb.String()) {
+		panic("claudeCodeBody built invalid UTF-8")
+	}
+	return []byte(sb.String())
+}

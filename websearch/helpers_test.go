@@ -7,7 +7,7 @@ import (
 )
 
 func testSettings() Settings {
-	return Settings{Enabled: true, Engine: "auto", MaxResults: 8}
+	return Settings{Enabled: true, Engine: "auto", MaxResults: 8, Messages: true}
 }
 
 // newTestInjector builds an Injector without a catalogue.

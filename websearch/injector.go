@@ -1,5 +1,6 @@
 // Package websearch adds OpenRouter's openrouter:web_search server tool to
-// chat requests on their way upstream.
+// chat, Responses and (when asked for) Anthropic Messages requests on their
+// way upstream.
 //
 // The patch works on the raw body: one validating scan finds the top-level
 // members, and the tool is spliced into "tools" so every other byte goes out
@@ -11,10 +12,10 @@ package websearch
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -40,6 +41,61 @@ type Settings struct {
 	// ExcludeModels are globs (* and ? match any characters, / included;
 	// [...] a class); a model matching one never gets the tool.
 	ExcludeModels []string
+	// MaxTotalResults caps the results of all searches in one request,
+	// 1–100; 0 leaves the parameter out.
+	MaxTotalResults int
+	// SearchContextSize is low, medium or high; "" leaves the parameter out.
+	SearchContextSize string
+	// AllowedDomains and ExcludedDomains restrict where the engine searches
+	// (bare host names); an empty list leaves its parameter out. At most one
+	// of the two may be set: most engines take only one.
+	AllowedDomains, ExcludedDomains []string
+	// Messages adds the tool to Anthropic Messages requests (POST /messages)
+	// too. Off, their bodies go out untouched.
+	Messages bool
+}
+
+// validate applies the config's own web_search rules, so that settings the
+// config accepts are accepted here and a bad one is named in the same words
+// (the key and what is allowed) wherever it came from.
+func (s Settings) validate() error {
+	c := config.Default()
+	c.WebSearch = config.WebSearch{
+		Enabled:           s.Enabled,
+		Engine:            s.Engine,
+		MaxResults:        s.MaxResults,
+		MaxCharacters:     s.MaxCharacters,
+		ExcludeModels:     s.ExcludeModels,
+		MaxTotalResults:   s.MaxTotalResults,
+		SearchContextSize: s.SearchContextSize,
+		AllowedDomains:    s.AllowedDomains,
+		ExcludedDomains:   s.ExcludedDomains,
+		Messages:          s.Messages,
+	}
+	var bad []string
+	for _, p := range c.Validate() {
+		// The rest of the config is the default, so only web_search
+		// problems are ours; the filter keeps it so if a default changes.
+		if strings.HasPrefix(p, "web_search") {
+			bad = append(bad, p)
+		}
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// toolParams are the tool's parameters in the order they are sent. Unset
+// optional ones are left out, so OpenRouter applies its own defaults.
+type toolParams struct {
+	Engine            string   `json:"engine"`
+	MaxResults        int      `json:"max_results"`
+	MaxCharacters     int      `json:"max_characters,omitempty"`
+	MaxTotalResults   int      `json:"max_total_results,omitempty"`
+	SearchContextSize string   `json:"search_context_size,omitempty"`
+	AllowedDomains    []string `json:"allowed_domains,omitempty"`
+	ExcludedDomains   []string `json:"excluded_domains,omitempty"`
 }
 
 // Options tune the Injector's background work. A zero field takes its default.
@@ -67,8 +123,10 @@ type Injector struct {
 	settings Settings
 	// exclude are the ExcludeModels globs prepared for excluded.
 	exclude []string
-	// tool is the JSON of the added tool, built once with the forms it is
-	// spliced in as: a new member, a replacement for null, a next element.
+	// tool is the JSON of the added tool, the same on every endpoint
+	// (OpenRouter's Messages API takes its server tool as chat does), built
+	// once with the forms it is spliced in as: a new member, a replacement
+	// for null, a next element.
 	tool, toolMember, toolList, toolNext []byte
 	modelsURL                            string
 	client                               *http.Client
@@ -99,34 +157,25 @@ type Injector struct {
 // client fetches the catalogue (nil: a plain client; Options.FetchTimeout
 // bounds each fetch either way); logger nil logs nothing.
 func New(s Settings, upstream string, client *http.Client, logger *zap.Logger, opts Options) (*Injector, error) {
-	if !slices.Contains(config.WebSearchEngines, s.Engine) {
-		return nil, fmt.Errorf("web search engine %q is not one of %s", s.Engine, strings.Join(config.WebSearchEngines, ", "))
+	if err := s.validate(); err != nil {
+		return nil, err
 	}
-	if s.MaxResults < 1 || s.MaxResults > 25 {
-		return nil, fmt.Errorf("web search max_results %d is out of range 1–25", s.MaxResults)
-	}
-	if s.MaxCharacters < 0 || s.MaxCharacters > 100000 {
-		return nil, fmt.Errorf("web search max_characters %d is out of range 0–100000", s.MaxCharacters)
-	}
-	for _, g := range s.ExcludeModels {
-		if _, err := path.Match(g, ""); err != nil || g == "" {
-			return nil, fmt.Errorf("web search exclude_models: %q is not a valid glob", g)
-		}
-	}
-	s.ExcludeModels = slices.Clone(s.ExcludeModels)
-	if s.ExcludeModels == nil {
-		s.ExcludeModels = []string{}
-	}
+	s.ExcludeModels = cloneList(s.ExcludeModels)
+	s.AllowedDomains = cloneList(s.AllowedDomains)
+	s.ExcludedDomains = cloneList(s.ExcludedDomains)
 
-	type params struct {
-		Engine        string `json:"engine"`
-		MaxResults    int    `json:"max_results"`
-		MaxCharacters int    `json:"max_characters,omitempty"`
-	}
 	tool, err := json.Marshal(struct {
-		Type       string `json:"type"`
-		Parameters params `json:"parameters"`
-	}{"openrouter:web_search", params{s.Engine, s.MaxResults, s.MaxCharacters}})
+		Type       string     `json:"type"`
+		Parameters toolParams `json:"parameters"`
+	}{"openrouter:web_search", toolParams{
+		Engine:            s.Engine,
+		MaxResults:        s.MaxResults,
+		MaxCharacters:     s.MaxCharacters,
+		MaxTotalResults:   s.MaxTotalResults,
+		SearchContextSize: s.SearchContextSize,
+		AllowedDomains:    s.AllowedDomains,
+		ExcludedDomains:   s.ExcludedDomains,
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +214,15 @@ func New(s Settings, upstream string, client *http.Client, logger *zap.Logger, o
 		now:        time.Now,
 		cooldowns:  make(map[string]time.Time),
 	}, nil
+}
+
+// cloneList copies a caller's list, so later changes to it do not reach the
+// Injector, and makes nil empty, so Status shows [] rather than null.
+func cloneList(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return slices.Clone(l)
 }
 
 func orDefault(d, def time.Duration) time.Duration {

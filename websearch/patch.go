@@ -18,7 +18,8 @@ type Request struct {
 	// Method is the HTTP method; only POST is patched.
 	Method string
 	// Path is the upstream-relative path, already stripped of /api/v1 or /v1
-	// and cleaned: "/chat/completions" or "/responses" are patched.
+	// and cleaned, without the query: "/chat/completions" and "/responses"
+	// are patched, and "/messages" when Settings.Messages is on.
 	Path string
 	// ContentType is the raw Content-Type header. A JSON type by
 	// bodypatch.IsJSON is patched.
@@ -36,8 +37,9 @@ type Decision struct {
 	Patched bool
 	// Reason says why the body went out unchanged; ReasonNone when Patched.
 	Reason Reason
-	// Scanned is true when the body was read as a JSON chat request,
-	// patched or not: Model and Stream are then what it holds.
+	// Scanned is true when the body was read as a JSON request to an
+	// endpoint that gets the tool, patched or not: Model and Stream are
+	// then what it holds.
 	Scanned bool
 	// Model is the request's top-level "model" string, unescaped; "" when
 	// absent, not a string, or the body was not scanned.
@@ -56,11 +58,12 @@ const (
 	ReasonNone           Reason = iota // patched
 	ReasonDisabled                     // web_search.enabled is false
 	ReasonOptOut                       // the client sent X-Orproxy-Web-Search: off
-	ReasonNotChat                      // not POST /chat/completions or POST /responses
+	ReasonNotChat                      // not POST /chat/completions, /responses or /messages
+	ReasonMessagesOff                  // POST /messages while web_search.messages is false
 	ReasonEncoded                      // the body has a Content-Encoding
 	ReasonNotJSON                      // the Content-Type is not JSON
 	ReasonInvalidJSON                  // the body is not one valid JSON object
-	ReasonNoMessages                   // no "messages" array (chat) or "input" string or array (responses)
+	ReasonNoMessages                   // no "messages" array (chat, messages) or "input" string or array (responses)
 	ReasonDuplicateTools               // "tools" appears twice at the top level
 	ReasonDuplicateKey                 // model, messages, input, plugins or models appears twice
 	ReasonToolsNotArray                // "tools" is neither an array nor null
@@ -79,6 +82,7 @@ var reasonNames = [numReasons]string{
 	ReasonDisabled:       "disabled",
 	ReasonOptOut:         "opt_out",
 	ReasonNotChat:        "not_chat",
+	ReasonMessagesOff:    "messages_off",
 	ReasonEncoded:        "encoded",
 	ReasonNotJSON:        "not_json",
 	ReasonInvalidJSON:    "invalid_json",
@@ -120,6 +124,33 @@ func (in *Injector) Patch(req Request, body []byte) ([]byte, Decision) {
 	return out, d
 }
 
+// endpoint is the API a request is for, as far as the patch cares.
+type endpoint uint8
+
+const (
+	otherEndpoint     endpoint = iota
+	chatEndpoint               // POST /chat/completions
+	responsesEndpoint          // POST /responses
+	messagesEndpoint           // POST /messages (Anthropic's API)
+)
+
+// endpointOf matches the path alone: a query such as Claude Code's
+// ?beta=true on /messages is not part of Request.Path.
+func endpointOf(req Request) endpoint {
+	if req.Method != http.MethodPost {
+		return otherEndpoint
+	}
+	switch req.Path {
+	case "/chat/completions":
+		return chatEndpoint
+	case "/responses":
+		return responsesEndpoint
+	case "/messages":
+		return messagesEndpoint
+	}
+	return otherEndpoint
+}
+
 func (in *Injector) patch(req Request, body []byte) ([]byte, Decision) {
 	var (
 		d      Decision
@@ -127,20 +158,22 @@ func (in *Injector) patch(req Request, body []byte) ([]byte, Decision) {
 		st     depthStack
 		parsed bool
 	)
-	responses := req.Path == "/responses"
-	chat := req.Method == http.MethodPost && (responses || req.Path == "/chat/completions")
+	ep := endpointOf(req)
+	wanted := ep != otherEndpoint && (ep != messagesEndpoint || in.settings.Messages)
 	identity := isIdentity(req.ContentEncoding)
 	jsonBody := bodypatch.IsJSON(req.ContentType)
 	// The body is scanned even when the tool will not be added, so the proxy
-	// can log model and stream for every chat request without reading it again.
-	if chat && identity && jsonBody {
+	// can log model and stream for every such request without reading it
+	// again. Messages bodies with web_search.messages off are not: they
+	// cost no more than before the option existed.
+	if wanted && identity && jsonBody {
 		if parsed = parseTop(body, &t, &st); parsed {
 			d.Scanned = true
 			d.Model = modelOf(body, t.model)
 			d.Stream = t.stream.ok() && string(body[t.stream.start:t.stream.end]) == "true"
 		}
 	}
-	d.Reason = in.skipReason(req, body, &t, d.Model, chat, identity, jsonBody, parsed, responses)
+	d.Reason = in.skipReason(req, body, &t, &st, d.Model, ep, identity, jsonBody, parsed)
 	if d.Reason != ReasonNone {
 		return body, d
 	}
@@ -148,21 +181,23 @@ func (in *Injector) patch(req Request, body []byte) ([]byte, Decision) {
 	return in.splice(body, &t), d
 }
 
-func (in *Injector) skipReason(req Request, body []byte, t *topLevel, model string, chat, identity, jsonBody, parsed, responses bool) Reason {
+func (in *Injector) skipReason(req Request, body []byte, t *topLevel, st *depthStack, model string, ep endpoint, identity, jsonBody, parsed bool) Reason {
 	switch {
 	case !in.settings.Enabled:
 		return ReasonDisabled
 	case req.OptOut:
 		return ReasonOptOut
-	case !chat:
+	case ep == otherEndpoint:
 		return ReasonNotChat
+	case ep == messagesEndpoint && !in.settings.Messages:
+		return ReasonMessagesOff
 	case !identity:
 		return ReasonEncoded
 	case !jsonBody:
 		return ReasonNotJSON
 	case !parsed:
 		return ReasonInvalidJSON
-	case !hasConversation(body, t, responses):
+	case !hasConversation(body, t, ep):
 		return ReasonNoMessages
 	case t.nTools > 1:
 		return ReasonDuplicateTools
@@ -182,16 +217,17 @@ func (in *Injector) skipReason(req Request, body []byte, t *topLevel, model stri
 		return ReasonCooldown
 	case t.plugins.ok() && hasWebPlugin(view(body, t.plugins)):
 		return ReasonWebPlugin
-	case t.tools.ok() && hasWebSearchTool(view(body, t.tools)):
+	case t.tools.ok() && hasWebSearchTool(body, t.tools, st):
 		return ReasonHasWebSearch
 	}
 	return ReasonNone
 }
 
 // hasConversation checks for what makes the body a request the tool makes
-// sense in: chat needs a messages array, responses an input string or array.
-func hasConversation(body []byte, t *topLevel, responses bool) bool {
-	if responses {
+// sense in: chat and Anthropic Messages need a messages array, Responses an
+// input string or array.
+func hasConversation(body []byte, t *topLevel, ep endpoint) bool {
+	if ep == responsesEndpoint {
 		return t.input.ok() && (body[t.input.start] == '"' || body[t.input.start] == '[')
 	}
 	return t.messages.ok() && body[t.messages.start] == '['
@@ -268,30 +304,71 @@ func slashless(globs []string) []string {
 	return out
 }
 
-// hasWebSearchTool looks for a tool that already searches the web: ours, or a
-// provider's that OpenRouter hoists to ours. Two would search twice and pay
-// twice. Every "type" member of a tool counts, since parsers disagree on which
-// of two duplicates wins.
-func hasWebSearchTool(tools string) bool {
-	found := false
-	gjson.Parse(tools).ForEach(func(_, tool gjson.Result) bool {
-		if tool.IsObject() {
-			tool.ForEach(func(k, v gjson.Result) bool {
-				found = k.Str == "type" && v.Type == gjson.String && isWebSearchType(v.Str)
-				return !found
-			})
+// hasWebSearchTool looks in the tools array at s (null or an array, in a
+// body parseTop accepted) for a tool that already searches the web: ours, or
+// a provider's (OpenAI's in chat and Responses, Anthropic's in Messages).
+// Two would search twice and pay twice. Every "type" member of a tool
+// counts, since parsers disagree on which of two duplicates wins.
+//
+// It walks the array with the scanner rather than gjson, which would
+// unescape (and allocate) every string member of every tool on the way:
+// Anthropic tools carry their descriptions at the top.
+func hasWebSearchTool(b []byte, s span, st *depthStack) bool {
+	if b[s.start] != '[' {
+		return false
+	}
+	// The body is valid JSON, so the walk needs no bounds or syntax
+	// checks. The array is at depth 2 (the top object is 1); the depths
+	// given to skipValue are the ones the validating scan used.
+	i := skipWS(b, s.start+1)
+	for b[i] != ']' {
+		if b[i] != '{' {
+			i = skipValue(b, i, 2, st)
+		} else if i = skipWS(b, i+1); b[i] != '}' {
+			for {
+				ks := i
+				i = skipString(b, i)
+				name := b[ks+1 : i-1]
+				vs := skipWS(b, skipWS(b, i)+1)
+				i = skipValue(b, vs, 3, st)
+				if b[vs] == '"' && keyOf(name) == keyType && isWebSearchType(stringAt(b, span{vs, i})) {
+					return true
+				}
+				if i = skipWS(b, i); b[i] == '}' {
+					break
+				}
+				i = skipWS(b, i+1) // past ','
+			}
+			i++
+		} else {
+			i++
 		}
-		return !found
-	})
-	return found
+		if i = skipWS(b, i); b[i] == ',' {
+			i = skipWS(b, i+1)
+		}
+	}
+	return false
 }
 
-// isWebSearchType matches OpenRouter's server tool and the providers' own
-// names: OpenAI's web_search, web_search_preview and dated variants,
-// Anthropic's web_search_20250305 and later.
+// stringAt is the JSON string at s, unescaped. Without escapes it is a view
+// of the body that must not outlive the call that made it; the rare escaped
+// one is a copy.
+func stringAt(b []byte, s span) string {
+	raw := b[s.start+1 : s.end-1]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return unsafe.String(unsafe.SliceData(raw), len(raw))
+	}
+	return gjson.Parse(view(b, s)).String()
+}
+
+// isWebSearchType matches OpenRouter's server tool and every type named
+// web_search*: OpenAI's web_search, web_search_preview and their dated
+// variants, Anthropic's web_search_20250305, web_search_20260209 and what
+// follows them. A name a provider adds later is more likely another web
+// search than anything else, and a search not added costs less than one
+// paid twice.
 func isWebSearchType(s string) bool {
-	return s == "openrouter:web_search" || s == "web_search" ||
-		strings.HasPrefix(s, "web_search_preview") || strings.HasPrefix(s, "web_search_20")
+	return s == "openrouter:web_search" || strings.HasPrefix(s, "web_search")
 }
 
 // hasWebPlugin finds the deprecated {"id":"web"} plugin. With it the request

@@ -13,7 +13,11 @@ import (
 // webTool is what the default test settings add.
 const webTool = `{"type":"openrouter:web_search","parameters":{"engine":"auto","max_results":8}}`
 
-var chatReq = Request{Method: "POST", Path: "/chat/completions", ContentType: "application/json"}
+var (
+	chatReq      = Request{Method: "POST", Path: "/chat/completions", ContentType: "application/json"}
+	responsesReq = Request{Method: "POST", Path: "/responses", ContentType: "application/json"}
+	messagesReq  = Request{Method: "POST", Path: "/messages", ContentType: "application/json"}
+)
 
 // The parts of OpenCode's request: everything before "tools", its ten
 // function tools, and what follows.
@@ -38,6 +42,17 @@ var (
 		return sb.String()
 	}()
 	ocTail = `,"tool_choice":"auto","stream":true,"stream_options":{"include_usage":true}}`
+
+	// Claude Code's Messages request: system blocks and tools with cache
+	// breakpoints, a tool_use and its result, metadata, stream.
+	ccHead = `{"model":"anthropic/claude-sonnet-4.5","messages":[` +
+		`{"role":"user","content":[{"type":"text","text":"<system-reminder>\nAs you answer, use the context below.\n</system-reminder>"},{"type":"text","text":"Why does the évil host test fail? 😅","cache_control":{"type":"ephemeral"}}]},` +
+		`{"role":"assistant","content":[{"type":"text","text":"Let me read it."},{"type":"tool_use","id":"toolu_01A","name":"Read","input":{"file_path":"/home/dev/proxy/guard.go"}}]},` +
+		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_01A","content":"     1\tpackage proxy\n     2\t\n     3\tvar hostRE = regexp.MustCompile(` + "`" + `^(localhost|127\\.\\d+)$` + "`" + `)"}]}],` +
+		`"temperature":1,"system":[{"type":"text","text":"You are Claude Code, Anthropic's official CLI for Claude.","cache_control":{"type":"ephemeral"}}],`
+	ccTools = `[{"name":"Bash","description":"Executes a given bash command.","input_schema":{"type":"object","properties":{"command":{"type":"string","description":"The command to execute"}},"required":["command"],"additionalProperties":false,"$schema":"http://json-schema.org/draft-07/schema#"}},` +
+		`{"name":"Read","description":"Reads a file from the local filesystem.","input_schema":{"type":"object","properties":{"file_path":{"type":"string"}},"required":["file_path"]},"cache_control":{"type":"ephemeral"}}]`
+	ccTail = `,"metadata":{"user_id":"user_2f9c_account__session_1b7e"},"max_tokens":32000,"stream":true}`
 )
 
 // patchCases are request bodies shaped like real clients' and the expected
@@ -152,8 +167,37 @@ var patchCases = []struct {
 	},
 	{
 		name: "a tool named web_search that is a function",
-		body: `{"messages":[],"tools":[{"type":"function","function":{"name":"web_search"}},{"type":"web_search_tool"}]}`,
-		want: `{"messages":[],"tools":[{"type":"function","function":{"name":"web_search"}},{"type":"web_search_tool"},` + webTool + `]}`,
+		body: `{"messages":[],"tools":[{"type":"function","function":{"name":"web_search"}},{"type":"websearch"},{"type":"openrouter:web_fetch"}]}`,
+		want: `{"messages":[],"tools":[{"type":"function","function":{"name":"web_search"}},{"type":"websearch"},{"type":"openrouter:web_fetch"},` + webTool + `]}`,
+	},
+	{
+		name:   "Claude Code messages with its tools",
+		req:    messagesReq,
+		body:   ccHead + `"tools":` + ccTools + ccTail,
+		want:   ccHead + `"tools":` + strings.TrimSuffix(ccTools, `]`) + `,` + webTool + `]` + ccTail,
+		model:  "anthropic/claude-sonnet-4.5",
+		stream: true,
+	},
+	{
+		name:  "Anthropic SDK messages without tools",
+		req:   messagesReq,
+		body:  `{"max_tokens":1024,"messages":[{"role":"user","content":"Hello, Claude"}],"model":"anthropic/claude-haiku-4.5"}`,
+		want:  `{"max_tokens":1024,"messages":[{"role":"user","content":"Hello, Claude"}],"model":"anthropic/claude-haiku-4.5","tools":[` + webTool + `]}`,
+		model: "anthropic/claude-haiku-4.5",
+	},
+	{
+		name:  "messages with tool_choice kept",
+		req:   messagesReq,
+		body:  `{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"auto"},"tools":[]}`,
+		want:  `{"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"auto"},"tools":[` + webTool + `]}`,
+		model: "m",
+	},
+	{
+		name:  "messages: tools inside tool_use input are not touched",
+		req:   messagesReq,
+		body:  `{"model":"m","messages":[{"role":"assistant","content":[{"type":"tool_use","id":"toolu_01","name":"Edit","input":{"tools":[{"type":"web_search_20250305"}]}}]}],"tools":[{"name":"Edit","input_schema":{"type":"object"}}]}`,
+		want:  `{"model":"m","messages":[{"role":"assistant","content":[{"type":"tool_use","id":"toolu_01","name":"Edit","input":{"tools":[{"type":"web_search_20250305"}]}}]}],"tools":[{"name":"Edit","input_schema":{"type":"object"}},` + webTool + `]}`,
+		model: "m",
 	},
 	{
 		name:   "stream only when literally true",
@@ -195,6 +239,20 @@ var patchCases = []struct {
 	{name: "OpenAI web_search dated", body: `{"messages":[],"tools":[{"type":"web_search_2025_08_26"}]}`, reason: ReasonHasWebSearch},
 	{name: "Anthropic web_search", body: `{"messages":[],"tools":[{"type":"web_search_20250305","name":"web_search"}]}`, reason: ReasonHasWebSearch},
 	{name: "Anthropic web_search 2026", body: `{"messages":[],"tools":[{"type":"web_search_20260209"}]}`, reason: ReasonHasWebSearch},
+	{name: "any type starting with web_search", body: `{"messages":[],"tools":[{"type":"web_search_tool"}]}`, reason: ReasonHasWebSearch},
+	{name: "messages: Claude Code's own web search", req: messagesReq, body: ccHead + `"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":8}]` + ccTail, reason: ReasonHasWebSearch, model: "anthropic/claude-sonnet-4.5", stream: true},
+	{name: "messages: Anthropic web search 2026", req: messagesReq, body: `{"model":"m","messages":[],"tools":[{"name":"Bash","input_schema":{}},{"type":"web_search_20260209","name":"web_search","allowed_domains":["go.dev"]}]}`, reason: ReasonHasWebSearch, model: "m"},
+	{name: "messages: a later web_search type", req: messagesReq, body: `{"model":"m","messages":[],"tools":[{"type":"web_search_20271231","name":"web_search"}]}`, reason: ReasonHasWebSearch, model: "m"},
+	{name: "messages: our tool already there", req: messagesReq, body: `{"model":"m","messages":[],"tools":[{"type":"openrouter:web_search","parameters":{"max_results":2}}]}`, reason: ReasonHasWebSearch, model: "m"},
+	{name: "messages: web plugin", req: messagesReq, body: `{"model":"m","messages":[],"plugins":[{"id":"web"}]}`, reason: ReasonWebPlugin, model: "m"},
+	{name: "messages: online model", req: messagesReq, body: `{"model":"anthropic/claude-haiku-4.5:online","messages":[]}`, reason: ReasonOnlineModel, model: "anthropic/claude-haiku-4.5:online"},
+	{name: "messages: models fallback", req: messagesReq, body: `{"model":"a/b","models":["a/b"],"messages":[]}`, reason: ReasonModelsFallback, model: "a/b"},
+	{name: "messages: no messages", req: messagesReq, body: `{"model":"m","prompt":"hi"}`, reason: ReasonNoMessages, model: "m"},
+	{name: "messages: tools object", req: messagesReq, body: `{"model":"m","messages":[],"tools":{"type":"web_search_20250305"}}`, reason: ReasonToolsNotArray, model: "m"},
+	{name: "messages: invalid JSON", req: messagesReq, body: `{"model":"m","messages":[`, reason: ReasonInvalidJSON},
+	{name: "messages: opt-out", req: Request{Method: "POST", Path: "/messages", OptOut: true}, body: `{"model":"m","messages":[],"stream":true}`, reason: ReasonOptOut, model: "m", stream: true},
+	{name: "messages: count_tokens", req: Request{Method: "POST", Path: "/messages/count_tokens"}, body: `{"model":"m","messages":[]}`, reason: ReasonNotChat},
+	{name: "messages: gzip", req: Request{Method: "POST", Path: "/messages", ContentEncoding: "gzip"}, body: `{"model":"m","messages":[]}`, reason: ReasonEncoded},
 	{name: "web plugin", body: `{"model":"m","messages":[],"plugins":[{"id":"file-parser"},{"id":"web","max_results":3}]}`, reason: ReasonWebPlugin, model: "m"},
 	{name: "web plugin disabled is still the client's choice", body: `{"messages":[],"plugins":[{"id":"web","enabled":false}]}`, reason: ReasonWebPlugin},
 	{name: "online model", body: `{"model":"openai/gpt-4o:online","messages":[]}`, reason: ReasonOnlineModel, model: "openai/gpt-4o:online"},
@@ -348,6 +406,15 @@ func TestPatchAllocations(t *testing.T) {
 	require.True(t, in.ToolRejected("other/model", 404, []byte(`{"error":{"message":"No endpoints found that support tool use."}}`)))
 	allocs = testing.AllocsPerRun(50, func() { in.Patch(chatReq, body) })
 	assert.LessOrEqual(t, allocs, 2.0, "with a catalogue and a cooldown to look up")
+	// Anthropic tools carry escaped descriptions at their top level; the
+	// look for a web search tool must not unescape them.
+	messages := claudeCodeBody(64 << 10)
+	allocs = testing.AllocsPerRun(50, func() {
+		if _, d := in.Patch(messagesReq, messages); !d.Patched {
+			t.Fatal(d.Reason)
+		}
+	})
+	assert.LessOrEqual(t, allocs, 2.0, "a Messages body")
 	skip := Request{Method: "POST", Path: "/chat/completions", OptOut: true}
 	allocs = testing.AllocsPerRun(50, func() { in.Patch(skip, body) })
 	assert.LessOrEqual(t, allocs, 1.0, "a skip costs at most the model string")

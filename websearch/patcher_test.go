@@ -18,6 +18,7 @@ func TestPatchRequest(t *testing.T) {
 	tests := []struct {
 		name   string
 		method string
+		target string // the client's URL; "" = /api/v1 + path
 		path   string
 		header map[string]string
 		body   string
@@ -27,6 +28,9 @@ func TestPatchRequest(t *testing.T) {
 		{name: "opt-out", path: "/chat/completions", header: map[string]string{bodypatch.OptOutHeader: "off"}, body: chat, want: bodypatch.Info{Scanned: true, Model: "m", Stream: true}},
 		{name: "opt-out in other words", path: "/chat/completions", header: map[string]string{"x-orproxy-web-search": " FALSE "}, body: chat, want: bodypatch.Info{Scanned: true, Model: "m", Stream: true}},
 		{name: "opt-out header saying on", path: "/chat/completions", header: map[string]string{bodypatch.OptOutHeader: "on"}, body: chat, want: bodypatch.Info{Patched: true, Scanned: true, Model: "m", Stream: true}},
+		{name: "messages with Claude Code's query", target: "/v1/messages?beta=true", path: "/messages", header: map[string]string{"anthropic-version": "2023-06-01"}, body: `{"model":"m","messages":[],"stream":true}`, want: bodypatch.Info{Patched: true, Scanned: true, Model: "m", Stream: true}},
+		{name: "messages opt-out", target: "/v1/messages?beta=true", path: "/messages", header: map[string]string{bodypatch.OptOutHeader: "off"}, body: `{"model":"m","messages":[]}`, want: bodypatch.Info{Scanned: true, Model: "m"}},
+		{name: "count_tokens is not patched", target: "/v1/messages/count_tokens?beta=true", path: "/messages/count_tokens", body: `{"model":"m","messages":[]}`, want: bodypatch.Info{}},
 		{name: "gzip body is not read", path: "/chat/completions", header: map[string]string{"Content-Encoding": "gzip"}, body: chat, want: bodypatch.Info{}},
 		{name: "not a chat path: left to the proxy to read", path: "/embeddings", body: `{"model":"e","input":"x"}`, want: bodypatch.Info{}},
 		{name: "not JSON", path: "/chat/completions", header: map[string]string{"Content-Type": "text/plain"}, body: chat, want: bodypatch.Info{}},
@@ -39,7 +43,11 @@ func TestPatchRequest(t *testing.T) {
 			if method == "" {
 				method = http.MethodPost
 			}
-			r := httptest.NewRequest(method, "/api/v1"+tt.path, strings.NewReader(tt.body))
+			target := tt.target
+			if target == "" {
+				target = "/api/v1" + tt.path
+			}
+			r := httptest.NewRequest(method, target, strings.NewReader(tt.body))
 			for k, v := range tt.header {
 				r.Header.Set(k, v)
 			}

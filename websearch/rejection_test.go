@@ -34,6 +34,9 @@ func TestIsToolRejection(t *testing.T) {
 		{"400 native Google domain filters", 400, errBody("Domain filters are not supported by native web search for google/gemini-3-pro", 400), true},
 		{"400 names websearch", 400, errBody("WebSearch engine exa is unavailable", 400), true},
 		{"400 names web-search", 400, errBody("Provider returned error: web-search tool is disabled for this deployment", 400), true},
+		{"404 in Anthropic's envelope (Messages)", 404, `{"type":"error","error":{"type":"not_found_error","message":"No endpoints found that support tool use. To learn more about provider routing, visit: https://openrouter.ai/docs/provider-routing","error_type":"not_found"},"request_id":null}`, true},
+		{"400 in Anthropic's envelope (Messages)", 400, `{"type":"error","error":{"type":"invalid_request_error","message":"tools.3: Input tag 'openrouter:web_search' found using 'type' does not match any of the expected tags","error_type":"invalid_request"},"request_id":"gen-1"}`, true},
+		{"400 client tool in Anthropic's envelope", 400, `{"type":"error","error":{"type":"invalid_request_error","message":"tools.0.custom.input_schema: JSON schema is invalid","error_type":"invalid_request"},"request_id":null}`, false},
 		{"400 with extra fields", 400, `{"error":{"code":400,"metadata":{"provider_name":"X","error_type":"invalid_request"},"message":"Server tool request failed"},"user_id":"u"}`, true},
 
 		// The client's own function tools are refused with messages that
@@ -123,6 +126,7 @@ func TestStatus(t *testing.T) {
 	in.Patch(chatReq, []byte(`{"model":"a/b","messages":[]}`))
 	in.Patch(chatReq, []byte(`{"model":"x/y","messages":[]}`))
 	in.Patch(Request{Method: "GET", Path: "/models"}, nil)
+	in.Patch(messagesReq, []byte(`{"model":"a/b","messages":[]}`))
 	in.ToolRejected("a/b", 404, []byte(`{"error":{"message":"No endpoints found that support tool use."}}`))
 
 	raw, err := json.Marshal(in.Status())
@@ -130,7 +134,7 @@ func TestStatus(t *testing.T) {
 	assert.JSONEq(t, `{
 		"enabled": true, "engine": "exa", "max_results": 5, "max_characters": 1500, "exclude_models": ["x/*"],
 		"patched": 2,
-		"skipped": {"disabled":0,"opt_out":0,"not_chat":1,"encoded":0,"not_json":0,"invalid_json":0,"no_messages":0,
+		"skipped": {"disabled":0,"opt_out":0,"not_chat":1,"messages_off":1,"encoded":0,"not_json":0,"invalid_json":0,"no_messages":0,
 			"duplicate_tools":0,"duplicate_key":0,"tools_not_array":0,"models_fallback":0,"online_model":0,
 			"excluded_model":1,"no_tool_support":0,"cooldown":0,"web_plugin":0,"has_web_search":0},
 		"resent_without_tool": 1,

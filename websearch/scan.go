@@ -136,6 +136,8 @@ const (
 	keyPlugins
 	keyModels
 	keyStream
+	// keyType is not a top-level member the patch reads: tools' "type".
+	keyType
 )
 
 func keyNamed(name []byte) key {
@@ -155,6 +157,8 @@ func keyNamed(name []byte) key {
 		return keyModels
 	case "stream":
 		return keyStream
+	case "type":
+		return keyType
 	}
 	return keyOther
 }

@@ -119,6 +119,7 @@ func FuzzScan(f *testing.F) {
 		f.Add([]byte(c))
 	}
 	f.Add(opencodeBody(0))
+	f.Add(claudeCodeBody(0))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var st depthStack
 		want := json.Valid(b)
@@ -134,7 +135,29 @@ func FuzzScan(f *testing.F) {
 			return
 		}
 		checkSpans(t, b, &top)
+		if top.tools.ok() {
+			want := webSearchToolByGJSON(b[top.tools.start:top.tools.end])
+			if got := hasWebSearchTool(b, top.tools, &st); got != want {
+				t.Fatalf("hasWebSearchTool = %v, gjson finds %v", got, want)
+			}
+		}
 	})
+}
+
+// webSearchToolByGJSON is hasWebSearchTool done the plain way, by gjson:
+// any "type" member of any object in the array names a web search.
+func webSearchToolByGJSON(tools []byte) bool {
+	found := false
+	gjson.ParseBytes(tools).ForEach(func(_, tool gjson.Result) bool {
+		if tool.IsObject() {
+			tool.ForEach(func(k, v gjson.Result) bool {
+				found = k.Str == "type" && v.Type == gjson.String && isWebSearchType(v.Str)
+				return !found
+			})
+		}
+		return !found
+	})
+	return found
 }
 
 // checkSpans compares the recorded members with encoding/json, which
@@ -175,4 +198,39 @@ func valid(b []byte, st *depthStack) bool {
 		return false
 	}
 	return skipWS(b, i) == len(b)
+}
+
+func TestHasWebSearchTool(t *testing.T) {
+	tests := []struct {
+		tools string
+		want  bool
+	}{
+		{`null`, false},
+		{`[]`, false},
+		{" [ \n\t] ", false},
+		{`[{}]`, false},
+		{`[ { } , { "type" : "function" } ]`, false},
+		{`[{"type":"web_search"}]`, true},
+		{` [ {} , 1 , "x" , null , [ ] , { "name" : "f" , "type" : "web_search_20250305" } ] `, true},
+		{`[{"type":"openrouter:web_search","parameters":{"max_results":2}}]`, true},
+		{`[{"type":"openrouter:web_fetch"},{"type":"openrouter:datetime"}]`, false},
+		{`["web_search",{"name":"web_search"},{"function":{"type":"web_search"}}]`, false},
+		{`[[{"type":"web_search"}]]`, false},
+		{`[{"Type":"web_search"}]`, false},
+		{`[{"type":["web_search"]}]`, false},
+		{`[{"type":1,"type":"web_search_preview"}]`, true},
+		{`[{"type":"web_search","type":"function"}]`, true},
+		{`[{"t\u0079pe":"web_search"}]`, true},
+		{`[{"type":"web_s\u0065arch_20260209"}]`, true},
+		{`[{"type":"websearch"}]`, false},
+		{`[{"description":"say \"type\":\"web_search\"","input_schema":{"type":"object","properties":{"type":{"type":"string","enum":["web_search"]}}}}]`, false},
+	}
+	var st depthStack
+	for _, tt := range tests {
+		body := []byte(`{"tools":` + tt.tools + `}`)
+		var top topLevel
+		require.True(t, parseTop(body, &top, &st), tt.tools)
+		assert.Equal(t, tt.want, hasWebSearchTool(body, top.tools, &st), tt.tools)
+		assert.Equal(t, tt.want, webSearchToolByGJSON(body[top.tools.start:top.tools.end]), "the gjson version agrees: %s", tt.tools)
+	}
 }
