@@ -8,19 +8,39 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// FuzzPatch checks the patch's promises on any body. Its seeds are in
-// testdata/fuzz/FuzzPatch: the bodies of TestPatch and an OpenCode session.
+// fuzzSettings turn every parameter and the Messages opt-in on, so the
+// fuzzer checks the longest tool on every endpoint.
+var fuzzSettings = Settings{
+	Enabled: true, Engine: "exa", MaxResults: 5, MaxCharacters: 4000,
+	MaxTotalResults: 20, SearchContextSize: "low", AllowedDomains: []string{"go.dev", "github.com"},
+	Messages: true,
+}
+
+// FuzzPatch checks the patch's promises on any body sent to any of the
+// endpoints (endpoint picks chat, Responses or Messages). Its seeds are in
+// testdata/fuzz/FuzzPatch: the bodies of TestPatch, an OpenCode session
+// and a Claude Code one.
 func FuzzPatch(f *testing.F) {
-	in, err := New(testSettings(), "", nil, nil, Options{})
+	in, err := New(fuzzSettings, "", nil, nil, Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, body []byte, responses bool) {
-		req := chatReq
-		if responses {
-			req.Path = "/responses"
-		}
+	off := fuzzSettings
+	off.Messages = false
+	offIn, err := New(off, "", nil, nil, Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	reqs := []Request{chatReq, responsesReq, messagesReq}
+	f.Fuzz(func(t *testing.T, body []byte, endpoint uint8) {
+		req := reqs[int(endpoint)%len(reqs)]
 		orig := bytes.Clone(body)
+		if req == messagesReq {
+			out, d := offIn.Patch(req, body)
+			if d != (Decision{Reason: ReasonMessagesOff}) || !bytes.Equal(out, body) {
+				t.Fatalf("with messages off: %+v", d)
+			}
+		}
 		out, d := in.Patch(req, body)
 		if !bytes.Equal(orig, body) {
 			t.Fatal("the input was modified")
