@@ -33,6 +33,25 @@ func BenchmarkPatch(b *testing.B) {
 	}
 }
 
+// BenchmarkPatchMessages measures the patch on Claude Code-like Anthropic
+// Messages bodies, with web_search.messages on.
+func BenchmarkPatchMessages(b *testing.B) {
+	in := newTestInjector(b, testSettings())
+	req := Request{Method: "POST", Path: "/messages", ContentType: "application/json"}
+	for _, s := range benchSizes {
+		body := claudeCodeBody(s.size)
+		b.Run(s.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, d := in.Patch(req, body); !d.Patched {
+					b.Fatalf("not patched: %s", d.Reason)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkEncodingJSON is the naive alternative for comparison: decode into
 // map[string]any, append the tool, encode.
 func BenchmarkEncodingJSON(b *testing.B) {
