@@ -80,6 +80,12 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		MaxResults:    cfg.WebSearch.MaxResults,
 		MaxCharacters: cfg.WebSearch.MaxCharacters,
 		ExcludeModels: cfg.WebSearch.ExcludeModels,
+
+		MaxTotalResults:   cfg.WebSearch.MaxTotalResults,
+		SearchContextSize: cfg.WebSearch.SearchContextSize,
+		AllowedDomains:    cfg.WebSearch.AllowedDomains,
+		ExcludedDomains:   cfg.WebSearch.ExcludedDomains,
+		Messages:          cfg.WebSearch.Messages,
 	}, cfg.Upstream, &http.Client{Transport: transport}, log, opts.WebSearch)
 	if err != nil {
 		return fmt.Errorf("web search: %w", err)
