@@ -141,6 +141,7 @@ replaces a rejected key through your company's credential broker.`,
 		newOpenCodeCmd(g, s),
 		newClaudeCmd(g, s),
 		newEnvCmd(g, s),
+		newUsageCmd(g, s),
 		newConfigCmd(g, s),
 		newVersionCmd(s),
 	)
