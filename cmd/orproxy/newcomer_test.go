@@ -15,6 +15,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
@@ -246,4 +249,39 @@ func TestNoCredential401NamesTheFittingLogin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The daemon says it is ready in one line: where to point a client, the key
+// (redacted) or the login to run, and whether web search is on.
+func TestReadyLine(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	loaded, err := config.Load(config.Options{File: configFor(t, env, ""), Getenv: func(string) string { return "" }})
+	require.NoError(t, err)
+	cfg := loaded.Config
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8765}
+
+	core, logs := observer.New(zapcore.InfoLevel)
+	var plain strings.Builder
+	announceReady(zap.New(core), &plain, cfg, addr)
+	want := "orproxy ready: http://127.0.0.1:8765/api/v1, no credential: run `orproxy login`, web search on"
+	assert.Equal(t, want+"\n", plain.String())
+	require.Equal(t, 1, logs.Len())
+	assert.Equal(t, want, logs.All()[0].Message)
+
+	cred := env.LoginBroker(t)
+	cfg.WebSearch.Enabled = false
+	core, logs = observer.New(zapcore.InfoLevel)
+	announceReady(zap.New(core), nil, cfg, addr)
+	require.Equal(t, 1, logs.Len())
+	e := logs.All()[0]
+	assert.Equal(t, "orproxy ready: http://127.0.0.1:8765/api/v1, key "+cred.APIKey.String()+", web search off", e.Message)
+	assert.Equal(t, cred.APIKey.String(), e.ContextMap()["key"])
+	assert.NotContains(t, e.Message, cred.APIKey.Reveal())
+
+	// Without a broker, the login that works without one.
+	require.NoError(t, os.Remove(env.Store.Path()))
+	cfg.Broker.URL = ""
+	core, logs = observer.New(zapcore.InfoLevel)
+	announceReady(zap.New(core), nil, cfg, &net.TCPAddr{IP: net.IPv4zero, Port: 9000})
+	assert.Contains(t, logs.All()[0].Message, "orproxy ready: http://127.0.0.1:9000/api/v1, no credential: run `orproxy login --method openrouter`")
 }

@@ -2,14 +2,21 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
+	"github.com/orproxy/orproxy/auth"
+	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/daemon"
 	"github.com/orproxy/orproxy/internal/logging"
+	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/proxy"
 	"github.com/orproxy/orproxy/service"
 )
@@ -50,13 +57,56 @@ func newServeCmd(g *globalFlags, s streams) *cobra.Command {
 			// stop request into the same graceful drain as SIGTERM, and
 			// waits for it a little longer than the drain may take.
 			drain := proxy.DefaultDrainTimeout
+			// A person reading JSON logs on a terminal still gets the one
+			// line that says the proxy is ready, as plain text.
+			plain := logging.IsTerminal(s.err) && cfg.Log.Format == "json"
 			return service.RunServe(ctx, drain, func(ctx context.Context) error {
-				return daemon.Run(ctx, cfg.Config, daemon.Options{Logger: log, Scrubber: scrubber, DrainTimeout: drain})
+				return daemon.Run(ctx, cfg.Config, daemon.Options{Logger: log, Scrubber: scrubber, DrainTimeout: drain,
+					Ready: func(addr net.Addr) { announceReady(log, plainOut(plain, s.err), cfg.Config, addr) }})
 			})
 		},
+		Example: `  orproxy serve                         # on 127.0.0.1:8765, until Ctrl-C
+  orproxy serve --listen 127.0.0.1:9000
+  ORPROXY_BROKER_URL=https://broker.example orproxy serve --log-level debug`,
 	}
 	addServeFlags(cmd)
 	return cmd
+}
+
+func plainOut(on bool, w io.Writer) io.Writer {
+	if on {
+		return w
+	}
+	return nil
+}
+
+// announceReady says in one line that the proxy serves: where to point a
+// client, the key it sends (redacted) or what to do without one, and
+// whether web search is added. plain, when set, gets the line as text too.
+func announceReady(log *zap.Logger, plain io.Writer, cfg config.Config, addr net.Addr) {
+	host := addr.String()
+	if a, err := netaddr.DialAddress(host); err == nil {
+		host = a
+	}
+	base := "http://" + host + "/api/v1"
+	credential, key := "no credential: run "+auth.LoginCommand(cfg.Broker.URL), ""
+	if file, err := cfg.CredentialsFile(); err == nil {
+		switch c := auth.Describe(auth.NewStore(file), cfg.Broker.URL); {
+		case c.Usable:
+			credential, key = "key "+c.Key, c.Key
+		case c.LoggedIn || c.FileError != "":
+			credential, key = "no usable credential: "+c.Problem, c.Key
+		}
+	}
+	search := "off"
+	if cfg.WebSearch.Enabled {
+		search = "on"
+	}
+	line := fmt.Sprintf("orproxy ready: %s, %s, web search %s", base, credential, search)
+	log.Info(line, zap.String("base_url", base), zap.String("key", key), zap.Bool("web_search", cfg.WebSearch.Enabled))
+	if plain != nil {
+		fmt.Fprintln(plain, line)
+	}
 }
 
 // addServeFlags defines the flags of serveFlags, for serve and for `config
