@@ -14,12 +14,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/orproxy/orproxy/account"
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/humantime"
 	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/internal/tlsenv"
+	"github.com/orproxy/orproxy/ledger"
 )
 
 // statusReport is `orproxy status --json`. It holds no secret.
@@ -34,6 +36,9 @@ type statusReport struct {
 	KeyCheck   string               `json:"key_check,omitempty"`
 	Credential statusdoc.Credential `json:"credential"`
 	Daemon     daemonReport         `json:"daemon"`
+	// Money is the key's limit and what was spent, in words: from the
+	// daemon's /status, or without one, the ledger's spend.
+	Money string `json:"money,omitempty"`
 }
 
 type daemonReport struct {
@@ -72,6 +77,7 @@ counts as usable.`,
 			rep := statusReport{Credential: auth.Describe(store, cfg.Broker.URL)}
 			rep.Daemon = queryDaemon(cmd.Context(), cfg.Config)
 			judgeCredential(cmd.Context(), &rep, cfg.Config, store)
+			rep.Money = describeMoney(cmd.Context(), cfg, rep.Daemon)
 			if asJSON {
 				enc := json.NewEncoder(s.out)
 				enc.SetIndent("", "  ")
@@ -177,6 +183,53 @@ func queryDaemon(ctx context.Context, cfg config.Config) daemonReport {
 	return rep
 }
 
+// describeMoney is the money line: the running daemon knows the key's limit
+// (it reads GET /key while requests flow) and the ledger's spend; without
+// one, the ledger alone says what was spent.
+func describeMoney(ctx context.Context, cfg *config.Loaded, d daemonReport) string {
+	if d.Answering {
+		return account.Describe(d.doc.Credits, d.doc.Spend)
+	}
+	const limit = "the key's limit shows while the daemon runs"
+	spend, err := ledgerSpend(ctx, cfg)
+	switch {
+	case errors.Is(err, ledger.ErrNoLedger) && !cfg.Usage.Enabled:
+		return "not recorded (usage.enabled is off); " + limit
+	case errors.Is(err, ledger.ErrNoLedger):
+		return "nothing recorded yet; " + limit
+	case err != nil:
+		return "spend unknown: " + err.Error()
+	}
+	return account.DescribeSpend(spend) + " (from the ledger); " + limit
+}
+
+// ledgerSpend reads today's and this month's spend from the ledger, which
+// it only reads.
+func ledgerSpend(ctx context.Context, cfg *config.Loaded) (*statusdoc.Spend, error) {
+	path, err := ledgerFile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r, err := ledger.OpenReader(path)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close() //nolint:errcheck // read only
+	now, loc := usageClock()
+	now = now.In(loc)
+	y, m, d := now.Date()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	sp, err := r.SpendSince(ctx, time.Date(y, m, d, 0, 0, 0, 0, loc), time.Date(y, m, 1, 0, 0, 0, 0, loc))
+	if err != nil {
+		return nil, err
+	}
+	return &statusdoc.Spend{
+		TodayUSD: sp.Day.CostUSD, MonthUSD: sp.Month.CostUSD,
+		WebSearchesToday: sp.Day.WebSearches, UnknownCostToday: sp.Day.UnknownCost,
+	}, nil
+}
+
 func shortNetError(err error) string {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Err != nil {
@@ -233,6 +286,9 @@ func printStatus(w io.Writer, rep statusReport) {
 		}
 	} else {
 		fmt.Fprintf(tw, "Daemon\t%s: %s\n", d.Address, d.Problem)
+	}
+	if rep.Money != "" {
+		fmt.Fprintf(tw, "Money\t%s\n", rep.Money)
 	}
 	_ = tw.Flush()
 }

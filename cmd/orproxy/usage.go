@@ -20,8 +20,8 @@ import (
 	"github.com/orproxy/orproxy/ledger"
 )
 
-// usageClock is the command's clock and time zone, in which dates and days
-// are read; tests fix both.
+// usageClock is the clock and time zone in which `orproxy usage` and
+// `orproxy status` read dates and days; tests fix both.
 var usageClock = func() (time.Time, *time.Location) { return time.Now(), time.Local }
 
 // usageTimeout bounds the ledger's report: the daemon may hold a write lock
