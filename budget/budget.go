@@ -18,6 +18,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,7 @@ type Options struct {
 	// *ledger.Writer) counts this process's requests only.
 	Ledger Ledger
 	// ConfigFile is the config file a refusal tells the user to edit; empty
-	// says "the orproxy config file".
+	// says "orproxy's config file".
 	ConfigFile string
 	// ReconcileEvery is how often Run reconciles with the ledger; default
 	// DefaultReconcileEvery.
@@ -288,7 +289,7 @@ func (t *Tracker) refusal(now time.Time) string {
 	if name == "monthly" {
 		span, resets = "this month", "on "+end.Format("Mon 2 Jan 15:04 MST")
 	}
-	file := "the orproxy config file"
+	file := "orproxy's config file (`orproxy config path`)"
 	if t.opts.ConfigFile != "" {
 		file = t.opts.ConfigFile
 	}
@@ -297,8 +298,14 @@ func (t *Tracker) refusal(now time.Time) string {
 		name, usd(spent), span, usd(limit), resets, setting, file)
 }
 
-// usd formats an amount of dollars to the cent, as a person reads it.
-func usd(v float64) string { return fmt.Sprintf("$%.2f", v) }
+// usd formats an amount of dollars to the cent, as a person reads it; an
+// amount under a cent (a test budget, a cheap model) keeps its digits.
+func usd(v float64) string {
+	if v > 0 && v < 0.01 {
+		return "$" + strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return fmt.Sprintf("$%.2f", v)
+}
 
 // Load fills the totals from the ledger, at start. On an error the totals
 // stay what they were (zero at start), and the error says why.

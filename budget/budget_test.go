@@ -105,6 +105,16 @@ func TestBudgetsResetAtLocalMidnightAndMonthStart(t *testing.T) {
 	assert.Equal(t, &statusSpend{0.25, 0.75, 0, 0}, spendOf(f.tr))
 }
 
+// TestRefusalWithoutAConfigFileAndUnderACent: without the file's name the
+// message says how to find it; amounts under a cent keep their digits.
+func TestRefusalWithoutAConfigFileAndUnderACent(t *testing.T) {
+	f := newFixture(t, time.Date(2026, 8, 5, 14, 0, 0, 0, time.UTC), Options{DailyUSD: 0.0001})
+	f.add(0.00025)
+	msg := f.tr.Admit()
+	assert.Contains(t, msg, "$0.00025 spent today of $0.0001.")
+	assert.Contains(t, msg, "raise budget.daily_usd in orproxy's config file (`orproxy config path`) and restart orproxy.")
+}
+
 func TestMonthlyBudgetOutlastsTheDay(t *testing.T) {
 	loc := berlin(t)
 	f := newFixture(t, time.Date(2026, 2, 27, 10, 0, 0, 0, loc), Options{DailyUSD: 3, MonthlyUSD: 3, ConfigFile: "c.yaml"})
