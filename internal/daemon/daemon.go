@@ -38,6 +38,11 @@ type Options struct {
 	WebSearch websearch.Options
 	// LoginTimeout bounds an automatic login (login.auto_login); default 5 min.
 	LoginTimeout time.Duration
+	// ConfigFile is the config file in use, which a used-up budget's
+	// message tells the user to edit; empty says "orproxy's config file"
+	// (a guess could name the wrong one: serve may have been given
+	// --config).
+	ConfigFile string
 }
 
 // Run serves until ctx is done and then shuts down gracefully.
@@ -91,6 +96,11 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		return fmt.Errorf("web search: %w", err)
 	}
 
+	// The ledger, budgets and key poller (spend.go). Closed last, after the
+	// drain, so the rows of the requests that finished during it are written.
+	money := openMoney(cfg, opts.ConfigFile, transport, keys, log)
+	defer money.close(drainOf(opts))
+
 	host, _, _ := net.SplitHostPort(cfg.Listen)
 	handler, err := proxy.NewHandler(proxy.Options{
 		Upstream:        upstream,
@@ -104,6 +114,11 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		Logger:          log,
 		Version:         version.String(),
 		Listen:          cfg.Listen,
+		Spending:        money.spending(),
+		Account:         money.poller,
+		RotateOnLimit:   cfg.Credentials.RotateOnLimit,
+		Attribution:     attribution(cfg),
+		StatusSections:  money.status,
 	})
 	if err != nil {
 		return err
@@ -114,6 +129,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 	keys.Start()
 	defer keys.Close()
+	money.start(ctx)
+	defer money.halt() // before the key manager closes: the poller asks it
 	bg, stopBackground := context.WithCancel(context.Background())
 	searchDone := make(chan struct{})
 	go func() {

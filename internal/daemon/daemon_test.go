@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -71,6 +72,7 @@ func startDaemonWith(t *testing.T, env *testenv.Env, opts Options, mutate ...fun
 	cfg.Broker.Timeout = time.Second
 	cfg.Credentials.File = env.Store.Path()
 	cfg.Credentials.ValidateOnStart = false
+	cfg.Usage.File = filepath.Join(t.TempDir(), "usage.db") // never the user's own ledger
 	for _, f := range mutate {
 		f(&cfg)
 	}

@@ -1,0 +1,211 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/orproxy/orproxy/account"
+	"github.com/orproxy/orproxy/budget"
+	"github.com/orproxy/orproxy/internal/config"
+	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/statusdoc"
+	"github.com/orproxy/orproxy/ledger"
+	"github.com/orproxy/orproxy/proxy"
+)
+
+// money is the daemon's spending side: the usage ledger, the budgets that
+// count from it, the key poller (GET /key), and their /status sections.
+type money struct {
+	log *zap.Logger
+	// ledger is nil when usage is off or the ledger could not be opened;
+	// ledgerDown then says why, for /status.
+	ledger     *ledger.Writer
+	ledgerDown *statusdoc.Ledger
+	// tracker is nil when usage is off.
+	tracker *budget.Tracker
+	poller  *account.Poller
+
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	halted   sync.Once
+	stopped  atomic.Int64 // when the daemon was told to stop, Unix ns
+	unnotify func() bool
+}
+
+// ledgerLoadTimeout bounds reading the day's and month's spend at start.
+const ledgerLoadTimeout = 10 * time.Second
+
+// minLedgerFlush is the least time the ledger gets to write its last rows
+// at shutdown, even when the drain used up its deadline: well inside the
+// margin the service waits beyond the drain (service.stopMargin).
+const minLedgerFlush = 2 * time.Second
+
+// openMoney opens the ledger (usage.enabled), loads the budgets from it and
+// makes the key poller. A ledger that cannot be opened is reported and
+// left out: the daemon serves all the same, and budgets count this run's
+// requests only.
+func openMoney(cfg config.Config, configFile string, transport http.RoundTripper, keys proxy.KeyProvider, log *zap.Logger) *money {
+	m := &money{log: log}
+	m.poller = account.NewPoller(account.Options{
+		Upstream: cfg.Upstream,
+		HTTP:     &http.Client{Transport: transport},
+		Key:      usableKey(keys),
+		Interval: cfg.Usage.KeyPoll,
+		Logger:   log.Named("account"),
+	})
+	if !cfg.Usage.Enabled {
+		return m
+	}
+	path, err := ledgerPath(cfg)
+	var led budget.Ledger // an untyped nil unless the ledger opens
+	if err == nil {
+		var w *ledger.Writer
+		w, err = ledger.Open(path, ledger.Options{Retention: cfg.Usage.Retention, Logger: log.Named("ledger")})
+		if err == nil {
+			m.ledger, led = w, w
+		}
+	}
+	if err != nil {
+		const consequence = "requests are served but not recorded, and budgets count this run's requests only; fix it and restart orproxy"
+		m.ledgerDown = &statusdoc.Ledger{File: path, LastError: err.Error() + "; " + consequence, LastErrorAt: time.Now(), Failing: true}
+		log.Warn("usage ledger: cannot open it; "+consequence, zap.String("file", path), zap.Error(err))
+	}
+	m.tracker = budget.New(budget.Options{
+		DailyUSD:   cfg.Budget.DailyUSD,
+		MonthlyUSD: cfg.Budget.MonthlyUSD,
+		WarnAt:     cfg.Budget.WarnAt,
+		Ledger:     led,
+		ConfigFile: configFile,
+		Logger:     log.Named("budget"),
+	})
+	if m.ledger != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), ledgerLoadTimeout)
+		defer cancel()
+		if err := m.tracker.Load(ctx); err != nil {
+			log.Warn("budget: could not read today's and this month's spend from the usage ledger; counting from this run's requests", zap.Error(err))
+		}
+	}
+	return m
+}
+
+// ledgerPath is usage.file, or the default place.
+func ledgerPath(cfg config.Config) (string, error) {
+	if cfg.Usage.File != "" {
+		return cfg.Usage.File, nil
+	}
+	return ledger.DefaultPath()
+}
+
+// usableKey is the poller's key: the one in use, and never the start of an
+// automatic login, which only a client's request may cause.
+func usableKey(keys proxy.KeyProvider) func(context.Context) (secret.Secret, error) {
+	return func(ctx context.Context) (secret.Secret, error) {
+		if st := keys.Status(); !st.Usable {
+			return secret.Secret{}, errors.New("no usable key: " + st.Problem)
+		}
+		return keys.Key(ctx)
+	}
+}
+
+// spending is the proxy's Spending: nil (untyped) without the ledger's
+// accounting, so the proxy reads no answer's cost.
+func (m *money) spending() proxy.Spending {
+	if m.tracker == nil {
+		return nil
+	}
+	return m.tracker
+}
+
+// start runs the poller and the budget's reconciliation until close, and
+// notes when ctx (the daemon's) ends: the ledger's last flush is bounded by
+// the drain deadline that starts then.
+func (m *money) start(ctx context.Context) {
+	bg, stop := context.WithCancel(context.Background())
+	m.stop = stop
+	m.unnotify = context.AfterFunc(ctx, func() { m.stopped.Store(time.Now().UnixNano()) })
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.poller.Run(bg)
+	}()
+	if m.tracker != nil {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.tracker.Run(bg)
+		}()
+	}
+}
+
+// halt stops the poller and the reconciliation and waits for them.
+func (m *money) halt() {
+	m.halted.Do(func() {
+		if m.stop != nil {
+			m.stop()
+			m.unnotify()
+			m.wg.Wait()
+		}
+	})
+}
+
+// close stops the background work and writes the ledger's last rows, within
+// the drain deadline (at least minLedgerFlush from now).
+func (m *money) close(drain time.Duration) {
+	m.halt()
+	if m.ledger == nil {
+		return
+	}
+	deadline := time.Now().Add(minLedgerFlush)
+	if at := m.stopped.Load(); at != 0 {
+		if d := time.Unix(0, at).Add(drain); d.After(deadline) {
+			deadline = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := m.ledger.Close(ctx); err != nil {
+		m.log.Warn("usage ledger: the last rows could not all be written", zap.Error(err))
+	}
+}
+
+// status fills /status's money sections.
+func (m *money) status(doc *statusdoc.Document) {
+	doc.Credits = m.poller.Status()
+	if m.tracker != nil {
+		doc.Spend = m.tracker.Spend()
+		doc.Budget = m.tracker.Budget()
+	}
+	switch {
+	case m.ledger != nil:
+		st := m.ledger.Status()
+		doc.Ledger = &statusdoc.Ledger{
+			File: st.File, Written: int64(st.Written), Dropped: int64(st.Dropped), Queued: st.Queued,
+			LastError: st.LastError, LastErrorAt: st.LastErrorAt, Failing: st.Failing,
+		}
+	case m.ledgerDown != nil:
+		down := *m.ledgerDown
+		doc.Ledger = &down
+	}
+}
+
+// drainOf is the drain timeout proxy.Serve applies.
+func drainOf(opts Options) time.Duration {
+	if opts.DrainTimeout > 0 {
+		return opts.DrainTimeout
+	}
+	return proxy.DefaultDrainTimeout
+}
+
+// attribution is the proxy's attribution setting.
+func attribution(cfg config.Config) *proxy.Attribution {
+	if !cfg.Attribution.Enabled {
+		return nil
+	}
+	return &proxy.Attribution{Referer: cfg.Attribution.Referer, Title: cfg.Attribution.Title}
+}
