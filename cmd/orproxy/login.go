@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -135,6 +136,10 @@ func nextStep(ctx context.Context, cfg config.Config) string {
 		addr = cfg.Listen
 	}
 	base := "http://" + addr + "/api/v1"
+	if _, port, _ := net.SplitHostPort(addr); port == "0" {
+		// listen picks a free port each start: serve says which.
+		return "Next: orproxy serve; then point your tool at the http://…/api/v1 address it says it is ready on"
+	}
 	if healthy(ctx, addr) {
 		return fmt.Sprintf("Next: the orproxy running at http://%s uses the new key on its next request; point your tool at %s", addr, base)
 	}

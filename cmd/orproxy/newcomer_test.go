@@ -285,3 +285,10 @@ func TestReadyLine(t *testing.T) {
 	announceReady(zap.New(core), nil, cfg, &net.TCPAddr{IP: net.IPv4zero, Port: 9000})
 	assert.Contains(t, logs.All()[0].Message, "orproxy ready: http://127.0.0.1:9000/api/v1, no credential: run `orproxy login --method openrouter`")
 }
+
+// With listen on port 0 there is no fixed address to give: serve says it.
+func TestNextStepWithAFreePort(t *testing.T) {
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	assert.Equal(t, "Next: orproxy serve; then point your tool at the http://…/api/v1 address it says it is ready on", nextStep(context.Background(), cfg))
+}
