@@ -18,15 +18,18 @@ FUZZ_TARGETS  := internal/config:FuzzDecode auth:FuzzDecodeCredential auth:FuzzD
 FUZZTIME      ?= 10s
 TEST_FUZZTIME ?= 3s
 
+BUILD_ORPROXY := $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/orproxy ./cmd/orproxy
+
 build: ## build bin/orproxy and bin/orproxy-fake
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/orproxy ./cmd/orproxy
+	$(BUILD_ORPROXY)
 	$(GO) build -trimpath -o $(BIN)/orproxy-fake ./internal/cmd/orproxy-fake
 
 install: ## install orproxy into $(go env GOPATH)/bin, or GOBIN: a stable path for the service
 	$(GO) install -trimpath -ldflags '$(LDFLAGS)' ./cmd/orproxy
 	@dir=$$($(GO) env GOBIN); [ -n "$$dir" ] || dir=$$($(GO) env GOPATH)/bin; echo "installed $$dir/orproxy"
 
-run: build ## run the proxy in the foreground on its defaults (127.0.0.1:8765)
+run: ## build bin/orproxy (only) and run the proxy in the foreground on its defaults (127.0.0.1:8765)
+	$(BUILD_ORPROXY)
 	$(BIN)/orproxy serve
 
 test: lint $(E2E_DEPS) ## vet, staticcheck, gofmt, every test with the race detector (end-to-end tests included), a short fuzz run
