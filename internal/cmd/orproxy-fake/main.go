@@ -39,23 +39,57 @@ func main() {
 
 const usage = "usage: orproxy-fake openrouter|broker [flags]"
 
-// run serves the fake named by args[0] until ctx ends.
+// help is what `orproxy-fake --help` prints.
+const help = `orproxy-fake runs a fake of OpenRouter or of the credential broker on
+loopback, for end-to-end tests and the demo. It prints its base URL on the
+first line of output and serves until interrupted.
+
+  orproxy-fake openrouter [--listen 127.0.0.1:0] [--key sk-or-v1-…]… [--chunk-delay 50ms]
+  orproxy-fake broker --openrouter-admin http://127.0.0.1:PORT [--listen 127.0.0.1:0] …
+
+Run "orproxy-fake openrouter --help" or "orproxy-fake broker --help" for the flags.
+`
+
+// run serves the fake named by args[0] until ctx ends. Asking for help is
+// not an error: the help goes to stdout.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
+	var err error
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		_, err = io.WriteString(stdout, help)
+		return err
 	case "openrouter":
-		return runOpenRouter(ctx, args[1:], stdout)
+		err = runOpenRouter(ctx, args[1:], stdout)
 	case "broker":
-		return runBroker(ctx, args[1:], stdout)
+		err = runBroker(ctx, args[1:], stdout)
 	default:
-		return fmt.Errorf("unknown fake %q (known: openrouter, broker)", args[0])
+		return fmt.Errorf("unknown fake %q (known: openrouter, broker; --help says more)", args[0])
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// newFlagSet is a flag set whose --help goes to stdout; a flag error is
+// returned whole, for main to print once.
+func newFlagSet(name, what string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "usage: orproxy-fake %s [flags]\n\n%s\n\nFlags:\n", name, what)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
 }
 
 func runOpenRouter(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("openrouter", flag.ContinueOnError)
+	fs := newFlagSet("openrouter", "A fake OpenRouter API (chat, Responses, Messages, /key, /models, /auth) at <URL>/api/v1.", stdout)
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	delay := fs.Duration("chunk-delay", 0, "pause between SSE events")
 	reply := fs.String("reply", "", "assistant reply text")
@@ -72,7 +106,7 @@ func runOpenRouter(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func runBroker(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+	fs := newFlagSet("broker", "A fake credential broker that mints and revokes keys at the fake OpenRouter given by --openrouter-admin.", stdout)
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	admin := fs.String("openrouter-admin", "", "base URL of the fake OpenRouter that mints and revokes keys (required)")
 	var opts fakebroker.Options

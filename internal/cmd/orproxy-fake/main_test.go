@@ -103,3 +103,22 @@ func TestBadArguments(t *testing.T) {
 	assert.ErrorContains(t, run(ctx, []string{"broker", "--openrouter-admin", "http://127.0.0.1:1", "--listen", "0.0.0.0:0"}, io.Discard), "loopback only")
 	assert.ErrorContains(t, run(ctx, []string{"broker", "--openrouter-admin", "http://127.0.0.1:1", "--start-header", "nocolon"}, io.Discard), "start header")
 }
+
+// --help is an answer, not an error, for the program and each fake.
+func TestHelp(t *testing.T) {
+	ctx := context.Background()
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"openrouter", "--help"}, {"broker", "--help"}, {"broker", "-h"}} {
+		var out strings.Builder
+		require.NoError(t, run(ctx, args, &out), "%v", args)
+		assert.Contains(t, out.String(), "orproxy-fake", "%v", args)
+	}
+	var out strings.Builder
+	require.NoError(t, run(ctx, []string{"broker", "--help"}, &out))
+	assert.Contains(t, out.String(), "-openrouter-admin")
+	assert.Contains(t, out.String(), "-start-header")
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"openrouter", "--help"}, &out))
+	assert.Contains(t, out.String(), "-chunk-delay")
+	// A wrong flag is still an error, and says which.
+	assert.ErrorContains(t, run(ctx, []string{"broker", "--nope"}, io.Discard), "flag provided but not defined: -nope")
+}
