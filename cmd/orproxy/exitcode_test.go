@@ -62,7 +62,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"service"}, exitUsage, "service needs an action"},
 		{[]string{"service", "stp"}, exitUsage, "did you mean `stop`?"},
 		// Failures.
-		{[]string{"status"}, exitFailure, "not logged in: no credential is stored; run `orproxy login`"},
+		{[]string{"status"}, exitFailure, "not logged in: no credential is stored; run `orproxy login --method openrouter`"},
 		{[]string{"rotate"}, exitFailure, "orproxy login"},
 		{[]string{"--config", missing, "serve"}, exitFailure, "missing.yaml does not exist"},
 		// Successes, including removing what is not there.

@@ -281,7 +281,8 @@ func TestLoginTimesOut(t *testing.T) {
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit)
 	assert.Equal(t, exitFailure, exit.ExitCode())
-	assert.Contains(t, errOut.String(), "no answer from the browser within 1s")
+	assert.Contains(t, errOut.String(), "no answer from the browser within 1 second")
+	assert.NotContains(t, errOut.String(), "--no-browser", "the flag was given already")
 	assert.Less(t, time.Since(start), 10*time.Second)
 	assert.NoFileExists(t, env.Store.Path())
 }
