@@ -25,6 +25,8 @@ func newConfigCmd(g *globalFlags, s streams) *cobra.Command {
 
 Every setting has a default, so the file is optional. Precedence:
 flag > environment variable > file > default.`,
+		Example: `  orproxy config init --broker https://broker.example.com
+  orproxy config show`,
 	}
 	needs(cmd, "a command")
 	cmd.AddCommand(newConfigInitCmd(g, s), newConfigPathCmd(g, s), newConfigShowCmd(g, s))
@@ -40,6 +42,9 @@ func newConfigInitCmd(g *globalFlags, s streams) *cobra.Command {
 		Long: `Write the documented config file, every key at its default with a one-line
 comment, where serve reads it (--config, ORPROXY_CONFIG, or the default path).
 With --broker, broker.url is set. An existing file is kept unless --force.`,
+		Example: `  orproxy config init
+  orproxy config init --broker https://broker.example.com
+  orproxy --config ./orproxy.yaml config init --force`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			path, _, err := config.FilePath(g.configFile, os.Getenv)
@@ -153,6 +158,8 @@ func newConfigPathCmd(g *globalFlags, s streams) *cobra.Command {
 		Long: `Print the config file serve reads: --config, else ORPROXY_CONFIG, else the
 default path. Standard output holds only the path; whether the file exists
 is said on standard error.`,
+		Example: `  orproxy config path
+  "$EDITOR" "$(orproxy config path)"`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			path, explicit, err := config.FilePath(g.configFile, os.Getenv)
@@ -201,6 +208,9 @@ file (with its line), environment (with the variable) or flag. serve's
 flags are accepted, to see their effect. Secrets are redacted: the access
 token and start header values show only their last characters, URL
 passwords are replaced.`,
+		Example: `  orproxy config show
+  orproxy config show --listen 127.0.0.1:9000
+  orproxy config show --json | jq '.settings[] | select(.key == "listen")'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(g, cmd, serveFlags)

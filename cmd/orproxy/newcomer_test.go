@@ -7,12 +7,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -291,4 +293,64 @@ func TestNextStepWithAFreePort(t *testing.T) {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	assert.Equal(t, "Next: orproxy serve; then point your tool at the http://…/api/v1 address it says it is ready on", nextStep(context.Background(), cfg))
+}
+
+// completion is listed in the help, and its help says how to install it.
+func TestCompletionIsDiscoverable(t *testing.T) {
+	code, out, _ := run(t, "--help")
+	require.Equal(t, exitOK, code)
+	assert.Regexp(t, `(?m)^  completion\s+Print the shell completion script`, out)
+
+	code, out, _ = run(t, "completion", "--help")
+	require.Equal(t, exitOK, code)
+	for _, line := range []string{
+		"orproxy completion bash > ~/.local/share/bash-completion/completions/orproxy",
+		`orproxy completion zsh > "${fpath[1]}/_orproxy"`,
+		"orproxy completion fish > ~/.config/fish/completions/orproxy.fish",
+	} {
+		assert.Contains(t, out, line)
+	}
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		code, out, _ = run(t, "completion", shell)
+		assert.Equal(t, exitOK, code, shell)
+		assert.Contains(t, out, "orproxy", shell)
+	}
+}
+
+// Every command's help ends with examples to copy.
+func TestEveryCommandHasExamples(t *testing.T) {
+	root := newRootCmd(streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard})
+	var walk func(c *cobra.Command)
+	n := 0
+	walk = func(c *cobra.Command) {
+		if !c.IsAvailableCommand() && c != root || c.Name() == "help" {
+			return
+		}
+		if c.Parent() != nil && c.Parent().Name() == "completion" {
+			return // cobra's own, with their own install notes
+		}
+		n++
+		assert.NotEmpty(t, strings.TrimSpace(c.Example), "%s has no Examples", c.CommandPath())
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	assert.Greater(t, n, 15)
+	for _, args := range [][]string{{"login", "--help"}, {"service", "install", "--help"}, {"config", "show", "--help"}} {
+		_, out, _ := run(t, args...)
+		assert.Contains(t, out, "\nExamples:\n  orproxy", "%v", args)
+	}
+}
+
+// make run builds what it runs, bin/orproxy, and not the fakes.
+func TestMakeRunBuildsOnlyOrproxy(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make here")
+	}
+	out, err := exec.Command("make", "-n", "-C", filepath.Join("..", ".."), "run").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "-o bin/orproxy ./cmd/orproxy")
+	assert.Contains(t, string(out), "bin/orproxy serve")
+	assert.NotContains(t, string(out), "orproxy-fake")
 }

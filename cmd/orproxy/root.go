@@ -116,11 +116,14 @@ func newRootCmd(s streams) *cobra.Command {
 base URL at http://127.0.0.1:8765/api/v1 with any API key: orproxy sends your
 current OpenRouter key, adds OpenRouter's web search tool to chat requests, and
 replaces a rejected key through your company's credential broker.`,
-		Version:           version.String(),
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
-		Args:              groupArgs,
+		Example: `  orproxy login                 # once: log in through the broker (or --method openrouter|key)
+  orproxy serve                 # run the proxy here, or:
+  orproxy service install       # run it as a service that starts at login
+  orproxy status                # what is stored, and whether the proxy answers`,
+		Version:       version.String(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          groupArgs,
 		// Runnable, so that cobra hands an unknown command to groupArgs
 		// instead of quoting it; without one, the help.
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
@@ -152,9 +155,27 @@ replaces a rejected key through your company's credential broker.`,
 	for _, c := range root.Commands() {
 		if c.Name() == "completion" {
 			needs(c, "a shell")
+			describeCompletion(c)
 		}
 	}
 	return root
+}
+
+// describeCompletion gives cobra's completion command the install lines
+// people look for; each shell's own help has the details.
+func describeCompletion(c *cobra.Command) {
+	c.Short = "Print the shell completion script for bash, zsh, fish or powershell"
+	c.Long = `Print the script that completes orproxy's commands and flags in your shell.
+Install it once, then open a new shell:
+
+  bash:  orproxy completion bash > ~/.local/share/bash-completion/completions/orproxy
+  zsh:   orproxy completion zsh > "${fpath[1]}/_orproxy"
+  fish:  orproxy completion fish > ~/.config/fish/completions/orproxy.fish
+
+bash needs the bash-completion package; zsh needs "autoload -U compinit;
+compinit" in ~/.zshrc. "orproxy completion SHELL --help" says more.`
+	c.Example = `  source <(orproxy completion bash)       # this bash session only
+  orproxy completion zsh > "${fpath[1]}/_orproxy"`
 }
 
 // groupArgs is the Args of a command that only groups others: an argument

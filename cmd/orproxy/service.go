@@ -37,7 +37,15 @@ func newServiceCmd(g *globalFlags, s streams) *cobra.Command {
 		Short: "Install and control orproxy as a service that starts at login",
 		Long: `Install and control orproxy as a per-user service (a systemd user unit on
 Linux, a LaunchAgent on macOS), or with --system a system-wide one. The
-service runs "orproxy serve --config <file>" and restarts on failure.`,
+service runs "orproxy serve --config <file>" and restarts on failure.
+
+Install from a stable path (make install, or a release binary), not from a
+checkout's bin/, which make clean removes. The ORPROXY_* variables set in
+the installing shell are carried into the service.`,
+		Example: `  orproxy service install
+  orproxy service status
+  sudo orproxy service install --system   # a system-wide service
+  orproxy service uninstall`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{fmt.Errorf("service needs an action: install, uninstall, start, stop, restart or status")}
@@ -59,9 +67,10 @@ service runs "orproxy serve --config <file>" and restarts on failure.`,
 	}
 	for _, a := range serviceActions {
 		cmd.AddCommand(&cobra.Command{
-			Use:   a.name,
-			Short: a.short,
-			Args:  noArgs,
+			Use:     a.name,
+			Short:   a.short,
+			Example: serviceExample(a.name),
+			Args:    noArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				o := options()
 				res, err := a.run(cmd.Context(), o)
@@ -82,6 +91,19 @@ service runs "orproxy serve --config <file>" and restarts on failure.`,
 		})
 	}
 	return cmd
+}
+
+// serviceExample is the Examples block of `orproxy service <action>`.
+func serviceExample(action string) string {
+	ex := "  orproxy service " + action + "\n  sudo orproxy service " + action + " --system   # the system-wide service"
+	switch action {
+	case "install":
+		ex += "\n  make install && orproxy service install   # from a checkout: a stable copy first" +
+			"\n  ORPROXY_LISTEN=127.0.0.1:9000 orproxy service install   # carried into the service"
+	case "status":
+		ex += "\n  orproxy service status || orproxy service start"
+	}
+	return ex
 }
 
 func serviceKind(system bool) string {
@@ -118,6 +140,8 @@ this proxy's /api/v1 and whose models come from the running daemon (a short
 built-in list when no daemon answers). With --write FILE, merge the provider
 into an existing opencode.json or opencode.jsonc, keeping every other key and
 a backup of the file as FILE.bak-<UTC time> (the last five are kept).`,
+		Example: `  orproxy opencode
+  orproxy opencode --write ~/.config/opencode/opencode.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(g, cmd, nil)

@@ -68,6 +68,9 @@ unusable: unreadable, expired, or rejected by OpenRouter. Whether OpenRouter
 rejects the key is asked of the running daemon or, without one, of
 OpenRouter itself (GET /key); when OpenRouter cannot be reached the key
 counts as usable.`,
+		Example: `  orproxy status
+  orproxy status --json | jq .credential
+  orproxy status >/dev/null && echo "logged in"`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, store, err := loadStore(g, cmd, nil)

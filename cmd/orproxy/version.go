@@ -14,9 +14,10 @@ const versionTemplate = "orproxy {{.Version}}\n"
 
 func newVersionCmd(s streams) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version (also: orproxy --version)",
-		Args:  noArgs,
+		Use:     "version",
+		Short:   "Print the version (also: orproxy --version)",
+		Example: "  orproxy version\n  orproxy --version",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(s.out, "orproxy %s\n", version.String())
 			return nil
