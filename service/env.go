@@ -1,5 +1,10 @@
 package service
 
+import (
+	"runtime"
+	"slices"
+)
+
 // carriedNames are the variables copied from the installing shell into the
 // service definition. A service manager starts the daemon with its own
 // minimal environment, so a proxy or a private CA configured in the user's
@@ -11,11 +16,23 @@ var carriedNames = []string{
 	"SSL_CERT_FILE", "SSL_CERT_DIR",
 }
 
+// notCarried are the carriedNames that mean nothing to the service on an
+// operating system: Go reads SSL_CERT_DIR only on Linux and the BSDs, and
+// orproxy reads SSL_CERT_FILE itself everywhere (internal/tlsenv).
+var notCarried = map[string][]string{"darwin": {"SSL_CERT_DIR"}}
+
 // carriedEnv returns the carried variables that are set and not empty, in the
 // order of carriedNames.
 func carriedEnv(lookup func(string) (string, bool)) []EnvVar {
+	return carriedEnvOn(runtime.GOOS, lookup)
+}
+
+func carriedEnvOn(goos string, lookup func(string) (string, bool)) []EnvVar {
 	var out []EnvVar
 	for _, name := range carriedNames {
+		if slices.Contains(notCarried[goos], name) {
+			continue
+		}
 		if v, ok := lookup(name); ok && v != "" {
 			out = append(out, EnvVar{Name: name, Value: v})
 		}
