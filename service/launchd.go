@@ -12,14 +12,35 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
+	"time"
 
 	"github.com/kardianos/service"
 )
 
-type launchdPlatform struct{}
+type launchdPlatform struct {
+	// attrs reads the binary's extended attributes; nil means the file
+	// system's own (xattrs).
+	attrs attrReader
+	// wait bounds how long a stop waits for launchd to let the job go;
+	// 0 means the plist's ExitTimeOut plus launchdWaitMargin.
+	wait time.Duration
+	// poll is the pause between two looks at the job; 0 means 200 ms.
+	poll time.Duration
+}
+
+// homeDir is the one home directory the launchd platform writes the plist
+// and the log in and looks for them: the home the user database gives the
+// user, which is where launchd loads LaunchAgents from at login, whatever
+// $HOME says. A variable so that tests can move it.
+var homeDir = func() (string, error) {
+	if u, err := user.Current(); err == nil && u.HomeDir != "" {
+		return u.HomeDir, nil
+	}
+	return os.UserHomeDir()
+}
 
 func (launchdPlatform) check() error    { return nil }
 func (launchdPlatform) manager() string { return "launchd" }
@@ -44,13 +65,13 @@ func (launchdPlatform) preflight(ctx context.Context, sc scope) error {
 		sc.user, domain, res.reason()))
 }
 
-// definitionFile is where install writes the plist and kardianos looks for
-// it: <Name>.plist, and Name is the label (see launchdLabel).
+// definitionFile is where install writes the plist and every command looks
+// for it: <label>.plist.
 func (launchdPlatform) definitionFile(sc scope) (string, error) {
 	if sc.system {
 		return "/Library/LaunchDaemons/" + launchdLabel + ".plist", nil
 	}
-	home, err := os.UserHomeDir()
+	home, err := homeDir()
 	if err != nil {
 		return "", err
 	}
@@ -61,7 +82,7 @@ func (launchdPlatform) logDir(sc scope) (string, error) {
 	if sc.system {
 		return "/Library/Logs/orproxy", nil
 	}
-	home, err := os.UserHomeDir()
+	home, err := homeDir()
 	if err != nil {
 		return "", err
 	}
@@ -76,14 +97,15 @@ func (p launchdPlatform) logs(sc scope) string {
 	return filepath.Join(dir, "orproxy.log")
 }
 
+// config is kardianos' view of the service; since every action goes
+// through launchctl (see service), it only carries the rendered plist, which
+// also checks the definition.
 func (launchdPlatform) config(def Definition, sc scope) (*service.Config, error) {
 	plist, err := RenderLaunchdPlist(def)
 	if err != nil {
 		return nil, err
 	}
 	return &service.Config{
-		// The label, not "orproxy": kardianos uses Name as the label, the
-		// plist file name and the `launchctl list` argument.
 		Name:        launchdLabel,
 		Description: description,
 		Executable:  def.Executable,
@@ -95,6 +117,25 @@ func (launchdPlatform) config(def Definition, sc scope) (*service.Config, error)
 	}, nil
 }
 
+// service drives launchctl for every action (see launchctl).
+func (p launchdPlatform) service(def Definition, sc scope) service.Service {
+	// The error is that of a missing home directory, which every
+	// command has already met in definition (logDir).
+	file, _ := p.definitionFile(sc)
+	wait := p.wait
+	if wait == 0 {
+		wait = managerStopTimeout(def.DrainTimeout) + launchdWaitMargin
+	}
+	poll := p.poll
+	if poll == 0 {
+		poll = 200 * time.Millisecond
+	}
+	return &launchdService{def: def, l: &launchctl{
+		sc: sc, uid: os.Getuid(), label: launchdLabel, plist: file,
+		wait: wait, poll: poll, logs: p.logs(sc),
+	}}
+}
+
 // prepare creates the log directory: launchd opens the log file but does not
 // create its directory, and the job fails to start without it.
 func (launchdPlatform) prepare(def Definition) error {
@@ -104,10 +145,13 @@ func (launchdPlatform) prepare(def Definition) error {
 	return nil
 }
 
-// install writes the plist, which is all kardianos' Install does, but
-// private from the start, where kardianos creates it 0644 (before umask).
-// Loading it is the start.
+// install writes the plist, private from the start, where kardianos
+// creates it 0644 (before umask). Loading it is the start.
 func (launchdPlatform) install(_ context.Context, sc scope, def Definition, _ service.Service, file string) error {
+	return writePlist(sc, file, def)
+}
+
+func writePlist(sc scope, file string, def Definition) error {
 	plist, err := RenderLaunchdPlist(def)
 	if err != nil {
 		return newError(ErrInvalid, err, fmt.Sprintf("cannot set up the service definition: %v", err))
@@ -118,24 +162,17 @@ func (launchdPlatform) install(_ context.Context, sc scope, def Definition, _ se
 	return nil
 }
 
-// explain: kardianos already puts launchctl's stderr into its errors
-// (launchctl may fail with exit status 0, so it reads stderr itself).
+// explain: the launchd service's errors are explained where they happen
+// (see launchctl); what is left is a file error.
 func (launchdPlatform) explain(_ context.Context, sc scope, action string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
 	if errors.Is(err, fs.ErrPermission) {
 		return newError(ErrPermission, err, fmt.Sprintf("cannot %s the orproxy %s: %v: %s", action, sc.kind(), err, darwinPermissionHint(sc, action)))
 	}
-	msg := strings.TrimPrefix(err.Error(), `"launchctl" failed with stderr: `)
-	msg = oneLine(msg)
-	low := strings.ToLower(msg)
-	switch {
-	case strings.Contains(low, "permission denied"), strings.Contains(low, "operation not permitted"):
-		return newError(ErrPermission, err, fmt.Sprintf("launchctl could not %s the orproxy %s: %s: %s", action, sc.kind(), msg, darwinPermissionHint(sc, action)))
-	case action == "start" && strings.Contains(low, "already loaded"), action == "start" && strings.Contains(low, "input/output error"):
-		// launchctl's answer to loading a job that is loaded already.
-		return newError(ErrAlreadyRunning, err, fmt.Sprintf("launchctl could not start the orproxy %s: %s: it is probably loaded already; use `%s`", sc.kind(), msg, sc.command("restart")))
-	default:
-		return newError(ErrManager, err, fmt.Sprintf("launchctl could not %s the orproxy %s: %s", action, sc.kind(), msg))
-	}
+	return newError(ErrManager, err, fmt.Sprintf("cannot %s the orproxy %s: %v", action, sc.kind(), oneLine(err.Error())))
 }
 
 func darwinPermissionHint(sc scope, action string) string {

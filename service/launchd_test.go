@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"testing"
 
@@ -32,13 +33,34 @@ func TestLaunchdPrepareCreatesTheLogDirectory(t *testing.T) {
 	assert.Contains(t, err.Error(), "cannot create the log directory")
 }
 
+// useHomeDir makes home the user's home for the launchd platform.
+func useHomeDir(t *testing.T, home string) {
+	saved := homeDir
+	homeDir = func() (string, error) { return home, nil }
+	t.Cleanup(func() { homeDir = saved })
+}
+
+// TestLaunchdHomeIsTheUsers: launchd loads LaunchAgents from the home the
+// user database gives, so a changed $HOME must not move the plist.
+func TestLaunchdHomeIsTheUsers(t *testing.T) {
+	u, err := user.Current()
+	if err != nil || u.HomeDir == "" {
+		t.Skip("no user database entry for this user")
+	}
+	t.Setenv("HOME", t.TempDir())
+	home, err := homeDir()
+	require.NoError(t, err)
+	assert.Equal(t, u.HomeDir, home)
+}
+
 func TestLaunchdPaths(t *testing.T) {
 	home := t.TempDir()
-	t.Setenv("HOME", home)
+	t.Setenv("HOME", t.TempDir())
+	useHomeDir(t, home)
 	p := launchdPlatform{}
 	file, err := p.definitionFile(scope{})
 	require.NoError(t, err)
-	assert.Equal(t, filepath.Join(home, "Library", "LaunchAgents", launchdLabel+".plist"), file)
+	assert.Equal(t, filepath.Join(home, "Library", "LaunchAgents", launchdLabel+".plist"), file, "by the user database's home, not $HOME")
 	file, err = p.definitionFile(scope{system: true})
 	require.NoError(t, err)
 	assert.Equal(t, "/Library/LaunchDaemons/"+launchdLabel+".plist", file)
@@ -47,34 +69,27 @@ func TestLaunchdPaths(t *testing.T) {
 }
 
 func TestLaunchdExplain(t *testing.T) {
-	user, system := scope{user: "dev"}, scope{system: true}
+	user := scope{user: "dev"}
+	explained := newError(ErrNoServiceManager, nil, "launchd has no desktop session for dev")
 	tests := []struct {
-		name   string
-		sc     scope
-		action string
-		err    error
-		kind   error
-		says   []string
+		name string
+		err  error
+		kind error
+		says string
 	}{
-		{"file permission", user, "install", fmt.Errorf("write plist: %w", fs.ErrPermission), ErrPermission,
-			[]string{"cannot install the orproxy user service", "~/Library/LaunchAgents belongs to you"}},
-		{"launchctl permission", system, "start", errors.New(`"launchctl" failed with stderr: Load failed: 1: Operation not permitted`), ErrPermission,
-			[]string{"launchctl could not start the orproxy system service: Load failed: 1: Operation not permitted", "sudo orproxy service start --system"}},
-		{"loaded already", user, "start", errors.New(`"launchctl" failed with stderr: Load failed: 5: Input/output error`), ErrAlreadyRunning,
-			[]string{"probably loaded already", "orproxy service restart"}},
-		{"anything else", user, "stop", errors.New("\"launchctl\" failed with stderr: Boot-out failed: 3: No such process\n"), ErrManager,
-			[]string{"launchctl could not stop the orproxy user service: Boot-out failed: 3: No such process"}},
+		{"already explained by launchctl", explained, ErrNoServiceManager, explained.Msg},
+		{"file permission", fmt.Errorf("write plist: %w", fs.ErrPermission), ErrPermission, "~/Library/LaunchAgents belongs to you"},
+		{"anything else", errors.New("disk on fire\n"), ErrManager, "cannot start the orproxy user service: disk on fire"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := launchdPlatform{}.explain(context.Background(), tt.sc, tt.action, tt.err)
+			err := launchdPlatform{}.explain(context.Background(), user, "start", tt.err)
 			require.ErrorIs(t, err, tt.kind)
-			for _, s := range tt.says {
-				assert.Contains(t, err.Error(), s)
-			}
+			assert.Contains(t, err.Error(), tt.says)
 			assert.NotContains(t, err.Error(), "\n", "one line")
 		})
 	}
+	assert.Same(t, explained, launchdPlatform{}.explain(context.Background(), user, "start", explained))
 }
 
 func TestLaunchdPreflight(t *testing.T) {

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"errors"
+	"strings"
 
 	"github.com/kardianos/service"
 )
@@ -43,4 +45,44 @@ type platform interface {
 	rollback(ctx context.Context, sc scope, file string)
 	// afterInstall returns notes for the user about the installed service.
 	afterInstall(ctx context.Context, sc scope) []string
+}
+
+// platformFor is the platform the commands use: this system's, or in tests
+// another one, so that the launchd platform can be tried out on Linux.
+var platformFor = currentPlatform
+
+// driver is a platform that drives its service manager itself for every
+// action (start, stop, restart, uninstall, status) instead of through
+// kardianos' Service, because kardianos' way loses errors or state.
+type driver interface {
+	service(def Definition, sc scope) service.Service
+}
+
+// warner is a platform that knows what, in a definition it is about to
+// install, would keep the service from starting or from surviving an
+// upgrade.
+type warner interface {
+	warnings(def Definition, sc scope) []string
+}
+
+// installWarnings are p's warnings about def, if p has any.
+func installWarnings(p platform, def Definition, sc scope) []string {
+	if w, ok := p.(warner); ok {
+		return w.warnings(def, sc)
+	}
+	return nil
+}
+
+// withWarnings adds warnings to the message of an install that failed after
+// writing the definition: they may well be why.
+func withWarnings(err error, warnings []string) error {
+	var e *Error
+	if len(warnings) == 0 || !errors.As(err, &e) {
+		return err
+	}
+	trimmed := make([]string, len(warnings))
+	for i, w := range warnings {
+		trimmed[i] = strings.TrimSuffix(w, ".")
+	}
+	return &Error{Kind: e.Kind, Err: e.Err, Msg: e.Msg + " (" + strings.Join(trimmed, "; ") + ")"}
 }

@@ -183,7 +183,7 @@ func TestInstallCannotWriteTheUnit(t *testing.T) {
 // same way, with no launchctl involved.
 func TestLaunchdInstallWritesAPrivatePlist(t *testing.T) {
 	home := t.TempDir()
-	t.Setenv("HOME", home)
+	useHomeDir(t, home)
 	umask(t, 0)
 	p := launchdPlatform{}
 	file, err := p.definitionFile(scope{})

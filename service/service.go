@@ -104,7 +104,7 @@ type run struct {
 }
 
 func prepare(opts Options) (*run, error) {
-	r := &run{opts: opts, sc: scope{system: opts.System, user: currentUser()}, p: currentPlatform()}
+	r := &run{opts: opts, sc: scope{system: opts.System, user: currentUser()}, p: platformFor()}
 	if err := r.p.check(); err != nil {
 		return nil, err
 	}
@@ -155,6 +155,9 @@ func (r *run) newService(def Definition) (service.Service, error) {
 	cfg, err := r.p.config(def, r.sc)
 	if err != nil {
 		return nil, newError(ErrInvalid, err, fmt.Sprintf("cannot set up the service definition: %v", err))
+	}
+	if d, ok := r.p.(driver); ok {
+		return d.service(def, r.sc), nil
 	}
 	s, err := service.New(noop{}, cfg)
 	if err != nil {
@@ -407,6 +410,7 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	warnings := installWarnings(r.p, def, r.sc)
 	svc, err := r.newService(def)
 	if err != nil {
 		return nil, err
@@ -487,17 +491,18 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 	undo = nil // installed: from here on nothing is taken back
 	if err := svc.Start(); err != nil {
 		if err = r.p.explain(ctx, r.sc, "start", err); err != nil {
-			return nil, installedBut(err, r.sc)
+			return nil, withWarnings(installedBut(err, r.sc), warnings)
 		}
 	}
 	if err := waitHealthy(ctx, r.client, res.HealthURL, token, r.healthTimeout()); err != nil {
-		return nil, newError(ErrNotHealthy, err, fmt.Sprintf(
+		return nil, withWarnings(newError(ErrNotHealthy, err, fmt.Sprintf(
 			"orproxy was installed and started as a %s, but %s did not answer within %s (%v): see %s",
-			r.sc.kind(), res.HealthURL, r.healthTimeout(), err, res.Logs))
+			r.sc.kind(), res.HealthURL, r.healthTimeout(), err, res.Logs)), warnings)
 	}
 	if r.userIgnored {
 		res.Notes = append(res.Notes, "Windows has no per-user services: orproxy was installed as a system service that runs as LocalSystem and starts at boot. Give it an absolute credentials.file in its config file so it finds your credentials.")
 	}
+	res.Notes = append(res.Notes, warnings...)
 	res.Notes = append(res.Notes, r.p.afterInstall(ctx, r.sc)...)
 	return res, nil
 }
