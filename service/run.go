@@ -64,6 +64,7 @@ func RunServe(ctx context.Context, drain time.Duration, run func(ctx context.Con
 	if interactive() {
 		return run(ctx)
 	}
+	rotateServiceLog(os.Stdout, os.Stderr)
 	// Registered before run starts, so a stop that arrives at once is seen.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
