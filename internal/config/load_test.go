@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -12,6 +13,10 @@ func TestFilePath(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	// The default place is the platform's config directory: ~/.config on
+	// Linux (XDG_CONFIG_HOME above), ~/Library/Application Support on macOS.
+	base, err := os.UserConfigDir()
+	require.NoError(t, err)
 	env := func(v string) func(string) string {
 		return func(name string) string {
 			if name == EnvConfig {
@@ -27,7 +32,7 @@ func TestFilePath(t *testing.T) {
 		{"~/a.yaml", "/etc/b.yaml", filepath.Join(home, "a.yaml"), true},
 		{"", "~/b.yaml", filepath.Join(home, "b.yaml"), true},
 		{"rel.yaml", "", "rel.yaml", true},
-		{"", "", filepath.Join(home, ".config", "orproxy", "config.yaml"), false},
+		{"", "", filepath.Join(base, "orproxy", "config.yaml"), false},
 	} {
 		got, explicit, err := FilePath(tt.flag, env(tt.env))
 		require.NoError(t, err)
