@@ -159,6 +159,7 @@ func TestRotateOnLimit(t *testing.T) {
 		source    string
 		canRotate bool
 		newLimit  bool // the rotated key is limited too
+		newDead   bool // the rotated key is rejected (401)
 		forbidden bool // the limit comes as a 403
 		status    int
 		replaced  int32
@@ -169,6 +170,7 @@ func TestRotateOnLimit(t *testing.T) {
 		{name: "broker key, 403", on: true, source: "broker", canRotate: true, forbidden: true, status: 200, replaced: 1, upstream: 2},
 		{name: "broker key whose new key is limited too", on: true, source: "broker", canRotate: true, newLimit: true, status: 402, replaced: 1, upstream: 2,
 			note: "the key credentials.rotate_on_limit rotated to has reached its limit too"},
+		{name: "broker key whose new key is rejected: no second rotation", on: true, source: "broker", canRotate: true, newDead: true, status: 401, replaced: 1, upstream: 2},
 		{name: "manual key never rotates", on: true, source: "manual", status: 402, upstream: 1,
 			note: "credentials.rotate_on_limit rotates only a key a broker issued and can replace, and this one is not"},
 		{name: "off", on: false, source: "broker", canRotate: true, status: 402, upstream: 1},
@@ -180,9 +182,11 @@ func TestRotateOnLimit(t *testing.T) {
 				keys = &sourcedKeys{staticKeys: o.Keys.(*staticKeys), source: tc.source, canRotate: tc.canRotate}
 				o.Keys, o.RotateOnLimit = keys, tc.on
 			})
-			h.fake.AddKey(rotatedKey, "", nil)
+			if !tc.newDead {
+				h.fake.AddKey(rotatedKey, "", nil)
+			}
 			for _, k := range []string{storedKey, rotatedKey} {
-				if k == rotatedKey && !tc.newLimit {
+				if k == rotatedKey && (!tc.newLimit || tc.newDead) {
 					continue
 				}
 				_, err := h.fake.SetKeyLimit(k, fakeopenrouter.KeyLimit{Limit: &zero})
@@ -201,8 +205,11 @@ func TestRotateOnLimit(t *testing.T) {
 			if tc.replaced > 0 {
 				assert.Equal(t, "Bearer "+rotatedKey, reqs[1].Header.Get("Authorization"))
 			}
-			if tc.status != 200 {
+			if tc.status == http.StatusPaymentRequired {
 				assert.Contains(t, body, "run `orproxy status` to see the key's limit and usage")
+			}
+			if tc.newDead {
+				assert.Contains(t, body, "User not found. (orproxy: OpenRouter rejected the replacement key too)", "Rejected was told")
 			}
 			if tc.note != "" {
 				assert.Contains(t, body, "; "+tc.note+")")

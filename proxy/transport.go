@@ -134,12 +134,15 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				t.account.Poke()
 			}
 			note := ""
-			if lim == keyLimit && t.rotateOnLimit && !out.rotated {
+			// One replacement per request, whatever asked for it: a key
+			// that met a 401 is not rotated again for its limit, and one
+			// rotated for its limit that meets a 401 is reported Rejected.
+			if lim == keyLimit && t.rotateOnLimit && !askedForKey {
 				next, err := t.rotateForLimit(ctx, key)
 				if err == nil {
 					t.log.Info("the key's credit limit is reached; sending the request again with a rotated key (credentials.rotate_on_limit)")
 					resp.Body.Close()
-					out.rotated = true
+					out.rotated, askedForKey = true, true
 					key = next
 					continue
 				}
