@@ -537,3 +537,26 @@ func TestParsePrint(t *testing.T) {
 }
 
 var _ service.Service = (*launchdService)(nil)
+
+// TestReadmeQuotesTheLaunchdMessages keeps README's troubleshooting table in
+// step with what start says on macOS.
+func TestReadmeQuotesTheLaunchdMessages(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "README.md"))
+	require.NoError(t, err)
+	doc := string(data)
+
+	f := newLaunchdFake(t, scope{})
+	svc := f.launchctlFor(scope{user: "dev"}, time.Second)
+	require.NoError(t, os.MkdirAll(filepath.Dir(svc.l.plist), 0o700))
+	require.NoError(t, os.WriteFile(svc.l.plist, []byte("plist"), 0o600))
+	t.Setenv("FAKE_BTM", "1")
+	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "disabled"), nil, 0o644))
+	err = svc.Start()
+	require.Error(t, err)
+	assert.Contains(t, doc, "`"+strings.Split(err.Error(), " (`launchctl")[0]+"`")
+
+	t.Setenv("FAKE_NO_DOMAIN", "1")
+	err = svc.Start()
+	require.Error(t, err)
+	assert.Contains(t, doc, "`"+strings.Replace(strings.Split(err.Error(), " (`launchctl")[0], " dev ", " USER ", 1)+"`")
+}
