@@ -154,6 +154,8 @@ credentials:
   validate_on_start: false
 web_search:
   enabled: true
+usage:
+  file: $WORK/orproxy/usage-$1.db
 log:
   level: $level
   format: json

@@ -49,6 +49,7 @@ listen: 127.0.0.1:0
 upstream: $upstream
 broker: {url: $broker}
 credentials: {file: $work/credentials.json}
+usage: {file: $work/usage.db}
 login: {open_browser: false}
 log: {format: json}
 YAML

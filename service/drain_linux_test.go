@@ -79,6 +79,8 @@ func TestServiceStopDrainsAnOpenStream(t *testing.T) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Upstream = upstream.URL + "/api/v1"
 	cfg.Credentials.File = store.Path()
+	// Never the user's own ledger.
+	cfg.Usage.File = filepath.Join(filepath.Dir(store.Path()), "usage.db")
 	cfg.Credentials.ValidateOnStart = false
 	cfg.WebSearch.Enabled = false
 	require.Empty(t, cfg.Validate())

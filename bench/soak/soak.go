@@ -178,6 +178,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	cfg.Broker.URL = bSrv.URL
 	cfg.Broker.Timeout = 5 * time.Second
 	cfg.Credentials.File = store.Path()
+	// The ledger is on, as by default, but never the user's own.
+	cfg.Usage.File = filepath.Join(dir, "usage.db")
 	cfg.Credentials.ValidateOnStart = false
 	cfg.Limits.BodyReadTimeout = opts.BodyReadTimeout
 	if problems := cfg.Validate(); len(problems) > 0 {

@@ -61,7 +61,7 @@ func newServeCmd(g *globalFlags, s streams) *cobra.Command {
 			// line that says the proxy is ready, as plain text.
 			plain := logging.IsTerminal(s.err) && cfg.Log.Format == "json"
 			return service.RunServe(ctx, drain, func(ctx context.Context) error {
-				return daemon.Run(ctx, cfg.Config, daemon.Options{Logger: log, Scrubber: scrubber, DrainTimeout: drain,
+				return daemon.Run(ctx, cfg.Config, daemon.Options{Logger: log, Scrubber: scrubber, DrainTimeout: drain, ConfigFile: cfg.File,
 					Ready: func(addr net.Addr) { announceReady(log, plainOut(plain, s.err), cfg.Config, addr) }})
 			})
 		},
