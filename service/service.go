@@ -55,6 +55,10 @@ type Options struct {
 	// LookupEnv reads the installing environment for the variables carried
 	// into the service; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// Environ lists the installing environment, for the ORPROXY_* variables
+	// carried into the service and read as the service will; nil means
+	// os.Environ.
+	Environ func() []string
 }
 
 const (
@@ -227,19 +231,26 @@ func (r *run) notInstalled(file string) error {
 	return newError(ErrNotInstalled, nil, fmt.Sprintf("orproxy is not installed as a %s%s: run `%s`", r.sc.kind(), where, r.sc.command("install")))
 }
 
-// settings reads the listen address and access token from the config file
-// the way `serve --config` will: file over defaults, no environment (the
-// service does not get the installing shell's ORPROXY_* variables).
+// settings reads the listen address and access token the way the
+// service's `serve --config` will: Options over the ORPROXY_* variables
+// install carries (those of this environment) over the file over defaults.
 func (r *run) settings() (listen, token string, err error) {
 	listen, token = r.opts.Listen, r.opts.AccessToken
 	if listen != "" && token != "" {
 		return listen, token, nil
 	}
+	getenv := getenvFrom(orproxyEnv(r.environ()))
 	cfg := config.Default()
+	if v := getenv(config.EnvListen); v != "" {
+		cfg.Listen = v
+	}
+	if v := getenv(config.EnvAccessToken); v != "" {
+		cfg.AccessToken = v
+	}
 	if _, statErr := os.Stat(r.configFile); statErr == nil {
-		loaded, err := config.Load(config.Options{File: r.configFile, Getenv: func(string) string { return "" }})
+		loaded, err := config.Load(config.Options{File: r.configFile, Getenv: getenv})
 		if err != nil {
-			return "", "", newError(ErrBadConfig, err, fmt.Sprintf("the service's config file is not valid: %v", err))
+			return "", "", newError(ErrBadConfig, err, fmt.Sprintf("the service's settings are not valid (%s and the ORPROXY_* variables of this environment): %v", r.configFile, err))
 		}
 		cfg = loaded.Config
 	}
@@ -333,7 +344,9 @@ type InstallResult struct {
 	// wrote it from the documented defaults.
 	ConfigFile    string
 	ConfigCreated bool
-	// CarriedEnv are the names (never the values) of the variables copied
+	// CarriedEnv are the variables copied from the installing environment:
+	// orproxy's own as NAME=value with secrets redacted, the others by name
+	// only (a proxy URL may hold a password).
 	// from the installing environment into the service.
 	CarriedEnv []string
 	// HealthURL answered 200 after the start.
@@ -405,7 +418,7 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	env := carriedEnv(lookup)
+	env := append(carriedEnv(lookup), orproxyEnv(r.environ())...)
 	def, err := r.definition(exe, env)
 	if err != nil {
 		return nil, err
@@ -463,7 +476,7 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 		Command:       append([]string{exe}, def.Args()...),
 		ConfigFile:    r.configFile,
 		ConfigCreated: created,
-		CarriedEnv:    envNames(env),
+		CarriedEnv:    shownEnv(env),
 		HealthURL:     healthURL(addr),
 		Logs:          r.p.logs(r.sc),
 	}
@@ -503,6 +516,9 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 		res.Notes = append(res.Notes, "Windows has no per-user services: orproxy was installed as a system service that runs as LocalSystem and starts at boot. Give it an absolute credentials.file in its config file so it finds your credentials.")
 	}
 	res.Notes = append(res.Notes, warnings...)
+	if w := checkoutWarning(exe, r.sc); w != "" {
+		res.Notes = append(res.Notes, w)
+	}
 	res.Notes = append(res.Notes, r.p.afterInstall(ctx, r.sc)...)
 	return res, nil
 }
@@ -805,6 +821,9 @@ func Status(ctx context.Context, opts Options) (*StatusResult, error) {
 	res.HealthURL = healthURL(addr)
 	if err := checkHealth(ctx, r.client, res.HealthURL, token); err != nil {
 		res.HealthError = err.Error()
+		if held := portHolder(ctx, r.client, addr, listen, token, r.configFile); held != "" {
+			res.HealthError = held
+		}
 	} else {
 		res.Healthy = true
 	}

@@ -132,6 +132,8 @@ func newHarness(t *testing.T) *harness {
 			"NO_PROXY":    "localhost,.intra",
 			"HOME":        "/not/carried",
 		}),
+		// None of the ORPROXY_* variables of whoever runs the tests.
+		Environ: func() []string { return nil },
 	}
 	return h
 }
