@@ -64,6 +64,14 @@ func TestLoginBrokerMustAnswerFirst(t *testing.T) {
 		})
 	}
 
+	// With start headers orproxy makes the start request itself; a broker
+	// that does not answer it is worded the same way.
+	bc, err := auth.NewBrokerClient(closedURL, []string{"X-Device: d1"}, 300*time.Millisecond, nil)
+	require.NoError(t, err)
+	_, err = startLogin(t, newTestStore(t), Options{Method: MethodBroker, Broker: bc, Upstream: "http://127.0.0.1:1/api/v1"}).wait(t)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the broker at broker.url "+closedURL+" does not answer (connect: connection refused)")
+
 	// Any other answer means the broker is up: the login goes on.
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "maintenance", http.StatusServiceUnavailable)
@@ -73,7 +81,7 @@ func TestLoginBrokerMustAnswerFirst(t *testing.T) {
 	opts.Timeout = 200 * time.Millisecond
 	run := startLogin(t, newTestStore(t), opts)
 	run.stdout.waitFor(t, urlLine)
-	_, err := run.wait(t)
+	_, err = run.wait(t)
 	assert.ErrorContains(t, err, "no answer from the browser")
 }
 
