@@ -229,11 +229,30 @@ func TestDeadKeyReportedByManyRequestsCountsOnce(t *testing.T) {
 	assert.Equal(t, 1, m.Status().RotationFailures)
 }
 
+// TestFreshKeyRejectedOnAFirstAttemptCounts: a request that started with
+// the new key while the rotating one was still retrying meets the same
+// dead key; its 401 (Replace, not Rejected) makes the rotation a failure too.
+func TestFreshKeyRejectedOnAFirstAttemptCounts(t *testing.T) {
+	b := &scriptedBroker{answer: keyMinter("dead")}
+	m, _ := churnManager(t, b)
+	k := loginKey
+	var err error
+	for range 10 {
+		var next secret.Secret
+		if next, err = m.Replace(ctx(t), k); err != nil {
+			break
+		}
+		k = next
+	}
+	require.Error(t, err)
+	assert.Regexp(t, "the broker issued a new key but OpenRouter rejected it too; orproxy asks the broker again in "+anHour, err.Error())
+	assert.Equal(t, auth.FailuresBeforeBackoff, b.count())
+}
+
 // TestKeysRevokedAfterTheyWorkedRotate: a key that served requests and was
 // then revoked is an ordinary revocation, however soon after its rotation,
 // not a failed rotation: revoked every few seconds, each key is rotated and
-// no backoff ever engages. Only the retry right after a rotation can prove
-// the broker's key dead.
+// no backoff ever engages.
 func TestKeysRevokedAfterTheyWorkedRotate(t *testing.T) {
 	b := &scriptedBroker{answer: keyMinter("good")}
 	m, _ := churnManager(t, b)
@@ -242,6 +261,7 @@ func TestKeysRevokedAfterTheyWorkedRotate(t *testing.T) {
 		next, err := m.Replace(ctx(t), k)
 		require.NoError(t, err, "revocation %d", i+1)
 		require.NotEqual(t, k, next)
+		m.Accepted(next) // the retry, and the requests after it, got answers
 		k = next
 	}
 	assert.Equal(t, 10, b.count())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -85,6 +86,10 @@ type Manager struct {
 	valid    validationRecord
 	login    autoLogin
 	brokers  brokerClients
+	// probation is set while the key the last rotation brought has not yet
+	// been accepted by OpenRouter, so Accepted costs an atomic load on
+	// every other request.
+	probation atomic.Bool
 
 	wake    chan struct{}
 	stop    chan struct{}
@@ -204,9 +209,17 @@ func (m *Manager) Replace(ctx context.Context, rejected secret.Secret) (secret.S
 	if k, ok := m.otherKey(rejected); ok {
 		return k, nil
 	}
-	// A 401 on a first attempt proves nothing about the rotation that
-	// brought the key: it may have worked for hours and been revoked since.
-	// Only the retry right after a rotation (Rejected) can call it failed.
+	// A key still on probation (no answer but a 401 since the rotation that
+	// brought it) is as dead for a first attempt as for the retry: under
+	// load, requests sent with it meet its 401 before the rotating request's
+	// retry does. A key that has worked was revoked since: rotate.
+	m.mu.Lock()
+	dead := m.rotation.rejected(rejected, time.Now())
+	m.probation.Store(!m.rotation.issued.IsZero())
+	m.mu.Unlock()
+	if dead {
+		m.logDeadKey(rejected)
+	}
 	ch := m.sf.DoChan("rotate", func() (any, error) {
 		return m.rotate(rejected, reasonRejected)
 	})
@@ -219,6 +232,20 @@ func (m *Manager) Replace(ctx context.Context, rejected secret.Secret) (secret.S
 	case <-ctx.Done():
 		return secret.Secret{}, ctx.Err()
 	}
+}
+
+// Accepted is told that OpenRouter answered a request sent with key with
+// anything but a 401. The key a rotation just brought then leaves its
+// probation: a 401 for it later is a revocation, a reason to rotate, not a
+// failed rotation. Cheap when no key is on probation, as almost always.
+func (m *Manager) Accepted(key secret.Secret) {
+	if !m.probation.Load() {
+		return
+	}
+	m.mu.Lock()
+	m.rotation.accept(key)
+	m.probation.Store(!m.rotation.issued.IsZero())
+	m.mu.Unlock()
 }
 
 // Rejected is told that OpenRouter rejected key, which Replace returned, on
@@ -493,6 +520,7 @@ func (m *Manager) issued(next *Credential) {
 	defer m.mu.Unlock()
 	m.cur = next
 	m.rotation.issue(next.APIKey)
+	m.probation.Store(true)
 	m.expiry.reset()
 	m.scrubLocked()
 }

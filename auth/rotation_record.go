@@ -80,6 +80,14 @@ func (r *rotationRecord) isDead(key secret.Secret) bool {
 	return !key.IsZero() && key == r.dead && r.lastErr == reasonDeadKey
 }
 
+// accept ends key's probation: it has worked, so a later 401 for it is no
+// verdict on the rotation that brought it.
+func (r *rotationRecord) accept(key secret.Secret) {
+	if !key.IsZero() && key == r.issued {
+		r.issued, r.before = secret.Secret{}, 0
+	}
+}
+
 // wait is how long rotation attempts must still wait.
 func (r *rotationRecord) wait(now time.Time) time.Duration { return r.notBefore.Sub(now) }
 

@@ -36,6 +36,10 @@ type KeyProvider interface {
 	// failed rotation, and when the broker is asked again); its message
 	// reaches the client.
 	Rejected(key secret.Secret) error
+	// Accepted is called when OpenRouter answered a request sent with key
+	// with anything but a 401: the key works. It is called on every such
+	// answer, so it must be cheap.
+	Accepted(key secret.Secret)
 	// Status describes the credential for /status, with the verdict on it
 	// (Usable, or the Problem and what to run); it must hold no secret.
 	Status() statusdoc.Credential

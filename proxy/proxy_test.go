@@ -50,6 +50,7 @@ type staticKeys struct {
 	replace  func(rejected secret.Secret) (secret.Secret, error)
 	replaced atomic.Int32
 	asked    atomic.Int32 // calls to Key
+	accepted []secret.Secret
 }
 
 func (k *staticKeys) Key(context.Context) (secret.Secret, error) {

@@ -81,6 +81,9 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.keys.Accepted(key)
+		}
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized && !askedForKey:
 			askedForKey = true

@@ -23,6 +23,19 @@ func (k *staticKeys) Rejected(secret.Secret) error {
 	return errors.New("OpenRouter rejected the replacement key too")
 }
 
+// Accepted records the keys OpenRouter answered with anything but a 401.
+func (k *staticKeys) Accepted(key secret.Secret) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.accepted = append(k.accepted, key)
+}
+
+func (k *staticKeys) acceptedKeys() []secret.Secret {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]secret.Secret(nil), k.accepted...)
+}
+
 // rejectionRecorder is staticKeys that records the keys reported rejected
 // on the retry and answers with why.
 type rejectionRecorder struct {
@@ -85,6 +98,25 @@ func TestReplacementRejectedTooIsReported(t *testing.T) {
 			assert.NotContains(t, body, rotatedKey)
 		})
 	}
+}
+
+// TestAcceptedKeysAreReported: every answer but a 401 tells the key
+// provider the key it was sent with works, the replacement after a 401 too,
+// so a rotated key leaves its probation on its first good answer; a 401
+// never does.
+func TestAcceptedKeysAreReported(t *testing.T) {
+	h := newHarness(t, fakeopenrouter.Options{})
+	resp, _ := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, []secret.Secret{secret.New(storedKey)}, h.keys.acceptedKeys())
+
+	h.fake.AddKey(rotatedKey, "rotated", nil)
+	h.keys.replace = func(secret.Secret) (secret.Secret, error) { return secret.New(rotatedKey), nil }
+	h.fake.Revoke(storedKey)
+	resp, _ = h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, []secret.Secret{secret.New(storedKey), secret.New(rotatedKey)}, h.keys.acceptedKeys(),
+		"the revoked key is not reported, its replacement is")
 }
 
 // TestTransportTrustsSSLCertFile: a company TLS-inspecting proxy's CA comes
