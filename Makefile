@@ -14,7 +14,7 @@ E2E_DEPS  := test/e2e/node_modules/.installed
 # Fuzz targets as package:Name. `make fuzz` runs each for FUZZTIME; `make test`
 # runs each for TEST_FUZZTIME. Seed corpora are in <package>/testdata/fuzz/.
 FUZZ_TARGETS  := internal/config:FuzzDecode auth:FuzzDecodeCredential auth:FuzzDecodeBrokerAnswer \
-                 login:FuzzParseCallback websearch:FuzzPatch websearch:FuzzScan
+                 login:FuzzParseCallback websearch:FuzzPatch websearch:FuzzScan usage:FuzzTap
 FUZZTIME      ?= 10s
 TEST_FUZZTIME ?= 3s
 
