@@ -2,12 +2,10 @@ package auth
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/orproxy/orproxy/internal/fakebroker"
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
 	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/testkit"
 )
 
 func TestCheckKey(t *testing.T) {
@@ -67,33 +66,6 @@ func TestCheckKey(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
-// redirectingUpstream is an upstream that answers every request with a
-// redirect of the given status to a second server on another port, which
-// records whatever reaches it.
-func redirectingUpstream(t *testing.T, status int) (upstream string, elsewhere *httptest.Server, got func() []string) {
-	t.Helper()
-	var mu sync.Mutex
-	var seen []string
-	elsewhere = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		seen = append(seen, r.Method+" "+r.URL.String()+" "+r.Header.Get("Authorization")+" "+string(body))
-		mu.Unlock()
-		_, _ = w.Write([]byte(`{"key":"sk-or-v1-stolen","data":{"label":"stolen"}}`))
-	}))
-	t.Cleanup(elsewhere.Close)
-	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		http.Redirect(w, r, elsewhere.URL+r.URL.Path, status)
-	}))
-	t.Cleanup(redirector.Close)
-	return redirector.URL + "/api/v1", elsewhere, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), seen...)
-	}
-}
-
 // Neither the PKCE code and verifier nor a key follows a redirect to
 // another server: Go's client would resend a 307/308 body and keep
 // Authorization for another port of the same host.
@@ -101,7 +73,7 @@ func TestOpenRouterCallsRefuseRedirects(t *testing.T) {
 	const code, verifier = "code-0123456789abcdef", "verifier-0123456789abcdef0123456789abcdef"
 	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
-			upstream, elsewhere, got := redirectingUpstream(t, status)
+			upstream, elsewhere, got := testkit.RedirectingUpstream(t, status)
 			host := strings.TrimPrefix(elsewhere.URL, "http://")
 
 			_, err := ExchangePKCE(testCtx(t), testHTTP, upstream, secret.New(code), secret.New(verifier))

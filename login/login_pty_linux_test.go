@@ -3,8 +3,6 @@ package login
 import (
 	"bufio"
 	"context"
-	"fmt"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,28 +15,11 @@ import (
 
 	"github.com/orproxy/orproxy/internal/fakebroker"
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/testkit"
 )
 
-// openPTY returns a pseudo-terminal pair: what the test types goes into
-// master, what the program reads comes from slave.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	t.Cleanup(func() { master.Close() })
-	require.NoError(t, unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0))
-	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
-	require.NoError(t, err)
-	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { slave.Close() })
-	return master, slave
-}
-
 func TestLoginKeyFromTerminalIsNotEchoed(t *testing.T) {
-	master, slave := openPTY(t)
+	master, slave := testkit.OpenPTY(t)
 	require.True(t, term.IsTerminal(int(slave.Fd())))
 	f := newFakes(t, fakebroker.Options{})
 	key := fakeopenrouter.NewKey()
@@ -78,7 +59,7 @@ func TestLoginKeyFromTerminalIsNotEchoed(t *testing.T) {
 }
 
 func TestLoginKeyCanceledRestoresEcho(t *testing.T) {
-	_, slave := openPTY(t)
+	_, slave := testkit.OpenPTY(t)
 	fd := int(slave.Fd())
 	echoOn := func() bool {
 		tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)

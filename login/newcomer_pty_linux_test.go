@@ -13,12 +13,13 @@ import (
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/fakebroker"
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/testkit"
 )
 
 // On a terminal, the address the browser ended on, pasted while the login
 // waits, completes it without --paste.
 func TestLoginPasteOnATerminalWithoutTheFlag(t *testing.T) {
-	master, slave := openPTY(t)
+	master, slave := testkit.OpenPTY(t)
 	f := newFakes(t, fakebroker.Options{})
 	stdout, stderr := newSyncBuffer(), newSyncBuffer()
 	done := make(chan error, 1)
@@ -45,7 +46,7 @@ func TestLoginPasteOnATerminalWithoutTheFlag(t *testing.T) {
 // The question before a pasted key replaces a broker login is answered on
 // the terminal, and the key after it is still read without echo.
 func TestLoginKeyConfirmOnATerminal(t *testing.T) {
-	master, slave := openPTY(t)
+	master, slave := testkit.OpenPTY(t)
 	f := newFakes(t, fakebroker.Options{})
 	store := newTestStore(t)
 	run := startLogin(t, store, brokerOpts(t, f))

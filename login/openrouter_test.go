@@ -5,16 +5,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/testkit"
 )
 
 func TestLoginCallbackPortInUse(t *testing.T) {
@@ -55,38 +54,11 @@ func TestLoginNeedsAUsableUpstream(t *testing.T) {
 	}
 }
 
-// redirectingUpstream is an upstream that answers every request with a
-// redirect of the given status to a second server on another port, which
-// records whatever reaches it.
-func redirectingUpstream(t *testing.T, status int) (upstream string, elsewhere *httptest.Server, got func() []string) {
-	t.Helper()
-	var mu sync.Mutex
-	var seen []string
-	elsewhere = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		seen = append(seen, r.Method+" "+r.URL.String()+" "+r.Header.Get("Authorization")+" "+string(body))
-		mu.Unlock()
-		_, _ = w.Write([]byte(`{"key":"sk-or-v1-stolen","data":{"label":"stolen"}}`))
-	}))
-	t.Cleanup(elsewhere.Close)
-	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		http.Redirect(w, r, elsewhere.URL+r.URL.Path, status)
-	}))
-	t.Cleanup(redirector.Close)
-	return redirector.URL + "/api/v1", elsewhere, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), seen...)
-	}
-}
-
 // Through the login flows too: a pasted key is not sent on, and with the
 // check failing it is refused, or with --force stored with a warning, as
 // for a network error.
 func TestLoginKeyNotSentThroughARedirect(t *testing.T) {
-	upstream, _, got := redirectingUpstream(t, http.StatusTemporaryRedirect)
+	upstream, _, got := testkit.RedirectingUpstream(t, http.StatusTemporaryRedirect)
 	_, err := Run(testCtx(t), newTestStore(t), Options{Method: MethodKey, Upstream: upstream,
 		Stdin: strings.NewReader(testKey + "\n")})
 	require.Error(t, err)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,34 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/orproxy/orproxy/internal/testenv"
+	"github.com/orproxy/orproxy/internal/testkit"
 )
-
-// openPTY returns a pseudo-terminal pair: what the test types goes into
-// master, what the program reads comes from slave.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	t.Cleanup(func() { master.Close() })
-	// Through SyscallConn, not Fd: Fd would put master in blocking mode,
-	// and a blocked read would then keep Close from ending it.
-	raw, err := master.SyscallConn()
-	require.NoError(t, err)
-	var n int
-	var ioctlErr error
-	require.NoError(t, raw.Control(func(fd uintptr) {
-		if ioctlErr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ioctlErr == nil {
-			n, ioctlErr = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
-		}
-	}))
-	require.NoError(t, ioctlErr)
-	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { slave.Close() })
-	return master, slave
-}
 
 // terminalOutput collects what the program writes to the terminal.
 type terminalOutput struct {
@@ -76,7 +49,7 @@ func (o *terminalOutput) read(master *os.File) {
 // controls: the terminal's echo is back on, and the command says the login
 // was canceled and exits 1, storing nothing.
 func TestLoginKeyInterruptedAtThePromptRestoresEcho(t *testing.T) {
-	master, slave := openPTY(t)
+	master, slave := testkit.OpenPTY(t)
 	echoOn := func() bool {
 		tio, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
 		require.NoError(t, err)

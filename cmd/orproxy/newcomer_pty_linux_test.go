@@ -15,12 +15,13 @@ import (
 
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/testenv"
+	"github.com/orproxy/orproxy/internal/testkit"
 )
 
 // On a terminal, the address pasted while the login waits completes it;
 // no --paste needed.
 func TestLoginPastedOnATerminal(t *testing.T) {
-	master, slave := openPTY(t)
+	master, slave := testkit.OpenPTY(t)
 	env := testenv.New(t, testenv.Options{})
 	cfg := configFor(t, env, "")
 	run := startCommand(t, slave, "--config", cfg, "login", "--no-browser", "--timeout", "20s")
@@ -43,7 +44,7 @@ func TestServeReadyLineOnATerminal(t *testing.T) {
 		var out terminalOutput
 		readDone := make(chan struct{})
 		if terminal {
-			master, slave := openPTY(t)
+			master, slave := testkit.OpenPTY(t)
 			cmd.Stderr = slave
 			go func() { defer close(readDone); out.read(master) }()
 			t.Cleanup(func() { master.Close(); <-readDone })
