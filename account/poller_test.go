@@ -20,6 +20,7 @@ import (
 	"github.com/orproxy/orproxy/internal/fakeopenrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/statusdoc"
+	"github.com/orproxy/orproxy/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -93,27 +94,7 @@ func (r *rig) answer(status int, body string) {
 // when the returned function is called.
 func (r *rig) run(t *testing.T) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.p.Run(ctx)
-	}()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("Run did not return after its context ended")
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return testkit.Background(t, r.p.Run)
 }
 
 // arrival waits for the next GET /key, failing after a bound.

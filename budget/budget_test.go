@@ -17,29 +17,12 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/orproxy/orproxy/internal/testkit"
 	"github.com/orproxy/orproxy/ledger"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
 }
 
 func berlin(t *testing.T) *time.Location {
@@ -51,13 +34,13 @@ func berlin(t *testing.T) *time.Location {
 
 type fixture struct {
 	tr    *Tracker
-	clock *clock
+	clock *testkit.Clock
 	logs  *observer.ObservedLogs
 }
 
 func newFixture(t *testing.T, at time.Time, opts Options) *fixture {
 	t.Helper()
-	c := &clock{now: at}
+	c := testkit.NewClock(at)
 	core, logs := observer.New(zapcore.DebugLevel)
 	opts.Now, opts.Logger = c.Now, zap.New(core)
 	if opts.Location == nil {

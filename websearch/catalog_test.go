@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/orproxy/orproxy/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -97,27 +99,7 @@ func waitFor(t *testing.T, arrivals <-chan time.Time, n int) []time.Time {
 // runInjector starts Run and returns a function that stops it and waits.
 func runInjector(t *testing.T, in *Injector) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		in.Run(ctx)
-	}()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("Run did not return after cancel")
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return testkit.Background(t, in.Run)
 }
 
 func TestRunLoadsAndRefreshesTheCatalog(t *testing.T) {

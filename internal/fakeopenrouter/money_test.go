@@ -7,12 +7,13 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orproxy/orproxy/internal/testkit"
 )
 
 func usd(v float64) *float64 { return &v }
@@ -83,38 +84,20 @@ func TestKeyUsageGrowsWithWhatWasCharged(t *testing.T) {
 	assert.InDelta(t, charged, infos[0].Usage, 1e-12)
 }
 
-// clock is a settable Options.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
 func TestUsagePeriodsAndLimitResets(t *testing.T) {
-	clk := &clock{}
+	clk := &testkit.Clock{}
 	day := func(d int, month time.Month) time.Time { return time.Date(2026, month, d, 12, 0, 0, 0, time.UTC) }
 	fake, api := usageServer(t, Options{Now: clk.Now}, Fault{})
 	require.Equal(t, time.Monday, day(28, time.September).Weekday())
 
-	clk.set(day(28, time.September))
+	clk.Set(day(28, time.September))
 	require.NoError(t, fake.Spend(usageKey, 1))
-	clk.set(day(30, time.September))
+	clk.Set(day(30, time.September))
 	require.NoError(t, fake.Spend(usageKey, 2))
 
 	check := func(when time.Time, total, daily, weekly, monthly float64) {
 		t.Helper()
-		clk.set(when)
+		clk.Set(when)
 		st, ok := fake.KeyStatus(usageKey)
 		require.True(t, ok)
 		assert.Equal(t, []float64{total, daily, weekly, monthly}, []float64{st.Usage, st.UsageDaily, st.UsageWeekly, st.UsageMonthly}, when.Format("Mon Jan 2"))
@@ -126,7 +109,7 @@ func TestUsagePeriodsAndLimitResets(t *testing.T) {
 
 	// A limit counts the spending of its own period.
 	for reset, remaining := range map[string]float64{"": 7, "daily": 10, "weekly": 7, "monthly": 7} {
-		clk.set(day(30, time.September))
+		clk.Set(day(30, time.September))
 		_, err := fake.SetKeyLimit(usageKey, KeyLimit{Limit: usd(10), Reset: reset})
 		require.NoError(t, err)
 		_, data := getKey(t, api, usageKey)
