@@ -100,6 +100,9 @@ type Manager struct {
 type validationRecord struct {
 	at     time.Time
 	result string
+	// key is the key checked: a verdict on it says nothing of a key
+	// stored since.
+	key secret.Secret
 }
 
 // NewManager builds a manager; call Start to load the credential and begin

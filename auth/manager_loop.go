@@ -177,6 +177,6 @@ func (m *Manager) validate() {
 		m.log.Warn("could not check the stored key with OpenRouter; carrying on with it", zap.Error(err))
 	}
 	m.mu.Lock()
-	m.valid = validationRecord{at: time.Now(), result: result}
+	m.valid = validationRecord{at: time.Now(), result: result, key: cur.APIKey}
 	m.mu.Unlock()
 }

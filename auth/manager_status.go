@@ -65,9 +65,9 @@ func (m *Manager) problemLocked(s *statusdoc.Credential) string {
 	}
 	why := ""
 	switch v, r := m.valid, m.rotation; {
-	case strings.HasPrefix(v.result, "rejected") && v.result != "rejected; replaced" && r.lastAt.Before(v.at):
-		// The check at start found the key rejected, and no rotation
-		// brought another since.
+	case strings.HasPrefix(v.result, "rejected") && v.result != "rejected; replaced" && v.key == m.cur.APIKey:
+		// The check at start found this very key rejected: no rotation
+		// or login has brought another since.
 		why = "the daemon found that OpenRouter rejects it (" + v.result + ")"
 	case r.failures > 0 && (m.cur.APIKey == r.dead || strings.Contains(r.lastErr, "rejected")):
 		// The last rotation failed over a rejected key: one the broker

@@ -16,7 +16,8 @@ import (
 // to run, so that `orproxy status` reads a field instead of words.
 func TestStatusVerdict(t *testing.T) {
 	key := secret.New("sk-or-v1-0000000000000000000000000000000000000000000000000000000000a1b2")
-	earlier, later := time.Now().Add(-time.Minute), time.Now()
+	other := secret.New("sk-or-v1-0000000000000000000000000000000000000000000000000000000000e5f6")
+	earlier := time.Now().Add(-time.Minute)
 	past := time.Now().Add(-time.Hour)
 	manual := func() *Credential { return &Credential{Source: SourceManual, APIKey: key} }
 	tests := []struct {
@@ -25,17 +26,18 @@ func TestStatusVerdict(t *testing.T) {
 		problem string // "" for usable
 	}{
 		{name: "nothing known", set: func(m *Manager) { m.cur = manual() }},
-		{name: "validated", set: func(m *Manager) { m.cur, m.valid = manual(), validationRecord{earlier, "ok"} }},
+		{name: "validated", set: func(m *Manager) { m.cur, m.valid = manual(), validationRecord{at: earlier, result: "ok", key: key} }},
 		{name: "validation could not tell", set: func(m *Manager) {
-			m.cur, m.valid = manual(), validationRecord{earlier, "unknown: dial tcp: refused"}
+			m.cur, m.valid = manual(), validationRecord{at: earlier, result: "unknown: dial tcp: refused", key: key}
 		}},
-		{name: "rejected and replaced", set: func(m *Manager) { m.cur, m.valid = manual(), validationRecord{earlier, "rejected; replaced"} }},
+		{name: "rejected and replaced", set: func(m *Manager) { m.cur, m.valid = manual(), validationRecord{at: earlier, result: "rejected; replaced", key: key} }},
 		{name: "rejected, no replacement", set: func(m *Manager) {
-			m.cur, m.valid = manual(), validationRecord{earlier, "rejected; no replacement: cannot be rotated"}
+			m.cur, m.valid = manual(), validationRecord{at: earlier, result: "rejected; no replacement: cannot be rotated", key: key}
 		}, problem: "the stored key sk-or-v1-…a1b2 is not usable: the daemon found that OpenRouter rejects it (rejected; no replacement: cannot be rotated); run `orproxy login`"},
-		{name: "rejected, rotated since", set: func(m *Manager) {
-			m.cur, m.valid = manual(), validationRecord{earlier, "rejected; no replacement: broker down"}
-			m.rotation.lastAt = later
+		{name: "rejected, another key stored since", set: func(m *Manager) {
+			// A rotation, or `orproxy login` in another process, brought
+			// this key after the check at start rejected the one before.
+			m.cur, m.valid = manual(), validationRecord{at: earlier, result: "rejected; no replacement: broker down", key: other}
 		}},
 		{name: "the broker's new key rejected too", set: func(m *Manager) {
 			m.cur = manual()
