@@ -118,8 +118,13 @@ func (c Config) validate() []problem {
 	}
 	if c.Attribution.Enabled {
 		if c.Attribution.Referer != "" {
-			if u, err := url.Parse(c.Attribution.Referer); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-				add("attribution.referer", "%q is not an absolute http(s) URL (e.g. https://github.com/orproxy/orproxy)", c.Attribution.Referer)
+			u, err := url.Parse(c.Attribution.Referer)
+			switch {
+			case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+				add("attribution.referer", "%q is not an absolute http(s) URL (e.g. https://github.com/orproxy/orproxy)", shownURL(c.Attribution.Referer))
+			case u.User != nil:
+				// It goes to OpenRouter in a header on every request.
+				add("attribution.referer", "%q must not carry user info", u.Redacted())
 			}
 		}
 		if strings.ContainsAny(c.Attribution.Referer+c.Attribution.Title, "\r\n\x00") {
@@ -166,14 +171,14 @@ func validateListen(addr string, hasAccessToken bool) error {
 func validateServiceURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("%q is not an absolute http(s) URL (e.g. https://openrouter.ai/api/v1)", raw)
+		return fmt.Errorf("%q is not an absolute http(s) URL (e.g. https://openrouter.ai/api/v1)", shownURL(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		// Redacted: user info may hold a password.
 		return fmt.Errorf("%q must not carry a query, fragment or user info", u.Redacted())
 	}
 	if u.Scheme == "http" && !netaddr.IsLoopbackHost(u.Hostname()) {
-		return fmt.Errorf("%q uses http to a remote host; use https (http is allowed only for a loopback host)", raw)
+		return fmt.Errorf("%q uses http to a remote host; use https (http is allowed only for a loopback host)", u.Redacted())
 	}
 	return nil
 }
@@ -184,4 +189,24 @@ func plainDomain(d string) bool {
 		return false
 	}
 	return strings.Contains(d, ".") && !strings.HasPrefix(d, ".") && !strings.HasSuffix(d, ".")
+}
+
+// shownURL is raw as a message may quote it: a password in it hidden, and
+// for text that is not a URL at all, whatever stood before an "@" (it may
+// be a user name and password) left out.
+func shownURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		if u.User == nil {
+			return raw
+		}
+		if _, has := u.User.Password(); has {
+			return u.Redacted()
+		}
+		u.User = url.User("xxxxx") // a user name alone may be a token
+		return u.String()
+	}
+	if i := strings.LastIndex(raw, "@"); i >= 0 {
+		return "…" + raw[i:]
+	}
+	return raw
 }
