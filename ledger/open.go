@@ -35,6 +35,14 @@ const (
 	DefaultBusyTimeout   = 5 * time.Second
 )
 
+// PathFor is the ledger usage.file names, or DefaultPath when it names none.
+func PathFor(file string) (string, error) {
+	if file != "" {
+		return file, nil
+	}
+	return DefaultPath()
+}
+
 // DefaultPath is where the ledger lives unless usage.file says otherwise:
 // $XDG_DATA_HOME/orproxy/usage.db (~/.local/share/orproxy/usage.db) on Linux,
 // ~/Library/Application Support/orproxy/usage.db on macOS, and

@@ -209,7 +209,7 @@ func describeMoney(ctx context.Context, cfg *config.Loaded, d daemonReport) stri
 // ledgerSpend reads today's and this month's spend from the ledger, which
 // it only reads.
 func ledgerSpend(ctx context.Context, cfg *config.Loaded) (*statusdoc.Spend, error) {
-	path, err := ledgerFile(cfg)
+	path, err := ledger.PathFor(cfg.Usage.File)
 	if err != nil {
 		return nil, err
 	}

@@ -109,17 +109,9 @@ func parseSince(s string, now time.Time, loc *time.Location) (time.Time, error) 
 	return time.Time{}, fmt.Errorf("--since %q is not a duration (7d, 24h), a date (2026-11-01) or a time (2026-11-01T09:00:00Z)", s)
 }
 
-// ledgerFile is the ledger the config names, or the default one.
-func ledgerFile(cfg *config.Loaded) (string, error) {
-	if cfg.Usage.File != "" {
-		return cfg.Usage.File, nil
-	}
-	return ledger.DefaultPath()
-}
-
 // readUsage reads the report from the ledger, which it only reads.
 func readUsage(ctx context.Context, cfg *config.Loaded, q ledger.Query) (ledger.Report, string, error) {
-	path, err := ledgerFile(cfg)
+	path, err := ledger.PathFor(cfg.Usage.File)
 	if err != nil {
 		return ledger.Report{}, "", err
 	}

@@ -328,11 +328,21 @@ func TestExplicitMissingFile(t *testing.T) {
 	require.ErrorContains(t, err, "nope.yaml does not exist")
 }
 
-func TestCredentialsFileRelativeToConfig(t *testing.T) {
-	p := writeFile(t, "credentials: {file: creds.json}\n")
+// The files a config names are the same for the daemon and the commands,
+// whatever their working directory: relative to the config file, ~ expanded.
+func TestFilesRelativeToConfig(t *testing.T) {
+	p := writeFile(t, "credentials: {file: creds.json}\nusage: {file: data/usage.db}\n")
 	got, err := Load(Options{File: p, Getenv: env(nil)})
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(filepath.Dir(p), "creds.json"), got.Credentials.File)
+	assert.Equal(t, filepath.Join(filepath.Dir(p), "data", "usage.db"), got.Usage.File)
+
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	p = writeFile(t, "usage: {file: ~/ledger.db}\n")
+	got, err = Load(Options{File: p, Getenv: env(nil)})
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(home, "ledger.db"), got.Usage.File)
 }
 
 func TestValuesDecode(t *testing.T) {
@@ -413,4 +423,17 @@ func TestSpendSettingsFromAFile(t *testing.T) {
 	assert.True(t, c.WebSearch.Messages)
 	assert.False(t, c.Attribution.Enabled)
 	assert.True(t, c.Credentials.RotateOnLimit)
+}
+
+// A bad URL in any setting is quoted without its password: the messages go
+// to a terminal and to the service manager's log.
+func TestBadURLsAreQuotedWithoutTheirPassword(t *testing.T) {
+	for _, bad := range []string{"ftp://u:hunter2secret@broker.example", "//u:hunter2secret@broker.example", "https://u:hunter2secret%zz@broker.example", "http://u:hunter2secret@remote.example"} {
+		for _, key := range []string{"broker.url", "upstream", "attribution.referer"} {
+			_, err := Load(Options{Flags: map[string]string{key: bad}, Getenv: env(nil)})
+			require.Error(t, err, "%s=%s", key, bad)
+			assert.NotContains(t, err.Error(), "hunter2secret", "%s=%s", key, bad)
+			assert.Contains(t, err.Error(), key)
+		}
+	}
 }

@@ -104,10 +104,12 @@ func Load(opts Options) (*Loaded, error) {
 			for k, line := range lines {
 				out.sources[k] = Source{Layer: LayerFile, Where: fmt.Sprintf("%s:%d", path, line)}
 			}
-			// A relative credentials.file in the file is relative to the file,
-			// not to wherever the daemon happens to start.
-			if f := out.Credentials.File; f != "" && !filepath.IsAbs(f) && !strings.HasPrefix(f, "~") {
-				out.Credentials.File = filepath.Join(filepath.Dir(path), f)
+			// A relative file named in the file is relative to the file,
+			// not to wherever the daemon happens to start (/ under launchd).
+			for _, f := range []*string{&out.Credentials.File, &out.Usage.File} {
+				if *f != "" && !filepath.IsAbs(*f) && !strings.HasPrefix(*f, "~") {
+					*f = filepath.Join(filepath.Dir(path), *f)
+				}
 			}
 		case errors.Is(err, fs.ErrNotExist) && !explicit:
 			// No file at the default path: defaults, environment and flags only.
@@ -150,10 +152,14 @@ func Load(opts Options) (*Loaded, error) {
 		}
 	}
 
-	out.Credentials.File = expandHome(out.Credentials.File)
-	if out.Credentials.File != "" && !filepath.IsAbs(out.Credentials.File) {
-		if abs, err := filepath.Abs(out.Credentials.File); err == nil {
-			out.Credentials.File = abs
+	// The daemon and the commands must name the same files whatever
+	// their working directory: ~ expanded, and made absolute.
+	for _, f := range []*string{&out.Credentials.File, &out.Usage.File} {
+		*f = expandHome(*f)
+		if *f != "" && !filepath.IsAbs(*f) {
+			if abs, err := filepath.Abs(*f); err == nil {
+				*f = abs
+			}
 		}
 	}
 

@@ -62,7 +62,7 @@ func openMoney(cfg config.Config, configFile string, transport http.RoundTripper
 	if !cfg.Usage.Enabled {
 		return m
 	}
-	path, err := ledgerPath(cfg)
+	path, err := ledger.PathFor(cfg.Usage.File)
 	var led budget.Ledger // an untyped nil unless the ledger opens
 	if err == nil {
 		var w *ledger.Writer
@@ -92,14 +92,6 @@ func openMoney(cfg config.Config, configFile string, transport http.RoundTripper
 		}
 	}
 	return m
-}
-
-// ledgerPath is usage.file, or the default place.
-func ledgerPath(cfg config.Config) (string, error) {
-	if cfg.Usage.File != "" {
-		return cfg.Usage.File, nil
-	}
-	return ledger.DefaultPath()
 }
 
 // usableKey is the poller's key: the one in use, and never the start of an
