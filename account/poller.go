@@ -199,6 +199,12 @@ func (p *Poller) Run(ctx context.Context) {
 		}
 		last = time.Now()
 		timer.Reset(every)
+		// This read answers any poke that waited: a poke timer left armed
+		// would read again within pokeGap.
+		if pokeTimer != nil {
+			pokeTimer.Stop()
+		}
+		pokeC = nil
 	}
 }
 
@@ -261,14 +267,15 @@ func (p *Poller) fetch(ctx context.Context) (*statusdoc.Credits, error) {
 			where = loc.Host
 		}
 		return nil, fmt.Errorf("GET /key answered with a redirect (%s) to %s, not followed so that the key is not sent there; check `upstream`",
-			resp.Status, auth.Sanitize(where))
+			auth.Sanitize(resp.Status), auth.Sanitize(where))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return nil, fmt.Errorf("read OpenRouter's GET /key answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		msg := resp.Status
+		// The reason phrase is the server's text, as the body is.
+		msg := scrubbed(resp.Status, key)
 		if m := errorMessage(body, key); m != "" {
 			msg += ": " + m
 		}
@@ -319,11 +326,16 @@ func parse(body []byte) (*statusdoc.Credits, error) {
 // errorMessage is OpenRouter's error.message, made printable, with the key
 // taken out should the answer echo it.
 func errorMessage(body []byte, key secret.Secret) string {
-	msg := gjson.GetBytes(body, "error.message").String()
+	return scrubbed(gjson.GetBytes(body, "error.message").String(), key)
+}
+
+// scrubbed is text from the server made fit for a message: the key, should
+// the server echo it, redacted, and control characters gone.
+func scrubbed(text string, key secret.Secret) string {
 	if v := key.Reveal(); v != "" {
-		msg = strings.ReplaceAll(msg, v, key.String())
+		text = strings.ReplaceAll(text, v, key.String())
 	}
-	return auth.Sanitize(msg)
+	return auth.Sanitize(text)
 }
 
 // record keeps c as the last good answer, or err as the last error beside

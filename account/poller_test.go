@@ -239,6 +239,28 @@ func TestPollerPoke(t *testing.T) {
 	}
 }
 
+// A poke that must wait for the gap is answered by any read in between:
+// the interval's read must not be followed by a second one the waiting poke
+// would make, inside the gap.
+func TestAReadAnswersAWaitingPoke(t *testing.T) {
+	const interval, gap = 100 * time.Millisecond, 400 * time.Millisecond
+	r := newRig(t, interval)
+	r.p.pokeGap = gap
+	r.run(t)
+	first := r.arrival(t)
+	r.settled(t, func(c *statusdoc.Credits) bool { return !c.CheckedAt.IsZero() })
+	r.p.Seen()
+	r.p.Poke() // within the gap: waits, or is answered by the interval's read
+	second := r.arrival(t)
+	assert.Less(t, second.Sub(first), gap, "the interval's read came first")
+	time.Sleep(gap) // no way to wait for a read that must not happen
+	select {
+	case extra := <-r.arrivals:
+		t.Fatalf("a second read %v after the one that answered the poke; the gap is %v", extra.Sub(second), gap)
+	default:
+	}
+}
+
 func TestPokeNeverBlocks(t *testing.T) {
 	p := NewPoller(Options{})
 	done := make(chan struct{})
