@@ -203,6 +203,22 @@ func (m *Manager) Key(ctx context.Context) (secret.Secret, error) {
 	return m.cur.APIKey, nil
 }
 
+// UsableKey is the key in use for the daemon's own calls to OpenRouter (the
+// key poller): unlike Key it never starts an automatic login, which only a
+// client's request may cause, and it refuses a key known to be unusable.
+func (m *Manager) UsableKey() (secret.Secret, error) {
+	st := m.Status()
+	if !st.Usable {
+		return secret.Secret{}, errors.New("no usable key: " + st.Problem)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.cur == nil {
+		return secret.Secret{}, ErrNoCredential
+	}
+	return m.cur.APIKey, nil
+}
+
 // Replace returns a key to retry with after OpenRouter rejected rejected:
 // the stored key if another process has replaced it meanwhile, else a key
 // rotated through the broker. Concurrent calls share one rotation, which

@@ -100,3 +100,26 @@ func TestStatusSeesTheFileAsItIsNow(t *testing.T) {
 	assert.True(t, s.Usable, s.Problem)
 	assert.Equal(t, key.String(), s.Key)
 }
+
+// The daemon's own calls (the key poller) never start an automatic login:
+// with no credential UsableKey says so, and the login is not run; with one
+// it is the key in use.
+func TestUsableKeyNeverStartsALogin(t *testing.T) {
+	store := NewStore(filepath.Join(t.TempDir(), "credentials.json"))
+	logins := 0
+	m := NewManager(ManagerOptions{Store: store, AutoLogin: func(context.Context, func(string)) error {
+		logins++
+		return nil
+	}})
+	_, err := m.UsableKey()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not logged in")
+	assert.Zero(t, logins)
+
+	key := secret.New("sk-or-v1-0000000000000000000000000000000000000000000000000000000000c3d4")
+	require.NoError(t, store.Save(context.Background(), &Credential{Source: SourceManual, APIKey: key}))
+	got, err := m.UsableKey()
+	require.NoError(t, err)
+	assert.Equal(t, key, got)
+	assert.Zero(t, logins)
+}

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orproxy/orproxy/account"
+	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/budget"
 	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/secret"
@@ -50,12 +50,12 @@ const minLedgerFlush = 2 * time.Second
 // makes the key poller. A ledger that cannot be opened is reported and
 // left out: the daemon serves all the same, and budgets count this run's
 // requests only.
-func openMoney(cfg config.Config, configFile string, transport http.RoundTripper, keys proxy.KeyProvider, log *zap.Logger) *money {
+func openMoney(cfg config.Config, configFile string, transport http.RoundTripper, keys *auth.Manager, log *zap.Logger) *money {
 	m := &money{log: log}
 	m.poller = account.NewPoller(account.Options{
 		Upstream: cfg.Upstream,
 		HTTP:     &http.Client{Transport: transport},
-		Key:      usableKey(keys),
+		Key:      func(context.Context) (secret.Secret, error) { return keys.UsableKey() },
 		Interval: cfg.Usage.KeyPoll,
 		Logger:   log.Named("account"),
 	})
@@ -92,17 +92,6 @@ func openMoney(cfg config.Config, configFile string, transport http.RoundTripper
 		}
 	}
 	return m
-}
-
-// usableKey is the poller's key: the one in use, and never the start of an
-// automatic login, which only a client's request may cause.
-func usableKey(keys proxy.KeyProvider) func(context.Context) (secret.Secret, error) {
-	return func(ctx context.Context) (secret.Secret, error) {
-		if st := keys.Status(); !st.Usable {
-			return secret.Secret{}, errors.New("no usable key: " + st.Problem)
-		}
-		return keys.Key(ctx)
-	}
 }
 
 // spending is the proxy's Spending: nil (untyped) without the ledger's
