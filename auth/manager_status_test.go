@@ -30,7 +30,9 @@ func TestStatusVerdict(t *testing.T) {
 		{name: "validation could not tell", set: func(m *Manager) {
 			m.cur, m.valid = manual(), validationRecord{at: earlier, result: "unknown: dial tcp: refused", key: key}
 		}},
-		{name: "rejected and replaced", set: func(m *Manager) { m.cur, m.valid = manual(), validationRecord{at: earlier, result: "rejected; replaced", key: key} }},
+		{name: "rejected and replaced", set: func(m *Manager) {
+			m.cur, m.valid = manual(), validationRecord{at: earlier, result: "rejected; replaced", key: key}
+		}},
 		{name: "rejected, no replacement", set: func(m *Manager) {
 			m.cur, m.valid = manual(), validationRecord{at: earlier, result: "rejected; no replacement: cannot be rotated", key: key}
 		}, problem: "the stored key sk-or-v1-…a1b2 is not usable: the daemon found that OpenRouter rejects it (rejected; no replacement: cannot be rotated); run `orproxy login`"},
