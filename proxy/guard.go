@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/orproxy/orproxy/internal/netaddr"
 )
 
 // refusal is a request the local guard turned away.
@@ -89,14 +91,8 @@ func loopbackHostHeader(host string) bool {
 		if i := strings.LastIndexByte(host, ':'); i >= 0 {
 			name, port, hasPort = host[:i], host[i+1:], true
 		}
-		if strings.ContainsAny(name, "[]:") {
+		if strings.ContainsAny(name, "[]:") || !netaddr.IsLoopbackHost(name) {
 			return false
-		}
-		if !strings.EqualFold(name, "localhost") {
-			ip := net.ParseIP(name)
-			if ip == nil || !ip.IsLoopback() {
-				return false
-			}
 		}
 	}
 	return !hasPort || validPort(port)
