@@ -2,6 +2,7 @@ package bodypatch
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -39,6 +40,9 @@ func TestIsJSONAllocatesNothing(t *testing.T) {
 }
 
 func TestOptOutHeaderIsAControlHeader(t *testing.T) {
-	assert.Equal(t, "X-Orproxy-Web-Search", OptOutHeader)
-	assert.Equal(t, OptOutHeader, http.CanonicalHeaderKey(OptOutHeader), "the proxy compares canonical names")
+	// The proxy strips headers by canonical name and prefix: the opt-out
+	// header must match both, or it would reach OpenRouter.
+	canon := http.CanonicalHeaderKey(OptOutHeader)
+	assert.Equal(t, OptOutHeader, canon, "the proxy compares canonical names")
+	assert.True(t, strings.HasPrefix(canon, http.CanonicalHeaderKey(ControlHeaderPrefix + "x")[:len(ControlHeaderPrefix)]), "stripped with the other control headers")
 }
