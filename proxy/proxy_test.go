@@ -133,18 +133,19 @@ func (h *harness) do(t *testing.T, method, path, body string, header map[string]
 func TestInjectsStoredKeyAndDropsClientCredentials(t *testing.T) {
 	h := newHarness(t, fakeopenrouter.Options{})
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, map[string]string{
-		"Authorization":       "Bearer dummy",
-		"X-Api-Key":           "dummy",
-		"X_Api_Key":           "dummy",
-		"Cookie":              "session=local",
-		"X-Orproxy-Anything":  "off",
-		"Content-Type":        "application/json",
-		"HTTP-Referer":        "https://my.app",
-		"X-OpenRouter-Title":  "My App",
-		"Anthropic-Version":   "2023-06-01",
-		"X-Custom-Passthru":   "yes",
-		"X-Forwarded-For":     "10.0.0.1",
-		"Proxy-Authorization": "Basic Zm9vOmJhcg==",
+		"Authorization":        "Bearer dummy",
+		"X-Api-Key":            "dummy",
+		"X_Api_Key":            "dummy",
+		"Cookie":               "session=local",
+		"X-Orproxy-Anything":   "off",
+		"X_Orproxy_Web_Search": "on",
+		"Content-Type":         "application/json",
+		"HTTP-Referer":         "https://my.app",
+		"X-OpenRouter-Title":   "My App",
+		"Anthropic-Version":    "2023-06-01",
+		"X-Custom-Passthru":    "yes",
+		"X-Forwarded-For":      "10.0.0.1",
+		"Proxy-Authorization":  "Basic Zm9vOmJhcg==",
 	})
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	assert.Contains(t, body, fakeopenrouter.DefaultReply)
@@ -153,7 +154,7 @@ func TestInjectsStoredKeyAndDropsClientCredentials(t *testing.T) {
 	require.Len(t, reqs, 1)
 	got := reqs[0].Header
 	assert.Equal(t, []string{"Bearer " + storedKey}, got.Values("Authorization"))
-	for _, name := range []string{"X-Api-Key", "X_api_key", "Cookie", "X-Orproxy-Anything", "X-Forwarded-For", "Proxy-Authorization"} {
+	for _, name := range []string{"X-Api-Key", "X_api_key", "Cookie", "X-Orproxy-Anything", "X_orproxy_web_search", "X-Forwarded-For", "Proxy-Authorization"} {
 		assert.Empty(t, got.Values(name), name)
 	}
 	assert.Equal(t, "https://my.app", got.Get("HTTP-Referer"))

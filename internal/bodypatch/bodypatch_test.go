@@ -1,8 +1,6 @@
 package bodypatch
 
 import (
-	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -37,12 +35,4 @@ func TestIsJSON(t *testing.T) {
 func TestIsJSONAllocatesNothing(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { IsJSON("application/vnd.api+json; charset=utf-8") })
 	assert.Zero(t, allocs)
-}
-
-func TestOptOutHeaderIsAControlHeader(t *testing.T) {
-	// The proxy strips headers by canonical name and prefix: the opt-out
-	// header must match both, or it would reach OpenRouter.
-	canon := http.CanonicalHeaderKey(OptOutHeader)
-	assert.Equal(t, OptOutHeader, canon, "the proxy compares canonical names")
-	assert.True(t, strings.HasPrefix(canon, http.CanonicalHeaderKey(ControlHeaderPrefix + "x")[:len(ControlHeaderPrefix)]), "stripped with the other control headers")
 }
