@@ -13,6 +13,7 @@ import (
 
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/humantime"
+	"github.com/orproxy/orproxy/internal/secret"
 )
 
 // errNoBroker is the broker method without a configured broker.
@@ -84,7 +85,7 @@ func (l *flow) brokerStartError(err error) error {
 }
 
 func (l *flow) brokerUnreachable(cause error) error {
-	where := redactedURL(l.opts.Broker.BaseURL())
+	where := secret.RedactURL(l.opts.Broker.BaseURL())
 	var ne net.Error
 	if errors.Is(cause, context.DeadlineExceeded) || (errors.As(cause, &ne) && ne.Timeout()) {
 		return fmt.Errorf("the broker at broker.url %s did not answer within %s (broker.timeout); check broker.url (or %s) and that this machine can reach it (company network or VPN)",
@@ -96,21 +97,12 @@ func (l *flow) brokerUnreachable(cause error) error {
 
 func (l *flow) brokerNotFound() error {
 	return fmt.Errorf("broker.url %s answered 404 at %s: the URL is probably wrong; check broker.url (or %s)",
-		redactedURL(l.opts.Broker.BaseURL()), startPath, envBrokerURL)
+		secret.RedactURL(l.opts.Broker.BaseURL()), startPath, envBrokerURL)
 }
 
 // envBrokerURL is the environment variable that sets broker.url; the login
 // package does not import the config loader for one name.
 const envBrokerURL = "ORPROXY_BROKER_URL"
-
-// redactedURL hides a password in raw, should it carry one.
-func redactedURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(an address that does not parse)"
-	}
-	return u.Redacted()
-}
 
 // shortCause drops the "dial tcp 127.0.0.1:1:" preamble of a network error:
 // the address is in the message already.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,18 +58,10 @@ func shownEnv(env []EnvVar) []string {
 		case e.Name == config.EnvAccessToken:
 			out = append(out, e.Name+"="+secret.Redact(e.Value))
 		default:
-			out = append(out, e.Name+"="+redactedValue(e.Value))
+			out = append(out, e.Name+"="+secret.RedactURL(e.Value))
 		}
 	}
 	return out
-}
-
-// redactedValue hides the password of a value that is a URL with one.
-func redactedValue(v string) string {
-	if u, err := url.Parse(v); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return v
 }
 
 // getenvFrom reads the ORPROXY_* variables of env, and nothing else: the

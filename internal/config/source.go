@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -169,24 +168,7 @@ func redact(key string, v any) any {
 		return r(v)
 	}
 	if s, ok := v.(string); ok {
-		return redactURL(s)
+		return secret.RedactURL(s)
 	}
 	return v
-}
-
-// redactURL hides the password of a URL; other text is returned as it is.
-func redactURL(s string) string {
-	if !strings.Contains(s, "://") {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, has := u.User.Password(); !has {
-		// A user name alone may be a token too (https://TOKEN@host).
-		u.User = url.User("xxxxx")
-		return u.String()
-	}
-	return u.Redacted()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/orproxy/orproxy/internal/netaddr"
+	"github.com/orproxy/orproxy/internal/secret"
 )
 
 // Validate checks every value and returns one message per problem.
@@ -121,7 +122,7 @@ func (c Config) validate() []problem {
 			u, err := url.Parse(c.Attribution.Referer)
 			switch {
 			case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-				add("attribution.referer", "%q is not an absolute http(s) URL (e.g. https://github.com/orproxy/orproxy)", shownURL(c.Attribution.Referer))
+				add("attribution.referer", "%q is not an absolute http(s) URL (e.g. https://github.com/orproxy/orproxy)", secret.RedactURL(c.Attribution.Referer))
 			case u.User != nil:
 				// It goes to OpenRouter in a header on every request.
 				add("attribution.referer", "%q must not carry user info", u.Redacted())
@@ -171,7 +172,7 @@ func validateListen(addr string, hasAccessToken bool) error {
 func validateServiceURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("%q is not an absolute http(s) URL (e.g. https://openrouter.ai/api/v1)", shownURL(raw))
+		return fmt.Errorf("%q is not an absolute http(s) URL (e.g. https://openrouter.ai/api/v1)", secret.RedactURL(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		// Redacted: user info may hold a password.
@@ -189,24 +190,4 @@ func plainDomain(d string) bool {
 		return false
 	}
 	return strings.Contains(d, ".") && !strings.HasPrefix(d, ".") && !strings.HasSuffix(d, ".")
-}
-
-// shownURL is raw as a message may quote it: a password in it hidden, and
-// for text that is not a URL at all, whatever stood before an "@" (it may
-// be a user name and password) left out.
-func shownURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		if u.User == nil {
-			return raw
-		}
-		if _, has := u.User.Password(); has {
-			return u.Redacted()
-		}
-		u.User = url.User("xxxxx") // a user name alone may be a token
-		return u.String()
-	}
-	if i := strings.LastIndex(raw, "@"); i >= 0 {
-		return "…" + raw[i:]
-	}
-	return raw
 }

@@ -8,6 +8,7 @@ package secret
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"go.uber.org/zap"
@@ -91,4 +92,26 @@ func Redact(raw string) string {
 		return prefix + "…"
 	}
 	return prefix + "…" + string(runes[len(runes)-4:])
+}
+
+// RedactURL is raw as a message may show it: a URL's password hidden, a
+// user name alone (it may be a token: https://TOKEN@host) replaced, and for
+// text that does not parse as a URL whatever stood before an "@" left out.
+// Other text is returned as it is.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
+			return "…" + raw[i:]
+		}
+		return raw
+	}
+	if u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		return u.Redacted()
+	}
+	u.User = url.User("xxxxx")
+	return u.String()
 }

@@ -84,3 +84,16 @@ func TestZeroAndEqual(t *testing.T) {
 	assert.Equal(t, New("a"), New("a"))
 	assert.NotEqual(t, New("a"), New("b"))
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://broker.example/x":            "https://broker.example/x",
+		"https://u:hunter2@broker.example/x":  "https://u:xxxxx@broker.example/x",
+		"https://TOKEN123@broker.example":     "https://xxxxx@broker.example",
+		"//u:hunter2@broker.example":          "//u:xxxxx@broker.example",
+		"https://u:hunter2%zz@broker.example": "…@broker.example",
+		"info":                                "info",
+	} {
+		assert.Equal(t, want, RedactURL(in), in)
+	}
+}
