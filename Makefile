@@ -22,7 +22,7 @@ BUILD_ORPROXY := $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/orproxy .
 
 build: ## build bin/orproxy and bin/orproxy-fake
 	$(BUILD_ORPROXY)
-	$(GO) build -trimpath -o $(BIN)/orproxy-fake ./internal/cmd/orproxy-fake
+	$(GO) build -trimpath -o $(BIN)/orproxy-fake ./cmd/orproxy-fake
 
 install: ## install orproxy into $(go env GOPATH)/bin, or GOBIN: a stable path for the service
 	$(GO) install -trimpath -ldflags '$(LDFLAGS)' ./cmd/orproxy

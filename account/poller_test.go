@@ -17,7 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/internal/testkit"
@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 
 // rig is a fake OpenRouter with one key and a Poller asking it.
 type rig struct {
-	fake *fakeopenrouter.Server
+	fake *openrouter.Server
 	key  string
 	p    *Poller
 	logs *observer.ObservedLogs
@@ -48,8 +48,8 @@ var clock = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 func newRig(t *testing.T, interval time.Duration) *rig {
 	t.Helper()
-	r := &rig{key: fakeopenrouter.NewKey(), arrivals: make(chan time.Time, 1000)}
-	r.fake = fakeopenrouter.New(fakeopenrouter.Options{Keys: []string{r.key}})
+	r := &rig{key: openrouter.NewKey(), arrivals: make(chan time.Time, 1000)}
+	r.fake = openrouter.New(openrouter.Options{Keys: []string{r.key}})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.URL.Path == "/api/v1/key" {
 			select {
@@ -126,7 +126,7 @@ func ptr(v float64) *float64 { return &v }
 
 func TestPollerReadsTheKeysLimitAtStart(t *testing.T) {
 	r := newRig(t, time.Hour)
-	_, err := r.fake.SetKeyLimit(r.key, fakeopenrouter.KeyLimit{Limit: ptr(20), Reset: "monthly"})
+	_, err := r.fake.SetKeyLimit(r.key, openrouter.KeyLimit{Limit: ptr(20), Reset: "monthly"})
 	require.NoError(t, err)
 	require.NoError(t, r.fake.Spend(r.key, 16.58))
 	assert.Nil(t, r.p.Status(), "nil until the first attempt")
@@ -161,7 +161,7 @@ func TestPollerReadsTheKeysLimitAtStart(t *testing.T) {
 
 func TestPollerKeyWithoutLimit(t *testing.T) {
 	r := newRig(t, time.Hour)
-	_, err := r.fake.SetKeyLimit(r.key, fakeopenrouter.KeyLimit{IsFreeTier: true})
+	_, err := r.fake.SetKeyLimit(r.key, openrouter.KeyLimit{IsFreeTier: true})
 	require.NoError(t, err)
 	r.run(t)
 	c := r.settled(t, func(c *statusdoc.Credits) bool { return !c.CheckedAt.IsZero() })
@@ -283,7 +283,7 @@ func TestPokeNeverBlocks(t *testing.T) {
 func TestPollerKeepsTheLastGoodAnswer(t *testing.T) {
 	r := newRig(t, time.Hour)
 	r.p.pokeGap = 0
-	_, err := r.fake.SetKeyLimit(r.key, fakeopenrouter.KeyLimit{Limit: ptr(20), Reset: "daily"})
+	_, err := r.fake.SetKeyLimit(r.key, openrouter.KeyLimit{Limit: ptr(20), Reset: "daily"})
 	require.NoError(t, err)
 	r.run(t)
 	good := r.settled(t, func(c *statusdoc.Credits) bool { return !c.CheckedAt.IsZero() })

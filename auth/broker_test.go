@@ -14,26 +14,26 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
 // fakes is a fake OpenRouter and a fake broker that mints keys there.
 type fakes struct {
-	or        *fakeopenrouter.Server
+	or        *openrouter.Server
 	orURL     string // API base, …/api/v1
-	broker    *fakebroker.Server
+	broker    *broker.Server
 	brokerURL string
 }
 
-func newFakes(t *testing.T, opts fakebroker.Options) *fakes {
+func newFakes(t *testing.T, opts broker.Options) *fakes {
 	t.Helper()
-	or := fakeopenrouter.New(fakeopenrouter.Options{})
+	or := openrouter.New(openrouter.Options{})
 	orSrv := httptest.NewServer(or.Handler())
 	t.Cleanup(orSrv.Close)
-	opts.Issuer = fakebroker.ServerIssuer(or)
-	b, err := fakebroker.New(opts)
+	opts.Issuer = broker.ServerIssuer(or)
+	b, err := broker.New(opts)
 	require.NoError(t, err)
 	bSrv := httptest.NewServer(b.Handler())
 	t.Cleanup(bSrv.Close)
@@ -77,7 +77,7 @@ func codeFrom(t *testing.T, startURL string) secret.Secret {
 }
 
 func TestBrokerExchangeAndRotate(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	bc := f.client(t)
 	ctx := testCtx(t)
 	assert.Equal(t, f.brokerURL, bc.BaseURL())
@@ -112,7 +112,7 @@ func TestBrokerExchangeAndRotate(t *testing.T) {
 }
 
 func TestBrokerRotateWithoutRefreshTokenKeepsTheOld(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{OmitRotatedRefreshToken: true})
+	f := newFakes(t, broker.Options{OmitRotatedRefreshToken: true})
 	bc := f.client(t)
 	ctx := testCtx(t)
 	start, err := bc.StartURL(ctx, "http://127.0.0.1:5555/callback?state=xyz")
@@ -125,7 +125,7 @@ func TestBrokerRotateWithoutRefreshTokenKeepsTheOld(t *testing.T) {
 	_, err = bc.Rotate(ctx, rotated.RefreshToken)
 	require.NoError(t, err, "the kept token works for the next rotation")
 
-	f = newFakes(t, fakebroker.Options{RotateRefreshTokens: true})
+	f = newFakes(t, broker.Options{RotateRefreshTokens: true})
 	bc = f.client(t)
 	start, err = bc.StartURL(ctx, "http://127.0.0.1:5555/callback?state=xyz")
 	require.NoError(t, err)
@@ -137,7 +137,7 @@ func TestBrokerRotateWithoutRefreshTokenKeepsTheOld(t *testing.T) {
 }
 
 func TestBrokerRejectedAndFailedRotations(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	bc := f.client(t)
 	ctx := testCtx(t)
 	start, err := bc.StartURL(ctx, "http://127.0.0.1:5555/callback?state=xyz")
@@ -151,14 +151,14 @@ func TestBrokerRejectedAndFailedRotations(t *testing.T) {
 	_, err = bc.Rotate(ctx, secret.Secret{})
 	assert.ErrorContains(t, err, "no refresh token")
 
-	f.broker.SetFault(fakebroker.Fault{RejectRefresh: true})
+	f.broker.SetFault(broker.Fault{RejectRefresh: true})
 	_, err = bc.Rotate(ctx, refresh)
 	require.Error(t, err)
 	assert.True(t, IsRefreshRejected(err))
 	assert.Contains(t, err.Error(), "401")
 	assert.Contains(t, err.Error(), "refresh token revoked")
 
-	f.broker.SetFault(fakebroker.Fault{Detail: "database is down"})
+	f.broker.SetFault(broker.Fault{Detail: "database is down"})
 	_, err = bc.Rotate(ctx, refresh)
 	require.Error(t, err)
 	assert.False(t, IsRefreshRejected(err))
@@ -169,27 +169,27 @@ func TestBrokerRejectedAndFailedRotations(t *testing.T) {
 	assert.Equal(t, "database is down", be.Message)
 	assert.Equal(t, "broker rotate: 500 Internal Server Error: database is down", err.Error())
 
-	f.broker.SetFault(fakebroker.Fault{Detail: []any{map[string]any{"loc": []string{"header", "authorization"}, "msg": "field required"}}, Status: 422})
+	f.broker.SetFault(broker.Fault{Detail: []any{map[string]any{"loc": []string{"header", "authorization"}, "msg": "field required"}}, Status: 422})
 	_, err = bc.Rotate(ctx, refresh)
 	assert.ErrorContains(t, err, `422 Unprocessable Entity: [{"loc":["header","authorization"],"msg":"field required"}]`)
 
-	f.broker.SetFault(fakebroker.Fault{ErrorMessage: "key service unavailable", Status: 503})
+	f.broker.SetFault(broker.Fault{ErrorMessage: "key service unavailable", Status: 503})
 	_, err = bc.Rotate(ctx, refresh)
 	assert.EqualError(t, err, "broker rotate: 503 Service Unavailable: key service unavailable")
 	assert.False(t, IsRefreshRejected(err))
 
-	f.broker.SetFault(fakebroker.Fault{Garbage: true})
+	f.broker.SetFault(broker.Fault{Garbage: true})
 	_, err = bc.Rotate(ctx, refresh)
 	assert.ErrorContains(t, err, "not a JSON object")
 	assert.False(t, IsRefreshRejected(err))
 
-	f.broker.SetFault(fakebroker.Fault{Detail: "bad code", Status: 401, Endpoint: "exchange"})
+	f.broker.SetFault(broker.Fault{Detail: "bad code", Status: 401, Endpoint: "exchange"})
 	_, err = bc.Exchange(ctx, secret.New("whatever-code"))
 	assert.ErrorContains(t, err, "broker exchange code: 401 Unauthorized: bad code")
 	assert.False(t, IsRefreshRejected(err), "only a rotation can reject a refresh token")
 
 	// Wrapped errors still classify.
-	f.broker.SetFault(fakebroker.Fault{RejectRefresh: true})
+	f.broker.SetFault(broker.Fault{RejectRefresh: true})
 	s := newTestStore(t)
 	require.NoError(t, s.Save(ctx, got.Credential(bc.BaseURL())))
 	_, err = s.Update(ctx, func(cur *Credential) (*Credential, error) {
@@ -203,10 +203,10 @@ func TestBrokerRejectedAndFailedRotations(t *testing.T) {
 }
 
 func TestBrokerTimeoutIsBounded(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	bc, err := NewBrokerClient(f.brokerURL, nil, 200*time.Millisecond, nil)
 	require.NoError(t, err)
-	for _, fault := range []fakebroker.Fault{{Hang: true}, {Delay: 3 * time.Second}} {
+	for _, fault := range []broker.Fault{{Hang: true}, {Delay: 3 * time.Second}} {
 		f.broker.SetFault(fault)
 		began := time.Now()
 		_, err = bc.Rotate(context.Background(), secret.New("rt-whatever-token"))
@@ -319,7 +319,7 @@ func TestBrokerStartHeaders(t *testing.T) {
 		assert.Error(t, err, bad)
 	}
 
-	f := newFakes(t, fakebroker.Options{StartHeaders: []string{"X-Device-Id: dev-7", "X-User: ana"}})
+	f := newFakes(t, broker.Options{StartHeaders: []string{"X-Device-Id: dev-7", "X-User: ana"}})
 	ctx := testCtx(t)
 	returnTo := "http://127.0.0.1:5555/callback?state=xyz"
 
@@ -341,7 +341,7 @@ func TestBrokerStartHeaders(t *testing.T) {
 	_, err = bc.StartURL(ctx, returnTo)
 	assert.EqualError(t, err, "broker start: 403 Forbidden: missing or wrong identity header X-Device-Id")
 
-	f = newFakes(t, fakebroker.Options{StartHeaders: []string{"X-Device-Id: dev-7"}, MissingHeadersStatus: 200})
+	f = newFakes(t, broker.Options{StartHeaders: []string{"X-Device-Id: dev-7"}, MissingHeadersStatus: 200})
 	bc = f.client(t, "X-Other: 1")
 	_, err = bc.StartURL(ctx, returnTo)
 	require.Error(t, err)

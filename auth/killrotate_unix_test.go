@@ -21,7 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orproxy/orproxy/auth"
-	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fake/broker"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
 
@@ -89,7 +89,7 @@ func TestKilledDuringRotation(t *testing.T) {
 		if rng.IntN(3) == 0 {
 			delay = time.Duration(1+rng.IntN(15)) * time.Millisecond
 		}
-		env.Broker.SetFault(fakebroker.Fault{Endpoint: "rotate", Delay: delay})
+		env.Broker.SetFault(broker.Fault{Endpoint: "rotate", Delay: delay})
 		before := env.Stored(t)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestRotationHelperProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), rotateHelperEnv+"=rotate", rotateHelperFileEnv+"="+env.Store.Path(), rotateHelperBrokerEnv+"="+env.BrokerURL)

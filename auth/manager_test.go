@@ -19,7 +19,7 @@ import (
 
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/backup"
-	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fake/broker"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
@@ -188,7 +188,7 @@ func TestTwoManagersOnOneFileRotateOnce(t *testing.T) {
 }
 
 func TestRotateAnswerWithoutRefreshTokenKeepsTheOldOne(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{OmitRotatedRefreshToken: true}})
+	env := testenv.New(t, testenv.Options{Broker: broker.Options{OmitRotatedRefreshToken: true}})
 	old := env.LoginBroker(t)
 	m, _ := newManager(t, env, env.Store)
 	_, err := m.Replace(ctx(t), old.APIKey)
@@ -228,7 +228,7 @@ func TestBrokerFailuresBackOffAndRecover(t *testing.T) {
 	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) {
 		o.BackoffBase, o.BackoffMax = 300*time.Millisecond, time.Second
 	})
-	env.Broker.SetFault(fakebroker.Fault{Detail: "database is down"})
+	env.Broker.SetFault(broker.Fault{Detail: "database is down"})
 	for i := range auth.FailuresBeforeBackoff {
 		_, err := m.Replace(ctx(t), old.APIKey)
 		require.Error(t, err, "attempt %d", i)
@@ -242,7 +242,7 @@ func TestBrokerFailuresBackOffAndRecover(t *testing.T) {
 	assert.Equal(t, auth.FailuresBeforeBackoff, env.Broker.Stats().RotateCalls, "no broker call while backing off")
 	assert.NotNil(t, m.Status().RotationWaitUntil)
 
-	env.Broker.SetFault(fakebroker.Fault{})
+	env.Broker.SetFault(broker.Fault{})
 	require.Eventually(t, func() bool {
 		_, err := m.Replace(ctx(t), old.APIKey)
 		return err == nil
@@ -257,11 +257,11 @@ func TestCredentialChangeFromAnotherProcessResetsBackoff(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	old := env.LoginBroker(t)
 	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.BackoffBase, o.BackoffMax = time.Minute, time.Minute })
-	env.Broker.SetFault(fakebroker.Fault{Detail: "down"})
+	env.Broker.SetFault(broker.Fault{Detail: "down"})
 	for range auth.FailuresBeforeBackoff {
 		_, _ = m.Replace(ctx(t), old.APIKey)
 	}
-	env.Broker.SetFault(fakebroker.Fault{})
+	env.Broker.SetFault(broker.Fault{})
 	env.LoginBroker(t) // another process logs in again
 	fresh := env.Stored(t)
 	k, err := m.Key(ctx(t))
@@ -275,7 +275,7 @@ func TestRefreshTokenRejectedAsksForLogin(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	old := env.LoginBroker(t)
 	m, _ := newManager(t, env, env.Store)
-	env.Broker.SetFault(fakebroker.Fault{RejectRefresh: true})
+	env.Broker.SetFault(broker.Fault{RejectRefresh: true})
 	_, err := m.Replace(ctx(t), old.APIKey)
 	var re *auth.RotationError
 	require.ErrorAs(t, err, &re)
@@ -288,7 +288,7 @@ func TestBrokerHangIsBounded(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	old := env.LoginBroker(t)
 	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.BrokerTimeout = 300 * time.Millisecond })
-	env.Broker.SetFault(fakebroker.Fault{Hang: true})
+	env.Broker.SetFault(broker.Fault{Hang: true})
 	start := time.Now()
 	_, err := m.Replace(ctx(t), old.APIKey)
 	require.Error(t, err)
@@ -330,7 +330,7 @@ func TestSaveFailureKeepsTheNewKey(t *testing.T) {
 func TestRotationAheadOfExpiry(t *testing.T) {
 	// The broker writes expiry times in whole seconds, so the window is
 	// seconds wide: the key expires in about 4 s and is due 2 s earlier.
-	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{KeyTTL: 4 * time.Second}})
+	env := testenv.New(t, testenv.Options{Broker: broker.Options{KeyTTL: 4 * time.Second}})
 	old := env.LoginBroker(t)
 	expires := old.KeyExpiresAt
 	require.False(t, expires.IsZero())
@@ -349,7 +349,7 @@ func TestRotationAheadOfExpiry(t *testing.T) {
 // A broker whose keys live no longer than the rotation window: rotating each
 // new key at once would fetch another such key without end.
 func TestShortLivedKeysAreNotRotatedInALoop(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{KeyTTL: time.Hour}})
+	env := testenv.New(t, testenv.Options{Broker: broker.Options{KeyTTL: time.Hour}})
 	old := env.LoginBroker(t)
 	m, logs := newManager(t, env, env.Store, func(o *auth.ManagerOptions) { o.RotateBeforeExpiry = 2 * time.Hour })
 	next, err := m.Replace(ctx(t), old.APIKey)
@@ -365,7 +365,7 @@ func TestShortLivedKeysAreNotRotatedInALoop(t *testing.T) {
 // A credential another process stores while no request comes still arms
 // the rotation ahead of its expiry: the manager looks at the file when idle.
 func TestIdleManagerNoticesAnExpiringCredential(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{KeyTTL: time.Hour}})
+	env := testenv.New(t, testenv.Options{Broker: broker.Options{KeyTTL: time.Hour}})
 	env.LoginBroker(t)
 	m, _ := newManager(t, env, env.Store, func(o *auth.ManagerOptions) {
 		o.RotateBeforeExpiry = 2 * time.Second
@@ -387,7 +387,7 @@ func TestIdleManagerNoticesAnExpiringCredential(t *testing.T) {
 }
 
 func TestRotationAheadOfExpiryBacksOff(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{KeyTTL: time.Hour}})
+	env := testenv.New(t, testenv.Options{Broker: broker.Options{KeyTTL: time.Hour}})
 	env.LoginBroker(t)
 	// Stored three hours ago with four hours to live: inside the window.
 	_, err := env.Store.Update(ctx(t), func(c *auth.Credential) (*auth.Credential, error) {
@@ -395,7 +395,7 @@ func TestRotationAheadOfExpiryBacksOff(t *testing.T) {
 		return c, nil
 	})
 	require.NoError(t, err)
-	env.Broker.SetFault(fakebroker.Fault{Detail: "down"})
+	env.Broker.SetFault(broker.Fault{Detail: "down"})
 	// Already inside the rotation window at start.
 	newManager(t, env, env.Store, func(o *auth.ManagerOptions) {
 		o.RotateBeforeExpiry = 2 * time.Hour

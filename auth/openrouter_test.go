@@ -12,14 +12,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/testkit"
 )
 
 func TestCheckKey(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	expires := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
 	good := f.or.IssueKey("team key", &expires)
 	ctx := testCtx(t)
@@ -37,14 +37,14 @@ func TestCheckKey(t *testing.T) {
 	// Neither a server error, a 403 (moderation, a company proxy's block
 	// page) nor an unreachable server is a verdict on the key.
 	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fakeopenrouter.WriteError(w, http.StatusForbidden, "blocked by policy")
+		openrouter.WriteError(w, http.StatusForbidden, "blocked by policy")
 	}))
 	defer forbidden.Close()
 	_, err = CheckKey(ctx, testHTTP, forbidden.URL, secret.New(good.Key))
 	assert.EqualError(t, err, "check key: 403 Forbidden: blocked by policy")
 	assert.False(t, IsKeyRejected(err))
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fakeopenrouter.WriteError(w, http.StatusBadGateway, "provider down")
+		openrouter.WriteError(w, http.StatusBadGateway, "provider down")
 	}))
 	defer broken.Close()
 	_, err = CheckKey(ctx, testHTTP, broken.URL, secret.New(good.Key))

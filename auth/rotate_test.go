@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/auth"
-	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fake/broker"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
@@ -24,7 +24,7 @@ import (
 func TestRotateStoredWhileAnotherRotates(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	old := env.LoginBroker(t)
-	env.Broker.SetFault(fakebroker.Fault{Endpoint: "rotate", Delay: 500 * time.Millisecond})
+	env.Broker.SetFault(broker.Fault{Endpoint: "rotate", Delay: 500 * time.Millisecond})
 	brokerFor := func(url string) (auth.Rotator, error) { return auth.NewBrokerClient(url, nil, 5*time.Second, nil) }
 
 	var wg sync.WaitGroup
@@ -117,15 +117,15 @@ func TestDaemonAndRotateCommandFailAlike(t *testing.T) {
 			return c.APIKey
 		}, auth.ErrNeedsLogin, "no broker is configured (broker.url or ORPROXY_BROKER_URL); run `orproxy login`"},
 		{"refresh token refused", func(t *testing.T, env *testenv.Env) secret.Secret {
-			env.Broker.SetFault(fakebroker.Fault{RejectRefresh: true})
+			env.Broker.SetFault(broker.Fault{RejectRefresh: true})
 			return env.LoginBroker(t).APIKey
 		}, auth.ErrRefreshRejected, "the broker refused the refresh token (broker rotate: 401 Unauthorized"},
 		{"broker down", func(t *testing.T, env *testenv.Env) secret.Secret {
-			env.Broker.SetFault(fakebroker.Fault{Endpoint: "rotate", Status: 503, Detail: "database is down"})
+			env.Broker.SetFault(broker.Fault{Endpoint: "rotate", Status: 503, Detail: "database is down"})
 			return env.LoginBroker(t).APIKey
 		}, auth.ErrBrokerFailed, "rotating the key through the broker failed: broker rotate: 503 Service Unavailable: database is down; if this persists, run `orproxy rotate` or `orproxy login`"},
 		{"same key back", func(t *testing.T, env *testenv.Env) secret.Secret {
-			env.Broker.SetFault(fakebroker.Fault{SameKey: true})
+			env.Broker.SetFault(broker.Fault{SameKey: true})
 			return env.LoginBroker(t).APIKey
 		}, auth.ErrSameKey, "; if this persists, run `orproxy rotate` or `orproxy login`"},
 	} {

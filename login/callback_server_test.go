@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fake/broker"
 )
 
 // rawCallback sends bytes as they are to the callback server and returns the
@@ -39,9 +39,9 @@ func rawCallback(t *testing.T, addr, raw string) int {
 // another host, a replayed answer, and where it listens. None of them ends
 // the login or reaches the broker; the one right answer does, once.
 func TestCallbackServerAcceptsOnlyItsAnswer(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	// The exchange is slow, so a replay arrives while the first answer is in use.
-	f.broker.SetFault(fakebroker.Fault{Endpoint: "exchange", Delay: 300 * time.Millisecond})
+	f.broker.SetFault(broker.Fault{Endpoint: "exchange", Delay: 300 * time.Millisecond})
 	store := newTestStore(t)
 	run := startLogin(t, store, brokerOpts(t, f))
 	start := run.stdout.waitFor(t, urlLine)

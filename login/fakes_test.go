@@ -11,27 +11,27 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/auth"
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 )
 
 const testKey = "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
 
 // fakes is a fake OpenRouter and a fake broker that mints keys there.
 type fakes struct {
-	or        *fakeopenrouter.Server
+	or        *openrouter.Server
 	orURL     string // API base, …/api/v1
-	broker    *fakebroker.Server
+	broker    *broker.Server
 	brokerURL string
 }
 
-func newFakes(t *testing.T, opts fakebroker.Options) *fakes {
+func newFakes(t *testing.T, opts broker.Options) *fakes {
 	t.Helper()
-	or := fakeopenrouter.New(fakeopenrouter.Options{})
+	or := openrouter.New(openrouter.Options{})
 	orSrv := httptest.NewServer(or.Handler())
 	t.Cleanup(orSrv.Close)
-	opts.Issuer = fakebroker.ServerIssuer(or)
-	b, err := fakebroker.New(opts)
+	opts.Issuer = broker.ServerIssuer(or)
+	b, err := broker.New(opts)
 	require.NoError(t, err)
 	bSrv := httptest.NewServer(b.Handler())
 	t.Cleanup(bSrv.Close)

@@ -13,16 +13,16 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/testkit"
 )
 
 func TestLoginKeyFromTerminalIsNotEchoed(t *testing.T) {
 	master, slave := testkit.OpenPTY(t)
 	require.True(t, term.IsTerminal(int(slave.Fd())))
-	f := newFakes(t, fakebroker.Options{})
-	key := fakeopenrouter.NewKey()
+	f := newFakes(t, broker.Options{})
+	key := openrouter.NewKey()
 	f.or.AddKey(key, "typed key", nil)
 
 	stderr := newSyncBuffer()

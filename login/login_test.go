@@ -23,8 +23,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/orproxy/orproxy/auth"
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -207,7 +207,7 @@ func brokerOpts(t *testing.T, f *fakes, headers ...string) Options {
 }
 
 func TestLoginBrokerEndToEnd(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	store := newTestStore(t)
 	run := startLogin(t, store, brokerOpts(t, f))
 
@@ -256,7 +256,7 @@ func TestLoginBrokerEndToEnd(t *testing.T) {
 }
 
 func TestLoginBrokerRefusesForeignCallbacks(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	store := newTestStore(t)
 	run := startLogin(t, store, brokerOpts(t, f))
 	rt := returnTo(t, run.stdout.waitFor(t, urlLine))
@@ -305,7 +305,7 @@ func TestLoginBrokerRefusesForeignCallbacks(t *testing.T) {
 }
 
 func TestLoginBrokerNaiveAppend(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{NaiveAppend: true})
+	f := newFakes(t, broker.Options{NaiveAppend: true})
 	store := newTestStore(t)
 	run := startLogin(t, store, brokerOpts(t, f))
 	b := newBrowser()
@@ -322,7 +322,7 @@ func TestLoginBrokerNaiveAppend(t *testing.T) {
 }
 
 func TestLoginTimesOut(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	store := newTestStore(t)
 	opts := brokerOpts(t, f)
 	opts.Timeout = 150 * time.Millisecond
@@ -337,7 +337,7 @@ func TestLoginTimesOut(t *testing.T) {
 }
 
 func TestLoginCanceled(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	opts := brokerOpts(t, f)
 	opts.Stdout = newSyncBuffer()
@@ -353,7 +353,7 @@ func TestLoginCanceled(t *testing.T) {
 }
 
 func TestLoginBrokerPastedAddress(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	store := newTestStore(t)
 	opts := brokerOpts(t, f)
 	opts.Paste = true
@@ -387,7 +387,7 @@ func TestLoginBrokerPastedAddress(t *testing.T) {
 }
 
 func TestLoginPasteNeedsTerminalOrFlag(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	opts := brokerOpts(t, f)
 	opts.Timeout = 300 * time.Millisecond
 	run := startLogin(t, newTestStore(t), opts)
@@ -410,9 +410,9 @@ func codeFromLocation(t *testing.T, loc string) string {
 }
 
 func TestLoginBrokerSecondCodeRefused(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	// The exchange is slow, so a second callback arrives while the first is in use.
-	f.broker.SetFault(fakebroker.Fault{Endpoint: "exchange", Delay: 400 * time.Millisecond})
+	f.broker.SetFault(broker.Fault{Endpoint: "exchange", Delay: 400 * time.Millisecond})
 	store := newTestStore(t)
 	run := startLogin(t, store, brokerOpts(t, f))
 	start := run.stdout.waitFor(t, urlLine)
@@ -454,8 +454,8 @@ func TestLoginBrokerFailures(t *testing.T) {
 	_, err = Run(context.Background(), newTestStore(t), Options{Method: MethodKey, Headless: true})
 	assert.EqualError(t, err, "--headless works with --method openrouter only")
 
-	f := newFakes(t, fakebroker.Options{})
-	f.broker.SetFault(fakebroker.Fault{Endpoint: "exchange", Detail: "code already used", Status: 400})
+	f := newFakes(t, broker.Options{})
+	f.broker.SetFault(broker.Fault{Endpoint: "exchange", Detail: "code already used", Status: 400})
 	store := newTestStore(t)
 	run := startLogin(t, store, brokerOpts(t, f))
 	b := newBrowser()
@@ -470,7 +470,7 @@ func TestLoginBrokerFailures(t *testing.T) {
 	run.assertNoSecrets(t, b.callbackCode(t))
 
 	// The user refused in the browser: the login ends with the reason.
-	f = newFakes(t, fakebroker.Options{})
+	f = newFakes(t, broker.Options{})
 	run = startLogin(t, newTestStore(t), brokerOpts(t, f))
 	rt := returnTo(t, run.stdout.waitFor(t, urlLine))
 	status, page = b.get(t, rt.String()+"&error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E")
@@ -480,7 +480,7 @@ func TestLoginBrokerFailures(t *testing.T) {
 	assert.EqualError(t, err, "the login was refused in the browser (access_denied: <b>no</b>)")
 
 	// The broker's start page refuses: the login does not start.
-	f = newFakes(t, fakebroker.Options{StartHeaders: []string{"X-Device: d1"}})
+	f = newFakes(t, broker.Options{StartHeaders: []string{"X-Device: d1"}})
 	_, err = Run(context.Background(), newTestStore(t), brokerOpts(t, f, "X-Device: d2"))
 	assert.EqualError(t, err, "start the broker login: broker start: 403 Forbidden: missing or wrong identity header X-Device")
 }
@@ -489,7 +489,7 @@ func TestLoginBrokerFailures(t *testing.T) {
 // with the one-time code: the login follows that redirect itself and never
 // prints, opens or logs the address that holds the code.
 func TestLoginBrokerWithStartHeaders(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{StartHeaders: []string{"X-Device: d1"}})
+	f := newFakes(t, broker.Options{StartHeaders: []string{"X-Device: d1"}})
 	store := newTestStore(t)
 	opts := brokerOpts(t, f, "X-Device: d1")
 	opts.OpenBrowser = true
@@ -513,7 +513,7 @@ func TestLoginBrokerWithStartHeaders(t *testing.T) {
 }
 
 func TestLoginOpensTheBrowser(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	store := newTestStore(t)
 	opts := brokerOpts(t, f)
 	opts.OpenBrowser = true
@@ -558,7 +558,7 @@ func TestCanOpenBrowser(t *testing.T) {
 }
 
 func TestLoginOpenRouterPKCE(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	store := newTestStore(t)
 	run := startLogin(t, store, Options{Method: MethodOpenRouter, Upstream: f.orURL})
 	authURL := run.stdout.waitFor(t, urlLine)
@@ -585,7 +585,7 @@ func TestLoginOpenRouterPKCE(t *testing.T) {
 	assert.Equal(t, auth.SourceOpenRouterOAuth, cred.Source)
 	assert.True(t, cred.RefreshToken.IsZero())
 	assert.Equal(t, http.StatusOK, f.keyStatus(t, cred.APIKey.Reveal()))
-	var issued fakeopenrouter.KeyInfo
+	var issued openrouter.KeyInfo
 	for _, k := range f.or.Keys() {
 		if k.Key == cred.APIKey.Reveal() {
 			issued = k
@@ -605,7 +605,7 @@ func TestLoginOpenRouterPKCE(t *testing.T) {
 }
 
 func TestLoginOpenRouterPaste(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	store := newTestStore(t)
 	run := startLogin(t, store, Options{Method: MethodOpenRouter, Upstream: f.orURL, Paste: true})
 	resp, err := noFollow.Get(run.stdout.waitFor(t, urlLine))
@@ -624,7 +624,7 @@ func TestLoginOpenRouterPaste(t *testing.T) {
 }
 
 func TestLoginOpenRouterHeadless(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	store := newTestStore(t)
 	run := startLogin(t, store, Options{Method: MethodOpenRouter, Upstream: f.orURL, Headless: true})
 	authURL := run.stdout.waitFor(t, urlLine)
@@ -666,7 +666,7 @@ func TestLoginOpenRouterHeadless(t *testing.T) {
 }
 
 func TestPKCEExchangeChecksTheVerifier(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	p, err := newPKCE()
 	require.NoError(t, err)
 	authURL, err := authPageURL(f.orURL, "", p)
@@ -680,7 +680,7 @@ func TestPKCEExchangeChecksTheVerifier(t *testing.T) {
 	assert.EqualError(t, err, "OpenRouter refused the code: 403 Forbidden: Invalid code or code_verifier")
 }
 
-func pkceExchangeBody(t *testing.T, or *fakeopenrouter.Server) map[string]string {
+func pkceExchangeBody(t *testing.T, or *openrouter.Server) map[string]string {
 	t.Helper()
 	for _, r := range or.Requests() {
 		if r.Path == "/api/v1/auth/keys" {
@@ -694,8 +694,8 @@ func pkceExchangeBody(t *testing.T, or *fakeopenrouter.Server) map[string]string
 }
 
 func TestLoginKey(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
-	good := fakeopenrouter.NewKey()
+	f := newFakes(t, broker.Options{})
+	good := openrouter.NewKey()
 	info := f.or.AddKey(good, "my laptop key", nil)
 
 	store := newTestStore(t)
@@ -716,8 +716,8 @@ func TestLoginKey(t *testing.T) {
 }
 
 func TestLoginKeyRejected(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
-	bad := fakeopenrouter.NewKey()
+	f := newFakes(t, broker.Options{})
+	bad := openrouter.NewKey()
 	store := newTestStore(t)
 	run := startLogin(t, store, Options{Method: MethodKey, Upstream: f.orURL})
 	_, err := io.WriteString(run.stdin, bad+"\n")
@@ -737,7 +737,7 @@ func TestLoginKeyOffline(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL + "/api/v1"
 	dead.Close()
-	key := fakeopenrouter.NewKey()
+	key := openrouter.NewKey()
 	store := newTestStore(t)
 	run := startLogin(t, store, Options{Method: MethodKey, Upstream: deadURL})
 	_, err := io.WriteString(run.stdin, key+"\n")

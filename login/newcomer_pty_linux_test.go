@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/auth"
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/testkit"
 )
 
@@ -20,7 +20,7 @@ import (
 // waits, completes it without --paste.
 func TestLoginPasteOnATerminalWithoutTheFlag(t *testing.T) {
 	master, slave := testkit.OpenPTY(t)
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	stdout, stderr := newSyncBuffer(), newSyncBuffer()
 	done := make(chan error, 1)
 	go func() {
@@ -47,14 +47,14 @@ func TestLoginPasteOnATerminalWithoutTheFlag(t *testing.T) {
 // the terminal, and the key after it is still read without echo.
 func TestLoginKeyConfirmOnATerminal(t *testing.T) {
 	master, slave := testkit.OpenPTY(t)
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	store := newTestStore(t)
 	run := startLogin(t, store, brokerOpts(t, f))
 	status, _ := newBrowser().get(t, run.stdout.waitFor(t, urlLine))
 	require.Equal(t, http.StatusOK, status)
 	_, err := run.wait(t)
 	require.NoError(t, err)
-	key := fakeopenrouter.NewKey()
+	key := openrouter.NewKey()
 	f.or.AddKey(key, "typed", nil)
 
 	stderr := newSyncBuffer()

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/auth"
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 )
 
 // brokerAt is a login through a broker at baseURL with a short broker timeout.
@@ -87,7 +87,7 @@ func TestLoginBrokerMustAnswerFirst(t *testing.T) {
 
 // The timeout message suggests only the flags the login did not have.
 func TestLoginTimeoutSuggestsOnlyMissingFlags(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	for _, tc := range []struct {
 		name          string
 		open, paste   bool
@@ -123,7 +123,7 @@ func TestLoginTimeoutSuggestsOnlyMissingFlags(t *testing.T) {
 func TestLoginPasteInputEndsButTheBrowserAnswers(t *testing.T) {
 	for _, method := range []string{MethodBroker, MethodOpenRouter} {
 		t.Run(method, func(t *testing.T) {
-			f := newFakes(t, fakebroker.Options{})
+			f := newFakes(t, broker.Options{})
 			opts := brokerOpts(t, f)
 			opts.Method, opts.Paste = method, true
 			run := startLogin(t, newTestStore(t), opts)
@@ -140,7 +140,7 @@ func TestLoginPasteInputEndsButTheBrowserAnswers(t *testing.T) {
 // A pasted key must look like one; what does not is refused without being
 // shown or sent anywhere.
 func TestLoginKeyMustLookLikeAKey(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	for name, input := range map[string]string{
 		"refresh token": "rt-9f8e7d6c5b4a39281706f5e4d3c2b1a0",
 		"too short":     "sk-or-v1-abc",
@@ -168,20 +168,20 @@ func TestLoginKeyMustLookLikeAKey(t *testing.T) {
 	// The shortest and longest keys of the right shape pass the shape test.
 	assert.True(t, keyShape.MatchString("sk-or-"+strings.Repeat("a", 14)))
 	assert.True(t, keyShape.MatchString("sk-or-"+strings.Repeat("a", 194)))
-	assert.True(t, keyShape.MatchString(fakeopenrouter.NewKey()))
+	assert.True(t, keyShape.MatchString(openrouter.NewKey()))
 }
 
 // A broker login rotates by itself; a pasted key replaces it only after a
 // yes on a terminal, or with --force.
 func TestLoginKeyReplacesABrokerLoginOnlyWhenAsked(t *testing.T) {
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	store := newTestStore(t)
 	run := startLogin(t, store, brokerOpts(t, f))
 	status, _ := newBrowser().get(t, run.stdout.waitFor(t, urlLine))
 	require.Equal(t, http.StatusOK, status)
 	brokerCred, err := run.wait(t)
 	require.NoError(t, err)
-	key := fakeopenrouter.NewKey()
+	key := openrouter.NewKey()
 	f.or.AddKey(key, "pasted", nil)
 	storedSource := func() auth.Source {
 		c, err := store.Load()

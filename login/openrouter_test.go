@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fake/broker"
 	"github.com/orproxy/orproxy/internal/testkit"
 )
 
@@ -21,7 +21,7 @@ func TestLoginCallbackPortInUse(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	opts := brokerOpts(t, f)
 	opts.CallbackPort = port
 	_, err = Run(context.Background(), newTestStore(t), opts)
@@ -33,7 +33,7 @@ func TestLoginFixedCallbackPort(t *testing.T) {
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	require.NoError(t, ln.Close())
-	f := newFakes(t, fakebroker.Options{})
+	f := newFakes(t, broker.Options{})
 	opts := brokerOpts(t, f)
 	opts.CallbackPort = port
 	run := startLogin(t, newTestStore(t), opts)

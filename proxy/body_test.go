@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -77,7 +77,7 @@ func TestBodyBufferGrowsWithTheBytes(t *testing.T) {
 // and its connection is closed, whatever framing it announced.
 func TestStalledBodyIs408AndClosed(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.BodyReadTimeout = timeout })
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.BodyReadTimeout = timeout })
 	addr := strings.TrimPrefix(h.proxy.URL, "http://")
 	head := "POST /api/v1/chat/completions HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/json\r\n"
 	tests := []struct{ name, raw string }{
@@ -125,7 +125,7 @@ func TestStalledBodyIs408AndClosed(t *testing.T) {
 // a body that keeps coming for longer than the timeout gets through whole.
 func TestSlowButSteadyBodyPasses(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.BodyReadTimeout = timeout })
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.BodyReadTimeout = timeout })
 	addr := strings.TrimPrefix(h.proxy.URL, "http://")
 
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -157,7 +157,7 @@ func TestSlowButSteadyBodyPasses(t *testing.T) {
 // only; a stream that lasts longer than it is not cut.
 func TestBodyDeadlineDoesNotCutTheStream(t *testing.T) {
 	const timeout = 200 * time.Millisecond
-	h := newHarness(t, fakeopenrouter.Options{ChunkDelay: 150 * time.Millisecond, Reply: "one two three four five six"},
+	h := newHarness(t, openrouter.Options{ChunkDelay: 150 * time.Millisecond, Reply: "one two three four five six"},
 		func(o *Options) { o.BodyReadTimeout = timeout })
 	start := time.Now()
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", streamBody, map[string]string{"Content-Type": "application/json"})

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/internal/bodypatch"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 )
 
@@ -37,7 +37,7 @@ func TestLongErrorAnswerPassedOnWhole(t *testing.T) {
 	}))
 	t.Cleanup(upstream.Close)
 	u, _ := url.Parse(upstream.URL + "/api/v1")
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.Upstream, o.Patcher = u, alwaysPatch{} })
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.Upstream, o.Patcher = u, alwaysPatch{} })
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", `{"model":"m","messages":[]}`, nil)
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	assert.Equal(t, long, body)
@@ -46,7 +46,7 @@ func TestLongErrorAnswerPassedOnWhole(t *testing.T) {
 // A body the client framed wrongly is refused with a reason, not answered
 // with an empty 200.
 func TestUnreadableBodyIs400(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	addr := strings.TrimPrefix(h.proxy.URL, "http://")
 	status, body := rawRequest(t, addr, "POST /api/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
 	require.Equal(t, http.StatusBadRequest, status, body)

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 )
 
 // OpenRouter's own answers reach the client whole and at once: error
@@ -85,16 +85,16 @@ func (w *teeWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).F
 func (w *teeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // newTeeHarness is newHarness whose fake's answers are recorded.
-func newTeeHarness(t *testing.T, fakeOpts fakeopenrouter.Options) (*harness, *teeUpstream) {
+func newTeeHarness(t *testing.T, fakeOpts openrouter.Options) (*harness, *teeUpstream) {
 	t.Helper()
 	if fakeOpts.Keys == nil {
 		fakeOpts.Keys = []string{storedKey}
 	}
-	fake := fakeopenrouter.New(fakeOpts)
+	fake := openrouter.New(fakeOpts)
 	tee := &teeUpstream{fake: fake.Handler()}
 	up := httptest.NewServer(tee)
 	t.Cleanup(up.Close)
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.Upstream, _ = url.Parse(up.URL + "/api/v1") })
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.Upstream, _ = url.Parse(up.URL + "/api/v1") })
 	h.fake, h.upstream = fake, up
 	return h, tee
 }
@@ -125,8 +125,8 @@ func assertPassedThrough(t *testing.T, tee *teeUpstream, resp *http.Response, bo
 }
 
 func TestUpstream429PassesThroughWholeAndRotatesNothing(t *testing.T) {
-	h, tee := newTeeHarness(t, fakeopenrouter.Options{})
-	h.fake.SetFault(fakeopenrouter.Fault{Status: http.StatusTooManyRequests, RetryAfter: 9})
+	h, tee := newTeeHarness(t, openrouter.Options{})
+	h.fake.SetFault(openrouter.Fault{Status: http.StatusTooManyRequests, RetryAfter: 9})
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, map[string]string{"Content-Type": "application/json"})
 
 	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
@@ -144,13 +144,13 @@ func TestUpstream429PassesThroughWholeAndRotatesNothing(t *testing.T) {
 }
 
 func TestRateLimitedCountsOnlyUpstream429s(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	post := func() int {
 		resp, _ := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 		return resp.StatusCode
 	}
 	// A burst of three, then OpenRouter serves again.
-	h.fake.SetFault(fakeopenrouter.Fault{Status: http.StatusTooManyRequests, StatusTimes: 3})
+	h.fake.SetFault(openrouter.Fault{Status: http.StatusTooManyRequests, StatusTimes: 3})
 	var got []int
 	for range 4 {
 		got = append(got, post())
@@ -158,11 +158,11 @@ func TestRateLimitedCountsOnlyUpstream429s(t *testing.T) {
 	assert.Equal(t, []int{429, 429, 429, 200}, got)
 
 	// Other refusals are not rate limits: a 402, a 503, orproxy's own 502 and a guard refusal.
-	h.fake.SetFault(fakeopenrouter.Fault{Status: http.StatusPaymentRequired})
+	h.fake.SetFault(openrouter.Fault{Status: http.StatusPaymentRequired})
 	assert.Equal(t, http.StatusPaymentRequired, post())
-	h.fake.SetFault(fakeopenrouter.Fault{Status: http.StatusServiceUnavailable})
+	h.fake.SetFault(openrouter.Fault{Status: http.StatusServiceUnavailable})
 	assert.Equal(t, http.StatusServiceUnavailable, post())
-	h.fake.SetFault(fakeopenrouter.Fault{})
+	h.fake.SetFault(openrouter.Fault{})
 	resp, _ := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, map[string]string{"Origin": "https://evil.example"})
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 
@@ -181,8 +181,8 @@ func TestUpstream502And503PassThroughWithTheirBodies(t *testing.T) {
 		{http.StatusServiceUnavailable, 0},
 		{http.StatusServiceUnavailable, 20},
 	} {
-		h, tee := newTeeHarness(t, fakeopenrouter.Options{})
-		h.fake.SetFault(fakeopenrouter.Fault{Status: tc.status, RetryAfter: tc.retryAfter})
+		h, tee := newTeeHarness(t, openrouter.Options{})
+		h.fake.SetFault(openrouter.Fault{Status: tc.status, RetryAfter: tc.retryAfter})
 		resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 		require.Equal(t, tc.status, resp.StatusCode)
 		assertPassedThrough(t, tee, resp, body)
@@ -201,8 +201,8 @@ func TestUpstream502And503PassThroughWithTheirBodies(t *testing.T) {
 // anything, a comment or the error event, would leave the client waiting
 // for a piece the fake never sends.
 func TestCommentsAndMidStreamErrorArriveOneByOne(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{Reply: "one two three four"})
-	h.fake.SetFault(fakeopenrouter.Fault{Stepped: true, KeepAlives: 2, KeepAlivesBetween: 1, ErrorMidStream: 2, ErrorMidStreamCode: 429})
+	h := newHarness(t, openrouter.Options{Reply: "one two three four"})
+	h.fake.SetFault(openrouter.Fault{Stepped: true, KeepAlives: 2, KeepAlivesBetween: 1, ErrorMidStream: 2, ErrorMidStreamCode: 429})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := postStream(ctx, client, h.proxy.URL)
@@ -241,8 +241,8 @@ func TestCommentsAndMidStreamErrorArriveOneByOne(t *testing.T) {
 func TestUpstreamCutMidBodyNeverEndsCleanly(t *testing.T) {
 	const cut = 60
 	t.Run("stream", func(t *testing.T) {
-		h, tee := newTeeHarness(t, fakeopenrouter.Options{Reply: "one two three four five six"})
-		h.fake.SetFault(fakeopenrouter.Fault{CutAfterBytes: cut})
+		h, tee := newTeeHarness(t, openrouter.Options{Reply: "one two three four five six"})
+		h.fake.SetFault(openrouter.Fault{CutAfterBytes: cut})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		resp, err := postStream(ctx, client, h.proxy.URL)
@@ -256,8 +256,8 @@ func TestUpstreamCutMidBodyNeverEndsCleanly(t *testing.T) {
 		assert.Equal(t, string(sent), string(data), "what the fake sent before the cut arrived")
 	})
 	t.Run("JSON with Content-Length", func(t *testing.T) {
-		h, tee := newTeeHarness(t, fakeopenrouter.Options{})
-		h.fake.SetFault(fakeopenrouter.Fault{CutAfterBytes: cut})
+		h, tee := newTeeHarness(t, openrouter.Options{})
+		h.fake.SetFault(openrouter.Fault{CutAfterBytes: cut})
 		resp, err := client.Post(h.proxy.URL+"/api/v1/chat/completions", "application/json", strings.NewReader(chatBody))
 		_, header, sent := tee.sent()
 		require.Len(t, sent, cut)
@@ -441,7 +441,7 @@ func TestHTTP2ReplaysARefusedRequestWithItsBody(t *testing.T) {
 			roots := x509.NewCertPool()
 			roots.AddCert(srv.Certificate())
 			tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-			h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+			h := newHarness(t, openrouter.Options{}, func(o *Options) {
 				o.Upstream, _ = url.Parse(srv.URL + "/api/v1")
 				o.Transport = tr
 			})

@@ -17,7 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 )
 
 // Fault tests: the upstream or the client misbehaves, and the proxy must end
@@ -28,7 +28,7 @@ const streamBody = `{"model":"openai/gpt-4o-mini","stream":true,"messages":[{"ro
 // leakFree builds a harness whose goroutines at the end of the test are
 // checked against those running once it is up, and returns a client of its
 // own, so idle connections of other tests do not count.
-func leakFree(t *testing.T, fakeOpts fakeopenrouter.Options, opts ...harnessOption) (*harness, *http.Client, func()) {
+func leakFree(t *testing.T, fakeOpts openrouter.Options, opts ...harnessOption) (*harness, *http.Client, func()) {
 	t.Helper()
 	tr := testTransport(t)
 	h := newHarness(t, fakeOpts, append(opts, func(o *Options) { o.Transport = tr })...)
@@ -59,8 +59,8 @@ func infoLines(logs *observer.ObservedLogs) []observer.LoggedEntry {
 }
 
 func TestUpstreamClosesMidStream(t *testing.T) {
-	h, c, verifyNoLeak := leakFree(t, fakeopenrouter.Options{Reply: "one two three four five six", ChunkDelay: 5 * time.Millisecond})
-	h.fake.SetFault(fakeopenrouter.Fault{CloseMidStream: 3})
+	h, c, verifyNoLeak := leakFree(t, openrouter.Options{Reply: "one two three four five six", ChunkDelay: 5 * time.Millisecond})
+	h.fake.SetFault(openrouter.Fault{CloseMidStream: 3})
 
 	resp, err := postStream(context.Background(), c, h.proxy.URL)
 	require.NoError(t, err)
@@ -84,7 +84,7 @@ func TestUpstreamClosesMidStream(t *testing.T) {
 	assert.Equal(t, true, f["stream"])
 
 	// The next request works.
-	h.fake.SetFault(fakeopenrouter.Fault{})
+	h.fake.SetFault(openrouter.Fault{})
 	resp, err = postStream(context.Background(), c, h.proxy.URL)
 	require.NoError(t, err)
 	data, err = io.ReadAll(resp.Body)
@@ -95,7 +95,7 @@ func TestUpstreamClosesMidStream(t *testing.T) {
 }
 
 func TestClientHangupMidStreamLeavesNothing(t *testing.T) {
-	h, c, verifyNoLeak := leakFree(t, fakeopenrouter.Options{ChunkDelay: 400 * time.Millisecond, Reply: strings.Repeat("word ", 20)})
+	h, c, verifyNoLeak := leakFree(t, openrouter.Options{ChunkDelay: 400 * time.Millisecond, Reply: strings.Repeat("word ", 20)})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	resp, err := postStream(ctx, c, h.proxy.URL)
@@ -131,8 +131,8 @@ func TestClientHangupMidStreamLeavesNothing(t *testing.T) {
 
 func TestHeaderTimeoutReleasesTheUpstreamRequest(t *testing.T) {
 	const timeout = 500 * time.Millisecond
-	h, c, verifyNoLeak := leakFree(t, fakeopenrouter.Options{}, func(o *Options) { o.HeaderTimeout = timeout })
-	h.fake.SetFault(fakeopenrouter.Fault{HangBeforeHeaders: true})
+	h, c, verifyNoLeak := leakFree(t, openrouter.Options{}, func(o *Options) { o.HeaderTimeout = timeout })
+	h.fake.SetFault(openrouter.Fault{HangBeforeHeaders: true})
 
 	start := time.Now()
 	resp, err := c.Post(h.proxy.URL+"/api/v1/chat/completions", "application/json", strings.NewReader(chatBody))
@@ -149,13 +149,13 @@ func TestHeaderTimeoutReleasesTheUpstreamRequest(t *testing.T) {
 		"the upstream request is abandoned, not left hanging")
 
 	// A completion slower than a short header delay but within the timeout works.
-	h.fake.SetFault(fakeopenrouter.Fault{HeaderDelay: timeout / 4})
+	h.fake.SetFault(openrouter.Fault{HeaderDelay: timeout / 4})
 	resp, err = c.Post(h.proxy.URL+"/api/v1/chat/completions", "application/json", strings.NewReader(chatBody))
 	require.NoError(t, err)
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	assert.Contains(t, string(body), fakeopenrouter.DefaultReply)
+	assert.Contains(t, string(body), openrouter.DefaultReply)
 	verifyNoLeak()
 }
 

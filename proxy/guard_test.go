@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -40,7 +40,7 @@ func rawRequest(t *testing.T, addr, raw string) (int, string) {
 }
 
 func TestGuardRefusesHostileRequests(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.MaxRequestBody = 64 << 10 })
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.MaxRequestBody = 64 << 10 })
 	addr := strings.TrimPrefix(h.proxy.URL, "http://")
 	post := func(target, host string, extra ...string) string {
 		return "POST " + target + " HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/json\r\nContent-Length: " +
@@ -129,7 +129,7 @@ func TestGuardRefusesHostileRequests(t *testing.T) {
 // Content-Length, and whatever follows it on the connection is a request of
 // its own that meets the guard.
 func TestContentLengthWithTransferEncoding(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	addr := strings.TrimPrefix(h.proxy.URL, "http://")
 	smuggled := "POST /api/v1/chat/completions HTTP/1.1\r\nHost: evil.example\r\nContent-Length: " + itoa(len(chatBody)) + "\r\n\r\n" + chatBody
 	chunkedBody := strconv.FormatInt(int64(len(chatBody)), 16) + "\r\n" + chatBody + "\r\n0\r\n\r\n"
@@ -169,7 +169,7 @@ func TestContentLengthWithTransferEncoding(t *testing.T) {
 // once the read-header timeout passes, reaches nothing, and costs the proxy
 // nothing afterwards.
 func TestSlowHeadersAreCut(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	const timeout = 300 * time.Millisecond
 	srv := httptest.NewUnstartedServer(h.handler)
 	srv.Config = NewServer(h.handler, ServerOptions{ReadHeaderTimeout: timeout})
@@ -212,7 +212,7 @@ func TestSlowHeadersAreCut(t *testing.T) {
 }
 
 func TestAccessToken(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.AccessToken = secret.New("local-access-token-123") })
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.AccessToken = secret.New("local-access-token-123") })
 	tests := []struct {
 		name   string
 		header map[string]string
@@ -245,7 +245,7 @@ func TestAccessToken(t *testing.T) {
 }
 
 func TestAllowAnyHostOnlyWhenAsked(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+	h := newHarness(t, openrouter.Options{}, func(o *Options) {
 		o.AllowAnyHost = true
 		o.AccessToken = secret.New("tok-tok-tok-tok")
 	})
@@ -319,7 +319,7 @@ func TestLoopbackHostHeader(t *testing.T) {
 // TestGuardChecksEveryValue: a browser header is checked in all its values
 // and spellings, so a harmless first value does not let a foreign one pass.
 func TestGuardChecksEveryValue(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	addr := strings.TrimPrefix(h.proxy.URL, "http://")
 	post := func(host string, extra ...string) string {
 		return "POST /api/v1/chat/completions HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/json\r\nContent-Length: " +
@@ -364,7 +364,7 @@ func TestGuardChecksEveryValue(t *testing.T) {
 // token; everything else still needs it, and /healthz still meets the rest
 // of the guard.
 func TestHealthzWithoutAccessToken(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.AccessToken = secret.New("local-access-token-123") })
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.AccessToken = secret.New("local-access-token-123") })
 	addr := strings.TrimPrefix(h.proxy.URL, "http://")
 	tests := []struct {
 		name, method, path string

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/budget"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 )
@@ -71,7 +71,7 @@ func splitMessage(t *testing.T, upstream map[string]any, got string) string {
 func TestMoneyErrorsAreExplained(t *testing.T) {
 	zero := 0.0
 	keyLimited := func(h *harness) {
-		_, err := h.fake.SetKeyLimit(storedKey, fakeopenrouter.KeyLimit{Limit: &zero, Reset: "monthly"})
+		_, err := h.fake.SetKeyLimit(storedKey, openrouter.KeyLimit{Limit: &zero, Reset: "monthly"})
 		require.NoError(t, err)
 	}
 	const keySentence = "this is the credit limit set on the OpenRouter key orproxy uses, not an orproxy budget; run `orproxy status` to see the key's limit and usage"
@@ -80,22 +80,22 @@ func TestMoneyErrorsAreExplained(t *testing.T) {
 		name       string
 		path, body string
 		setup      func(h *harness)
-		fault      fakeopenrouter.Fault
+		fault      openrouter.Fault
 		gzip       bool
 		status     int
 		sentence   string
 		retryAfter string
 	}{
-		{name: "402 out of credits", fault: fakeopenrouter.Fault{Status: 402}, status: 402,
+		{name: "402 out of credits", fault: openrouter.Fault{Status: 402}, status: 402,
 			sentence: "the OpenRouter account behind the key is out of credits; add credits at https://openrouter.ai/settings/credits; run `orproxy status` to see the key's limit and usage"},
-		{name: "402 in-flight budget", fault: fakeopenrouter.Fault{Status: 402, RetryAfter: 7}, status: 402, retryAfter: "7",
+		{name: "402 in-flight budget", fault: openrouter.Fault{Status: 402, RetryAfter: 7}, status: 402, retryAfter: "7",
 			sentence: "OpenRouter holds new requests back while the running ones may use up the account's remaining credits; retry after the Retry-After time, or add credits; run `orproxy status` to see the key's limit and usage"},
 		{name: "402 key limit", setup: keyLimited, status: 402, sentence: keySentence},
-		{name: "402 key limit, gzipped", setup: keyLimited, fault: fakeopenrouter.Fault{GzipErrors: true}, gzip: true, status: 402, sentence: keySentence},
-		{name: "403 key limit", setup: keyLimited, fault: fakeopenrouter.Fault{KeyLimitForbidden: true}, status: 403, sentence: keySentence},
-		{name: "403 key limit, gzipped", setup: keyLimited, fault: fakeopenrouter.Fault{KeyLimitForbidden: true, GzipErrors: true}, gzip: true, status: 403, sentence: keySentence},
+		{name: "402 key limit, gzipped", setup: keyLimited, fault: openrouter.Fault{GzipErrors: true}, gzip: true, status: 402, sentence: keySentence},
+		{name: "403 key limit", setup: keyLimited, fault: openrouter.Fault{KeyLimitForbidden: true}, status: 403, sentence: keySentence},
+		{name: "403 key limit, gzipped", setup: keyLimited, fault: openrouter.Fault{KeyLimitForbidden: true, GzipErrors: true}, gzip: true, status: 403, sentence: keySentence},
 		{name: "402 key limit on Messages", path: "/api/v1/messages", body: messagesBody, setup: keyLimited, status: 402, sentence: keySentence},
-		{name: "402 credits on Messages, gzipped", path: "/api/v1/messages", body: messagesBody, fault: fakeopenrouter.Fault{Status: 402, GzipErrors: true}, gzip: true, status: 402,
+		{name: "402 credits on Messages, gzipped", path: "/api/v1/messages", body: messagesBody, fault: openrouter.Fault{Status: 402, GzipErrors: true}, gzip: true, status: 402,
 			sentence: "the OpenRouter account behind the key is out of credits; add credits at https://openrouter.ai/settings/credits; run `orproxy status` to see the key's limit and usage"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,7 +103,7 @@ func TestMoneyErrorsAreExplained(t *testing.T) {
 				tc.path, tc.body = "/api/v1/chat/completions", chatBody
 			}
 			acct := &accountCounter{}
-			h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.Account = acct })
+			h := newHarness(t, openrouter.Options{}, func(o *Options) { o.Account = acct })
 			if tc.setup != nil {
 				tc.setup(h)
 			}
@@ -141,7 +141,7 @@ func TestOtherForbiddenPassesWhole(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	acct := &accountCounter{}
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+	h := newHarness(t, openrouter.Options{}, func(o *Options) {
 		o.Upstream, _ = url.Parse(up.URL + "/api/v1")
 		o.Account = acct
 	})
@@ -178,7 +178,7 @@ func TestRotateOnLimit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var keys *sourcedKeys
 			spend := newSpendRecorder(budget.Options{})
-			h := newHarness(t, fakeopenrouter.Options{}, withSpending(spend), func(o *Options) {
+			h := newHarness(t, openrouter.Options{}, withSpending(spend), func(o *Options) {
 				keys = &sourcedKeys{staticKeys: o.Keys.(*staticKeys), source: tc.source, canRotate: tc.canRotate}
 				o.Keys, o.RotateOnLimit = keys, tc.on
 			})
@@ -189,10 +189,10 @@ func TestRotateOnLimit(t *testing.T) {
 				if k == rotatedKey && (!tc.newLimit || tc.newDead) {
 					continue
 				}
-				_, err := h.fake.SetKeyLimit(k, fakeopenrouter.KeyLimit{Limit: &zero})
+				_, err := h.fake.SetKeyLimit(k, openrouter.KeyLimit{Limit: &zero})
 				require.NoError(t, err)
 			}
-			h.fake.SetFault(fakeopenrouter.Fault{KeyLimitForbidden: tc.forbidden})
+			h.fake.SetFault(openrouter.Fault{KeyLimitForbidden: tc.forbidden})
 			keys.replace = func(rejected secret.Secret) (secret.Secret, error) {
 				assert.Equal(t, storedKey, rejected.Reveal())
 				return secret.New(rotatedKey), nil

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 )
 
 // recordingTransport notes where every request the proxy sends goes.
@@ -68,7 +68,7 @@ func TestNoOpenProxy(t *testing.T) {
 	evil := newElsewhere(t)
 	evilURL, _ := url.Parse(evil.srv.URL)
 	rec := &recordingTransport{base: testTransport(t)}
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.Transport = rec })
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.Transport = rec })
 	// The upstream answers some paths with redirects to the other server.
 	fakeHandler := h.fake.Handler()
 	h.upstream.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/orproxy/orproxy/internal/bodypatch"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 )
 
@@ -53,7 +53,7 @@ func panicEntry(t *testing.T, logs *observer.ObservedLogs) observer.LoggedEntry 
 // A panic before anything was sent answers 500 in OpenRouter's error shape,
 // is logged at error level with its stack, and the daemon keeps serving.
 func TestPanicBeforeAnswerIs500AndLogged(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.Patcher = panicPatcher{} })
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.Patcher = panicPatcher{} })
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, map[string]string{"Content-Type": "application/json"})
 
 	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, body)
@@ -80,7 +80,7 @@ func TestPanicBeforeAnswerIs500AndLogged(t *testing.T) {
 // aborted, so the client sees a broken answer rather than a whole one, and
 // the panic is logged at error level with its stack.
 func TestPanicAfterHeadersAbortsAndIsLogged(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+	h := newHarness(t, openrouter.Options{}, func(o *Options) {
 		o.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			return &http.Response{
 				StatusCode: http.StatusOK,

@@ -27,7 +27,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/orproxy/orproxy/internal/bodypatch"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 )
@@ -71,7 +71,7 @@ func (k *staticKeys) Replace(_ context.Context, rejected secret.Secret) (secret.
 func (k *staticKeys) Status() statusdoc.Credential { return statusdoc.Credential{Key: k.key.String()} }
 
 type harness struct {
-	fake     *fakeopenrouter.Server
+	fake     *openrouter.Server
 	upstream *httptest.Server
 	handler  *Handler
 	proxy    *httptest.Server
@@ -81,12 +81,12 @@ type harness struct {
 
 type harnessOption func(*Options)
 
-func newHarness(t *testing.T, fakeOpts fakeopenrouter.Options, opts ...harnessOption) *harness {
+func newHarness(t *testing.T, fakeOpts openrouter.Options, opts ...harnessOption) *harness {
 	t.Helper()
 	if fakeOpts.Keys == nil {
 		fakeOpts.Keys = []string{storedKey}
 	}
-	fake := fakeopenrouter.New(fakeOpts)
+	fake := openrouter.New(fakeOpts)
 	upstream := httptest.NewServer(fake.Handler())
 	t.Cleanup(upstream.Close)
 	keys := &staticKeys{key: secret.New(storedKey)}
@@ -131,7 +131,7 @@ func (h *harness) do(t *testing.T, method, path, body string, header map[string]
 }
 
 func TestInjectsStoredKeyAndDropsClientCredentials(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, map[string]string{
 		"Authorization":        "Bearer dummy",
 		"X-Api-Key":            "dummy",
@@ -148,7 +148,7 @@ func TestInjectsStoredKeyAndDropsClientCredentials(t *testing.T) {
 		"Proxy-Authorization":  "Basic Zm9vOmJhcg==",
 	})
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
-	assert.Contains(t, body, fakeopenrouter.DefaultReply)
+	assert.Contains(t, body, openrouter.DefaultReply)
 
 	reqs := h.fake.Requests()
 	require.Len(t, reqs, 1)
@@ -165,7 +165,7 @@ func TestInjectsStoredKeyAndDropsClientCredentials(t *testing.T) {
 }
 
 func TestMethodsPathsAndQueriesKept(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	tests := []struct {
 		method, path, wantPath, wantQuery string
 	}{
@@ -195,7 +195,7 @@ func TestMethodsPathsAndQueriesKept(t *testing.T) {
 
 func TestSSEArrivesEventByEvent(t *testing.T) {
 	const gap = 300 * time.Millisecond
-	h := newHarness(t, fakeopenrouter.Options{ChunkDelay: gap, Reply: "one two three"})
+	h := newHarness(t, openrouter.Options{ChunkDelay: gap, Reply: "one two three"})
 	req, _ := http.NewRequest(http.MethodPost, h.proxy.URL+"/api/v1/chat/completions",
 		strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
 	start := time.Now()
@@ -239,7 +239,7 @@ func TestSSEHeadersArriveBeforeTheFirstEvent(t *testing.T) {
 		_, _ = io.WriteString(w, "data: {}\n\ndata: [DONE]\n\n")
 	}))
 	t.Cleanup(up.Close)
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+	h := newHarness(t, openrouter.Options{}, func(o *Options) {
 		o.Upstream, _ = url.Parse(up.URL + "/api/v1")
 	})
 	req, _ := http.NewRequest(http.MethodPost, h.proxy.URL+"/api/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true}`))
@@ -259,7 +259,7 @@ func TestUpstreamUnreachableIs502(t *testing.T) {
 	deadAddr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+	h := newHarness(t, openrouter.Options{}, func(o *Options) {
 		o.Upstream, _ = url.Parse("http://" + deadAddr + "/api/v1")
 	})
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
@@ -278,8 +278,8 @@ func TestUpstreamUnreachableIs502(t *testing.T) {
 }
 
 func TestHeaderTimeoutIs504(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.HeaderTimeout = 150 * time.Millisecond })
-	h.fake.SetFault(fakeopenrouter.Fault{HangBeforeHeaders: true})
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.HeaderTimeout = 150 * time.Millisecond })
+	h.fake.SetFault(openrouter.Fault{HangBeforeHeaders: true})
 	start := time.Now()
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 	assert.Equal(t, http.StatusGatewayTimeout, resp.StatusCode)
@@ -288,14 +288,14 @@ func TestHeaderTimeoutIs504(t *testing.T) {
 }
 
 func TestSlowHeadersWithinTimeoutStillWork(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.HeaderTimeout = 2 * time.Second })
-	h.fake.SetFault(fakeopenrouter.Fault{HeaderDelay: 300 * time.Millisecond})
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.HeaderTimeout = 2 * time.Second })
+	h.fake.SetFault(openrouter.Fault{HeaderDelay: 300 * time.Millisecond})
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode, body)
 }
 
 func TestNoCredentialIs401WithLoginHint(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	h.keys.key, h.keys.err = secret.Secret{}, errors.New("no credential stored; run `orproxy login`")
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
@@ -308,7 +308,7 @@ func TestNoCredentialIs401WithLoginHint(t *testing.T) {
 // a retry after a 401 takes the replacement, not a second lookup, and what
 // orproxy answers itself needs no key.
 func TestKeyIsDecidedOncePerForwardedRequest(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{Keys: []string{storedKey, rotatedKey}})
+	h := newHarness(t, openrouter.Options{Keys: []string{storedKey, rotatedKey}})
 	h.keys.replace = func(secret.Secret) (secret.Secret, error) { return secret.New(rotatedKey), nil }
 	for _, path := range []string{"/healthz", "/status", "/nope"} {
 		h.do(t, http.MethodGet, path, "", nil)
@@ -329,7 +329,7 @@ func TestKeyIsDecidedOncePerForwardedRequest(t *testing.T) {
 }
 
 func TestUpstream401WithoutReplacementKeepsStatusAndSaysWhy(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	h.fake.Revoke(storedKey)
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
@@ -339,7 +339,7 @@ func TestUpstream401WithoutReplacementKeepsStatusAndSaysWhy(t *testing.T) {
 }
 
 func TestUpstream401RetriedOnceWithReplacement(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	h.keys.replace = func(rejected secret.Secret) (secret.Secret, error) {
 		assert.Equal(t, storedKey, rejected.Reveal())
 		h.fake.AddKey(rotatedKey, "", nil)
@@ -355,7 +355,7 @@ func TestUpstream401RetriedOnceWithReplacement(t *testing.T) {
 }
 
 func TestUpstream401AgainAfterReplacementIsFinal(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	h.keys.replace = func(secret.Secret) (secret.Secret, error) { return secret.New(rotatedKey), nil } // also unknown upstream
 	h.fake.Revoke(storedKey)
 	resp, _ := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
@@ -365,7 +365,7 @@ func TestUpstream401AgainAfterReplacementIsFinal(t *testing.T) {
 }
 
 func TestMissingAuthenticationHeaderIsNotRotated(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+	h := newHarness(t, openrouter.Options{}, func(o *Options) {
 		// A transport that loses the header plays the proxy bug.
 		base := testTransport(t)
 		o.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
@@ -387,8 +387,8 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 func TestRateLimitAndPaymentPassThrough(t *testing.T) {
 	for _, status := range []int{http.StatusTooManyRequests, http.StatusPaymentRequired} {
-		h := newHarness(t, fakeopenrouter.Options{})
-		h.fake.SetFault(fakeopenrouter.Fault{Status: status})
+		h := newHarness(t, openrouter.Options{})
+		h.fake.SetFault(openrouter.Fault{Status: status})
 		resp, _ := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 		assert.Equal(t, status, resp.StatusCode)
 		assert.EqualValues(t, 0, h.keys.replaced.Load())
@@ -397,7 +397,7 @@ func TestRateLimitAndPaymentPassThrough(t *testing.T) {
 }
 
 func TestBodyLimit(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.MaxRequestBody = 1024 })
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.MaxRequestBody = 1024 })
 	big := `{"messages":[{"role":"user","content":"` + strings.Repeat("x", 2000) + `"}]}`
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", big, nil)
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
@@ -417,7 +417,7 @@ func TestBodyLimit(t *testing.T) {
 // it goes upstream, so it goes with a Content-Length, whatever framing the
 // client used.
 func TestChunkedRequestGoesUpstreamWithItsLength(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	req, err := http.NewRequest(http.MethodPost, h.proxy.URL+"/api/v1/chat/completions", io.MultiReader(strings.NewReader(chatBody)))
 	require.NoError(t, err)
 	req.ContentLength = -1 // sent chunked
@@ -432,7 +432,7 @@ func TestChunkedRequestGoesUpstreamWithItsLength(t *testing.T) {
 }
 
 func TestHealthStatusAndNotFound(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	resp, body := h.do(t, http.MethodGet, "/healthz", "", nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.JSONEq(t, `{"status":"ok"}`, body)
@@ -466,8 +466,8 @@ func TestHealthStatusAndNotFound(t *testing.T) {
 // streams the request body to an upstream which answers without reading it
 // loses a share of requests under load. All must succeed here.
 func TestUpstreamAnsweringBeforeReadingBody(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
-	h.fake.SetFault(fakeopenrouter.Fault{IgnoreBody: true})
+	h := newHarness(t, openrouter.Options{})
+	h.fake.SetFault(openrouter.Fault{IgnoreBody: true})
 	body := `{"messages":[{"role":"user","content":"` + strings.Repeat("y", 256<<10) + `"}]}`
 	const requests, workers = 300, 16
 	var failed atomic.Int32
@@ -501,7 +501,7 @@ func TestUpstreamAnsweringBeforeReadingBody(t *testing.T) {
 }
 
 func TestSecretsNeverLogged(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.HeaderTimeout = 200 * time.Millisecond })
+	h := newHarness(t, openrouter.Options{}, func(o *Options) { o.HeaderTimeout = 200 * time.Millisecond })
 	// The refresh token never reaches this package (auth's errors name it
 	// redacted, tested there and in the e2e sweep); the key does, raw.
 	h.keys.replace = func(secret.Secret) (secret.Secret, error) {
@@ -523,9 +523,9 @@ func TestSecretsNeverLogged(t *testing.T) {
 			h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 		},
 		func() {
-			h.fake.SetFault(fakeopenrouter.Fault{HangBeforeHeaders: true})
+			h.fake.SetFault(openrouter.Fault{HangBeforeHeaders: true})
 			h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
-			h.fake.SetFault(fakeopenrouter.Fault{})
+			h.fake.SetFault(openrouter.Fault{})
 		},
 		func() {
 			h.keys.err = errors.New("no credential stored; run `orproxy login`")
@@ -543,7 +543,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 }
 
 func TestForwardedAnswerKeepsItsFraming(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.EqualValues(t, len(body), resp.ContentLength, "sent before the log line, still with its length")
@@ -557,7 +557,7 @@ func TestForwardedAnswerKeepsItsFraming(t *testing.T) {
 }
 
 func TestRequestLogLine(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	h.do(t, http.MethodPost, "/api/v1/chat/completions", `{"model":"openai/gpt-4o-mini","stream":true,"messages":[]}`, nil)
 	// The line is written after the answer went out.
 	require.Eventually(t, func() bool { return h.logs.FilterMessage("request").Len() == 1 }, 2*time.Second, time.Millisecond)
@@ -602,7 +602,7 @@ func TestLogLineReadsTheBodyOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+			h := newHarness(t, openrouter.Options{}, func(o *Options) {
 				if tt.patcher != nil {
 					o.Patcher = tt.patcher
 				}
@@ -619,7 +619,7 @@ func TestLogLineReadsTheBodyOnce(t *testing.T) {
 // A client decides the path and the model name: the log line shows them
 // bounded and without control characters.
 func TestRequestLogLineBoundsClientValues(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	model := "evil\u001b[2J\n" + strings.Repeat("m", 10_000)
 	h.do(t, http.MethodPost, "/api/v1/chat/completions", `{"model":"`+model+`","messages":[]}`, nil)
 	require.Eventually(t, func() bool { return h.logs.FilterMessage("request").Len() == 1 }, 2*time.Second, time.Millisecond)
@@ -629,7 +629,7 @@ func TestRequestLogLineBoundsClientValues(t *testing.T) {
 }
 
 func TestGracefulShutdownFinishesStream(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{ChunkDelay: 100 * time.Millisecond, Reply: "a b c d e f"})
+	h := newHarness(t, openrouter.Options{ChunkDelay: 100 * time.Millisecond, Reply: "a b c d e f"})
 	ln, err := Listen("127.0.0.1:0")
 	require.NoError(t, err)
 	srv := NewServer(h.handler, ServerOptions{})
@@ -651,7 +651,7 @@ func TestGracefulShutdownFinishesStream(t *testing.T) {
 }
 
 func TestShutdownDrainTimeoutCutsLongStream(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{ChunkDelay: 200 * time.Millisecond, Reply: strings.Repeat("w ", 50)})
+	h := newHarness(t, openrouter.Options{ChunkDelay: 200 * time.Millisecond, Reply: strings.Repeat("w ", 50)})
 	ln, err := Listen("127.0.0.1:0")
 	require.NoError(t, err)
 	srv := NewServer(h.handler, ServerOptions{})

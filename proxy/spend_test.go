@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/budget"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/ledger"
 )
@@ -87,7 +87,7 @@ func TestRowsMatchTheFakesCharges(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spend := newSpendRecorder(budget.Options{})
-			h := newHarness(t, fakeopenrouter.Options{}, withSpending(spend))
+			h := newHarness(t, openrouter.Options{}, withSpending(spend))
 			resp, body := h.do(t, http.MethodPost, tc.path, tc.body, map[string]string{"User-Agent": "opencode/1.0.3 ai-sdk/provider-utils"})
 			require.Equal(t, http.StatusOK, resp.StatusCode, body)
 			row := spend.row(t)
@@ -127,8 +127,8 @@ func TestRowsMatchTheFakesCharges(t *testing.T) {
 // cost anything (an error status, a GET) is stored as free.
 func TestRowWithoutUsageHasAnUnknownCost(t *testing.T) {
 	spend := newSpendRecorder(budget.Options{})
-	h := newHarness(t, fakeopenrouter.Options{}, withSpending(spend))
-	h.fake.SetFault(fakeopenrouter.Fault{OmitUsage: true})
+	h := newHarness(t, openrouter.Options{}, withSpending(spend))
+	h.fake.SetFault(openrouter.Fault{OmitUsage: true})
 	resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", `{"model":"m","stream":true,"messages":[]}`, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	row := spend.row(t)
@@ -137,7 +137,7 @@ func TestRowWithoutUsageHasAnUnknownCost(t *testing.T) {
 	assert.False(t, row.Error, "the stream reached [DONE]")
 	assert.Equal(t, int64(1), spend.budget.Spend().UnknownCostToday)
 
-	h.fake.SetFault(fakeopenrouter.Fault{Status: http.StatusTooManyRequests})
+	h.fake.SetFault(openrouter.Fault{Status: http.StatusTooManyRequests})
 	resp, _ = h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, map[string]string{"User-Agent": "curl/8.5.0"})
 	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
 	row = spend.row(t)
@@ -145,7 +145,7 @@ func TestRowWithoutUsageHasAnUnknownCost(t *testing.T) {
 	assert.True(t, row.CostKnown, "refused before a model ran: nothing billed")
 	assert.Equal(t, "curl", row.Client)
 
-	h.fake.SetFault(fakeopenrouter.Fault{})
+	h.fake.SetFault(openrouter.Fault{})
 	resp, _ = h.do(t, http.MethodGet, "/api/v1/models", "", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	row = spend.row(t)
@@ -160,14 +160,14 @@ func TestRowWithoutUsageHasAnUnknownCost(t *testing.T) {
 func TestBrokenAnswersAreErrorRows(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		fault fakeopenrouter.Fault
+		fault openrouter.Fault
 	}{
-		{"error event", fakeopenrouter.Fault{ErrorMidStream: 2}},
-		{"cut", fakeopenrouter.Fault{CutAfterBytes: 300}},
+		{"error event", openrouter.Fault{ErrorMidStream: 2}},
+		{"cut", openrouter.Fault{CutAfterBytes: 300}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spend := newSpendRecorder(budget.Options{})
-			h := newHarness(t, fakeopenrouter.Options{}, withSpending(spend))
+			h := newHarness(t, openrouter.Options{}, withSpending(spend))
 			h.fake.SetFault(tc.fault)
 			req, err := http.NewRequest(http.MethodPost, h.proxy.URL+"/api/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
 			require.NoError(t, err)
@@ -190,8 +190,8 @@ func TestBrokenAnswersAreErrorRows(t *testing.T) {
 func TestRequestsWithoutAnAnswer(t *testing.T) {
 	t.Run("header timeout", func(t *testing.T) {
 		spend := newSpendRecorder(budget.Options{})
-		h := newHarness(t, fakeopenrouter.Options{}, withSpending(spend), func(o *Options) { o.HeaderTimeout = 100 * time.Millisecond })
-		h.fake.SetFault(fakeopenrouter.Fault{HangBeforeHeaders: true})
+		h := newHarness(t, openrouter.Options{}, withSpending(spend), func(o *Options) { o.HeaderTimeout = 100 * time.Millisecond })
+		h.fake.SetFault(openrouter.Fault{HangBeforeHeaders: true})
 		resp, _ := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 		require.Equal(t, http.StatusGatewayTimeout, resp.StatusCode)
 		row := spend.row(t)
@@ -202,8 +202,8 @@ func TestRequestsWithoutAnAnswer(t *testing.T) {
 	})
 	t.Run("client gone before the headers", func(t *testing.T) {
 		spend := newSpendRecorder(budget.Options{})
-		h := newHarness(t, fakeopenrouter.Options{}, withSpending(spend))
-		h.fake.SetFault(fakeopenrouter.Fault{HangBeforeHeaders: true})
+		h := newHarness(t, openrouter.Options{}, withSpending(spend))
+		h.fake.SetFault(openrouter.Fault{HangBeforeHeaders: true})
 		ctx, cancel := context.WithCancel(context.Background())
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.proxy.URL+"/api/v1/chat/completions", strings.NewReader(chatBody))
 		require.NoError(t, err)
@@ -224,7 +224,7 @@ func TestRequestsWithoutAnAnswer(t *testing.T) {
 		dead := ln.Addr().String()
 		require.NoError(t, ln.Close())
 		spend := newSpendRecorder(budget.Options{})
-		h := newHarness(t, fakeopenrouter.Options{}, withSpending(spend), func(o *Options) { o.Upstream, _ = url.Parse("http://" + dead + "/api/v1") })
+		h := newHarness(t, openrouter.Options{}, withSpending(spend), func(o *Options) { o.Upstream, _ = url.Parse("http://" + dead + "/api/v1") })
 		resp, _ := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 		require.Equal(t, http.StatusBadGateway, resp.StatusCode)
 		assert.Zero(t, spend.count())
@@ -242,7 +242,7 @@ func usedUp(t *testing.T) *spendRecorder {
 
 func TestUsedUpBudgetRefusesModelRequests(t *testing.T) {
 	spend := usedUp(t)
-	h := newHarness(t, fakeopenrouter.Options{}, withSpending(spend))
+	h := newHarness(t, openrouter.Options{}, withSpending(spend))
 	for _, path := range []string{"/api/v1/chat/completions", "/v1/completions", "/api/v1/responses", "/v1/messages", "/api/v1/embeddings"} {
 		resp, body := h.do(t, http.MethodPost, path, chatBody, nil)
 		assert.Equal(t, http.StatusPaymentRequired, resp.StatusCode, path)
@@ -264,7 +264,7 @@ func nextMidnight() string {
 // limits) and POSTs that run no model are not spending.
 func TestUsedUpBudgetLetsOtherRequestsPass(t *testing.T) {
 	spend := usedUp(t)
-	h := newHarness(t, fakeopenrouter.Options{}, withSpending(spend))
+	h := newHarness(t, openrouter.Options{}, withSpending(spend))
 	for _, tc := range []struct{ method, path string }{
 		{http.MethodGet, "/api/v1/models"},
 		{http.MethodGet, "/api/v1/key"},
@@ -280,8 +280,8 @@ func TestUsedUpBudgetLetsOtherRequestsPass(t *testing.T) {
 // the budget ran out goes on to its end; only new requests are refused.
 func TestRunningStreamIsNotCutWhenTheBudgetIsUsedUp(t *testing.T) {
 	spend := newSpendRecorder(budget.Options{DailyUSD: 0.000001})
-	h := newHarness(t, fakeopenrouter.Options{}, withSpending(spend))
-	h.fake.SetFault(fakeopenrouter.Fault{Stepped: true})
+	h := newHarness(t, openrouter.Options{}, withSpending(spend))
+	h.fake.SetFault(openrouter.Fault{Stepped: true})
 	req, err := http.NewRequest(http.MethodPost, h.proxy.URL+"/api/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
 	require.NoError(t, err)
 	resp, err := client.Do(req)
@@ -318,8 +318,8 @@ func TestRunningStreamIsNotCutWhenTheBudgetIsUsedUp(t *testing.T) {
 // the client before the fake sends the next one.
 func TestTapDelaysNothing(t *testing.T) {
 	spend := newSpendRecorder(budget.Options{})
-	h := newHarness(t, fakeopenrouter.Options{}, withSpending(spend))
-	h.fake.SetFault(fakeopenrouter.Fault{Stepped: true, KeepAlivesBetween: 1})
+	h := newHarness(t, openrouter.Options{}, withSpending(spend))
+	h.fake.SetFault(openrouter.Fault{Stepped: true, KeepAlivesBetween: 1})
 	req, err := http.NewRequest(http.MethodPost, h.proxy.URL+"/api/v1/chat/completions",
 		strings.NewReader(`{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
 	require.NoError(t, err)
@@ -371,7 +371,7 @@ func TestAttributionOnlyWhenTheClientSentNone(t *testing.T) {
 		{"title only configured", &Attribution{Title: title}, nil, map[string]string{"HTTP-Referer": "", "X-Title": title}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) { o.Attribution = tc.attribution })
+			h := newHarness(t, openrouter.Options{}, func(o *Options) { o.Attribution = tc.attribution })
 			resp, body := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, tc.sent)
 			require.Equal(t, http.StatusOK, resp.StatusCode, body)
 			got := h.fake.Requests()[0].Header
@@ -385,7 +385,7 @@ func TestAttributionOnlyWhenTheClientSentNone(t *testing.T) {
 
 // TestStatusSections: the daemon's sections reach /status.
 func TestStatusSections(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+	h := newHarness(t, openrouter.Options{}, func(o *Options) {
 		o.StatusSections = func(doc *statusdoc.Document) {
 			doc.Ledger = &statusdoc.Ledger{File: "/tmp/usage.db", Written: 3}
 		}

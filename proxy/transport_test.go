@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -76,7 +76,7 @@ func TestReplacementRejectedTooIsReported(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var rec *rejectionRecorder
-			h := newHarness(t, fakeopenrouter.Options{}, func(o *Options) {
+			h := newHarness(t, openrouter.Options{}, func(o *Options) {
 				rec = &rejectionRecorder{staticKeys: o.Keys.(*staticKeys), why: tc.why}
 				o.Keys = rec
 			})
@@ -105,7 +105,7 @@ func TestReplacementRejectedTooIsReported(t *testing.T) {
 // so a rotated key leaves its probation on its first good answer; a 401
 // never does.
 func TestAcceptedKeysAreReported(t *testing.T) {
-	h := newHarness(t, fakeopenrouter.Options{})
+	h := newHarness(t, openrouter.Options{})
 	resp, _ := h.do(t, http.MethodPost, "/api/v1/chat/completions", chatBody, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, []secret.Secret{secret.New(storedKey)}, h.keys.acceptedKeys())

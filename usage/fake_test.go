@@ -16,13 +16,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 )
 
 // tapProxy is a ReverseProxy in front of the fake OpenRouter that reads
 // every answer through a Tap, as orproxy will; each Record goes to records.
 type tapProxy struct {
-	fake    *fakeopenrouter.Server
+	fake    *openrouter.Server
 	key     string
 	url     string
 	client  *http.Client
@@ -31,8 +31,8 @@ type tapProxy struct {
 
 func newTapProxy(t *testing.T) *tapProxy {
 	t.Helper()
-	key := fakeopenrouter.NewKey()
-	fake := fakeopenrouter.New(fakeopenrouter.Options{Keys: []string{key}})
+	key := openrouter.NewKey()
+	fake := openrouter.New(openrouter.Options{Keys: []string{key}})
 	upstream := httptest.NewServer(fake.Handler())
 	t.Cleanup(upstream.Close)
 	target, err := url.Parse(upstream.URL)
@@ -83,16 +83,16 @@ func TestTapWithFakeOpenRouter(t *testing.T) {
 	search := `,"tools":[{"type":"openrouter:web_search"}]`
 	for _, tc := range []struct {
 		name, path, body string
-		fault            fakeopenrouter.Fault
+		fault            openrouter.Fault
 		streamed         bool
-		check            func(t *testing.T, r Record, charged *fakeopenrouter.Usage)
+		check            func(t *testing.T, r Record, charged *openrouter.Usage)
 	}{
 		{name: "chat stream with search and reasoning", path: "/api/v1/chat/completions", streamed: true,
 			body: `{"model":"openai/gpt-4o","stream":true,"reasoning":{"effort":"low"},"messages":[{"role":"user","content":"hi"}]` + search + `}`},
 		{name: "chat JSON", path: "/api/v1/chat/completions",
 			body: `{"model":"openai/gpt-4o","messages":[{"role":"user","content":"hi"}]` + search + `}`},
 		{name: "chat, searches in server_tool_use_details", path: "/api/v1/chat/completions", streamed: true,
-			fault: fakeopenrouter.Fault{ServerToolUseDetails: true},
+			fault: openrouter.Fault{ServerToolUseDetails: true},
 			body:  `{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]` + search + `}`},
 		{name: "Responses stream", path: "/api/v1/responses", streamed: true,
 			body: `{"model":"openai/gpt-5","stream":true,"reasoning":{"effort":"low"},"input":"hi"` + search + `}`},
@@ -102,35 +102,35 @@ func TestTapWithFakeOpenRouter(t *testing.T) {
 				`"messages":[{"role":"user","content":"hi"}]` + search + `}`},
 		{name: "Messages JSON", path: "/api/v1/messages", body: `{"model":"anthropic/claude-sonnet-4","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`},
 		{name: "chat stream, mid-stream error", path: "/api/v1/chat/completions", streamed: true,
-			fault: fakeopenrouter.Fault{ErrorMidStream: 2},
+			fault: openrouter.Fault{ErrorMidStream: 2},
 			body:  `{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`,
-			check: func(t *testing.T, r Record, _ *fakeopenrouter.Usage) {
+			check: func(t *testing.T, r Record, _ *openrouter.Usage) {
 				assert.True(t, r.ErrorEvent)
 				assert.False(t, r.Complete)
 				assert.False(t, r.Found, "the stream ended before its usage")
 				assert.Equal(t, "openai/gpt-4o", r.ModelServed)
 			}},
 		{name: "Messages stream, mid-stream error", path: "/api/v1/messages", streamed: true,
-			fault: fakeopenrouter.Fault{ErrorMidStream: 2},
+			fault: openrouter.Fault{ErrorMidStream: 2},
 			body:  `{"model":"anthropic/claude-sonnet-4","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`,
-			check: func(t *testing.T, r Record, charged *fakeopenrouter.Usage) {
+			check: func(t *testing.T, r Record, charged *openrouter.Usage) {
 				assert.True(t, r.ErrorEvent)
 				assert.False(t, r.Complete)
 				assert.Equal(t, int64(charged.PromptTokens), r.PromptTokens, "message_start told the prompt")
 				assert.False(t, r.CostKnown, "the cost comes with message_delta")
 			}},
 		{name: "chat stream without usage", path: "/api/v1/chat/completions", streamed: true,
-			fault: fakeopenrouter.Fault{OmitUsage: true},
+			fault: openrouter.Fault{OmitUsage: true},
 			body:  `{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`,
-			check: func(t *testing.T, r Record, _ *fakeopenrouter.Usage) {
+			check: func(t *testing.T, r Record, _ *openrouter.Usage) {
 				assert.False(t, r.Found)
 				assert.False(t, r.CostKnown)
 				assert.True(t, r.Complete)
 			}},
 		{name: "chat stream cut mid-body", path: "/api/v1/chat/completions", streamed: true,
-			fault: fakeopenrouter.Fault{CutAfterBytes: 300},
+			fault: openrouter.Fault{CutAfterBytes: 300},
 			body:  `{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`,
-			check: func(t *testing.T, r Record, _ *fakeopenrouter.Usage) {
+			check: func(t *testing.T, r Record, _ *openrouter.Usage) {
 				assert.Equal(t, EndError, r.End)
 				assert.False(t, r.Complete)
 				assert.False(t, r.CostKnown)
@@ -205,7 +205,7 @@ func TestTapCachedPrompt(t *testing.T) {
 // a stream reaches the client before the fake sends the next one.
 func TestTapHoldsNothingBack(t *testing.T) {
 	p := newTapProxy(t)
-	p.fake.SetFault(fakeopenrouter.Fault{Stepped: true, KeepAlivesBetween: 1})
+	p.fake.SetFault(openrouter.Fault{Stepped: true, KeepAlivesBetween: 1})
 	res := p.post(t, "/api/v1/chat/completions", `{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 	defer res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)

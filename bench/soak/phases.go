@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/orproxy/orproxy/auth"
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 )
 
 // PhaseKind names what a phase does to the daemon while the load goes on.
@@ -307,8 +307,8 @@ type phaseRun struct {
 // runner drives the phases against one daemon and its fakes.
 type runner struct {
 	opts   Options
-	broker *fakebroker.Server
-	or     *fakeopenrouter.Server
+	broker *broker.Server
+	or     *openrouter.Server
 	client *http.Client
 	base   string // http://host:port of the daemon
 	addr   string // host:port
@@ -347,21 +347,21 @@ func (r *runner) phase(ctx context.Context, ph Phase) (*phaseRun, error) {
 		wg.Go(func() { r.revoke(pctx, pr) })
 		<-pctx.Done()
 	case PhaseDeadKey:
-		r.broker.SetFault(fakebroker.Fault{DeadKeys: true})
+		r.broker.SetFault(broker.Fault{DeadKeys: true})
 		if _, err := r.broker.RevokeCurrentKey(ctx); err != nil {
 			return nil, fmt.Errorf("dead-key phase: %w", err)
 		}
 		<-pctx.Done()
 	case PhaseHeal:
-		r.broker.SetFault(fakebroker.Fault{})
+		r.broker.SetFault(broker.Fault{})
 		r.awaitRecovery(ctx, pr)
 	case PhaseBurst429:
 		pr.burst = max(1, int(r.opts.Rate*ph.Length.Seconds()/4))
-		r.or.SetFault(fakeopenrouter.Fault{Status: http.StatusTooManyRequests, StatusTimes: pr.burst, RetryAfter: 2})
+		r.or.SetFault(openrouter.Fault{Status: http.StatusTooManyRequests, StatusTimes: pr.burst, RetryAfter: 2})
 		<-pctx.Done()
 		// A burst the load did not use up must not spill into the next
 		// phase; the count of 429s shows it.
-		r.or.SetFault(fakeopenrouter.Fault{})
+		r.or.SetFault(openrouter.Fault{})
 	case PhaseSlowClients:
 		pr.slow = &slowStats{SlowReport: SlowReport{Clients: r.opts.SlowClients}}
 		end := pr.start.Add(ph.Length)

@@ -35,8 +35,8 @@ import (
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/daemon"
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
@@ -152,10 +152,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	started := time.Now()
 	rep := &Report{Options: opts}
 
-	or := fakeopenrouter.New(fakeopenrouter.Options{ChunkDelay: opts.ChunkDelay, MaxRecorded: 100})
+	or := openrouter.New(openrouter.Options{ChunkDelay: opts.ChunkDelay, MaxRecorded: 100})
 	orSrv := httptest.NewServer(or.Handler())
 	defer orSrv.Close()
-	broker, err := fakebroker.New(fakebroker.Options{Issuer: fakebroker.ServerIssuer(or)})
+	broker, err := broker.New(broker.Options{Issuer: broker.ServerIssuer(or)})
 	if err != nil {
 		return nil, err
 	}

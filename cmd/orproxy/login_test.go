@@ -24,7 +24,7 @@ import (
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
 	"github.com/orproxy/orproxy/internal/daemon"
-	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fake/broker"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
 
@@ -147,7 +147,7 @@ func TestRotateCommand(t *testing.T) {
 
 	env2 := testenv.New(t, testenv.Options{})
 	env2.LoginBroker(t)
-	env2.Broker.SetFault(fakebroker.Fault{RejectRefresh: true})
+	env2.Broker.SetFault(broker.Fault{RejectRefresh: true})
 	code, _, errOut = runWithStdin(t, "", "--config", configFor(t, env2, ""), "rotate")
 	assert.Equal(t, exitFailure, code)
 	assert.Contains(t, errOut, "run `orproxy login`")
@@ -258,7 +258,7 @@ func TestBrokerLoginWithTheBinary(t *testing.T) {
 // broker answers with the callback and its code at once, and the command
 // finishes the login by itself without showing that address.
 func TestBrokerLoginWithStartHeaders(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{StartHeaders: []string{"X-Device-Id: laptop-42"}}})
+	env := testenv.New(t, testenv.Options{Broker: broker.Options{StartHeaders: []string{"X-Device-Id: laptop-42"}}})
 	cfg := configFor(t, env, "broker: {url: "+env.BrokerURL+", start_headers: [\"X-Device-Id: laptop-42\"]}\n")
 	code, out, errOut := runWithStdin(t, "", "--config", cfg, "login", "--no-browser", "--timeout", "20s")
 	require.Equal(t, exitOK, code, errOut)
@@ -288,7 +288,7 @@ func TestLoginTimesOut(t *testing.T) {
 }
 
 func TestStartHeadersAnsweredWith200(t *testing.T) {
-	env := testenv.New(t, testenv.Options{Broker: fakebroker.Options{StartHeaders: []string{"X-Device-Id: expected"}, MissingHeadersStatus: http.StatusOK}})
+	env := testenv.New(t, testenv.Options{Broker: broker.Options{StartHeaders: []string{"X-Device-Id: expected"}, MissingHeadersStatus: http.StatusOK}})
 	cfg := configFor(t, env, "broker: {url: "+env.BrokerURL+", start_headers: [\"X-Device-Id: other\"]}\n")
 	code, _, errOut := runWithStdin(t, "", "--config", cfg, "login", "--no-browser", "--timeout", "5s")
 	assert.Equal(t, exitFailure, code)

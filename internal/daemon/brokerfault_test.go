@@ -23,7 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fake/broker"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
 
@@ -184,7 +184,7 @@ func TestSlowBrokerWithinTimeout(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	old := env.LoginBroker(t)
 	d := startDaemon(t, env) // broker.timeout 1 s
-	env.Broker.SetFault(fakebroker.Fault{Endpoint: "rotate", Delay: 600 * time.Millisecond})
+	env.Broker.SetFault(broker.Fault{Endpoint: "rotate", Delay: 600 * time.Millisecond})
 	env.OpenRouter.Revoke(old.APIKey.Reveal())
 	start := time.Now()
 	status, body := d.post(t, chatBody)

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/auth"
-	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fake/broker"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
@@ -38,11 +38,11 @@ func (d *daemonUnderTest) credentialStatus(t *testing.T) statusdoc.Credential {
 func TestBrokerHandingOutUnusableKeysBacksOff(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		fault fakebroker.Fault
+		fault broker.Fault
 		want  string
 	}{
-		{"same key again", fakebroker.Fault{SameKey: true}, "the broker returned the key OpenRouter had just rejected"},
-		{"dead keys", fakebroker.Fault{DeadKeys: true}, "the broker issued a new key but OpenRouter rejected it too"},
+		{"same key again", broker.Fault{SameKey: true}, "the broker returned the key OpenRouter had just rejected"},
+		{"dead keys", broker.Fault{DeadKeys: true}, "the broker issued a new key but OpenRouter rejected it too"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := testenv.New(t, testenv.Options{})
@@ -70,7 +70,7 @@ func TestBrokerHandingOutUnusableKeysBacksOff(t *testing.T) {
 			assert.NotNil(t, st.RotationWaitUntil, "backing off")
 			d.healthy(t)
 
-			env.Broker.SetFault(fakebroker.Fault{})
+			env.Broker.SetFault(broker.Fault{})
 			healed := time.Now()
 			deadline := healed.Add(35 * time.Second)
 			var status int

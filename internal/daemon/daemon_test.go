@@ -26,8 +26,8 @@ import (
 
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
@@ -192,13 +192,13 @@ func TestKeyFromAnotherProcessRecoversWithoutBroker(t *testing.T) {
 func TestBrokerFailuresGiveTheOriginal401WithTheReason(t *testing.T) {
 	faults := []struct {
 		name  string
-		fault fakebroker.Fault
+		fault broker.Fault
 		want  string
 	}{
-		{"500 detail", fakebroker.Fault{Detail: "vault sealed"}, "vault sealed"},
-		{"500 error.message", fakebroker.Fault{ErrorMessage: "upstream key service down"}, "upstream key service down"},
-		{"garbage", fakebroker.Fault{Garbage: true}, "broker"},
-		{"hang", fakebroker.Fault{Hang: true}, "broker"},
+		{"500 detail", broker.Fault{Detail: "vault sealed"}, "vault sealed"},
+		{"500 error.message", broker.Fault{ErrorMessage: "upstream key service down"}, "upstream key service down"},
+		{"garbage", broker.Fault{Garbage: true}, "broker"},
+		{"hang", broker.Fault{Hang: true}, "broker"},
 	}
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
@@ -223,7 +223,7 @@ func TestBrokerFailuresGiveTheOriginal401WithTheReason(t *testing.T) {
 			resp.Body.Close()
 			assert.Equal(t, http.StatusOK, resp.StatusCode, "the daemon stays healthy")
 
-			env.Broker.SetFault(fakebroker.Fault{})
+			env.Broker.SetFault(broker.Fault{})
 			status, body = d.post(t, chatBody)
 			assert.Equal(t, http.StatusOK, status, "recovers once the broker does: %s", body)
 		})
@@ -233,12 +233,12 @@ func TestBrokerFailuresGiveTheOriginal401WithTheReason(t *testing.T) {
 // rejectingIssuer mints keys and revokes them at once, like a broker that
 // hands out keys OpenRouter does not accept.
 type rejectingIssuer struct {
-	fakebroker.KeyIssuer
+	broker.KeyIssuer
 	issued int
 	mu     sync.Mutex
 }
 
-func (r *rejectingIssuer) IssueKey(ctx context.Context, label string, exp *time.Time) (fakeopenrouter.KeyInfo, error) {
+func (r *rejectingIssuer) IssueKey(ctx context.Context, label string, exp *time.Time) (openrouter.KeyInfo, error) {
 	info, err := r.KeyIssuer.IssueKey(ctx, label, exp)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -250,7 +250,7 @@ func (r *rejectingIssuer) IssueKey(ctx context.Context, label string, exp *time.
 }
 
 func TestRotatedKeyAlsoRejectedIsRetriedOnlyOnce(t *testing.T) {
-	env := testenv.New(t, testenv.Options{WrapIssuer: func(i fakebroker.KeyIssuer) fakebroker.KeyIssuer { return &rejectingIssuer{KeyIssuer: i} }})
+	env := testenv.New(t, testenv.Options{WrapIssuer: func(i broker.KeyIssuer) broker.KeyIssuer { return &rejectingIssuer{KeyIssuer: i} }})
 	old := env.LoginBroker(t)
 	d := startDaemon(t, env)
 	env.OpenRouter.Revoke(old.APIKey.Reveal())
@@ -282,7 +282,7 @@ func TestLargeBodyReplayedIntactAfter401(t *testing.T) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var chats []fakeopenrouter.Request
+	var chats []openrouter.Request
 	for _, r := range env.OpenRouter.Requests() {
 		if r.Path == "/api/v1/chat/completions" {
 			chats = append(chats, r)

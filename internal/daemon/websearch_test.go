@@ -13,7 +13,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/orproxy/orproxy/internal/config"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
 
@@ -35,8 +35,8 @@ func (d *daemonUnderTest) postWith(t *testing.T, body string, header map[string]
 	return resp.StatusCode, string(b)
 }
 
-func chats(env *testenv.Env) []fakeopenrouter.Request {
-	var out []fakeopenrouter.Request
+func chats(env *testenv.Env) []openrouter.Request {
+	var out []openrouter.Request
 	for _, r := range env.OpenRouter.Requests() {
 		if r.Path == "/api/v1/chat/completions" {
 			out = append(out, r)
@@ -100,7 +100,7 @@ func TestWebSearchFailsOpenWhenUpstreamRefusesTools(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	env.LoginBroker(t)
 	d := startDaemon(t, env)
-	env.OpenRouter.SetFault(fakeopenrouter.Fault{RejectToolsFor: []string{"openai/gpt-4o-mini"}})
+	env.OpenRouter.SetFault(openrouter.Fault{RejectToolsFor: []string{"openai/gpt-4o-mini"}})
 	const body = `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
 
 	status, answer := d.postWith(t, body, nil)
@@ -128,7 +128,7 @@ func TestWebSearchFailsOpenThroughCompressedErrors(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	env.LoginBroker(t)
 	d := startDaemon(t, env)
-	env.OpenRouter.SetFault(fakeopenrouter.Fault{RejectToolsFor: []string{"openai/gpt-4o-mini"}, GzipErrors: true})
+	env.OpenRouter.SetFault(openrouter.Fault{RejectToolsFor: []string{"openai/gpt-4o-mini"}, GzipErrors: true})
 	const body = `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
 
 	status, answer := d.postWith(t, body, map[string]string{"Accept-Encoding": "gzip, deflate, br, zstd"})
@@ -145,7 +145,7 @@ func TestRetriesNeverStack(t *testing.T) {
 	old := env.LoginBroker(t)
 	d := startDaemon(t, env)
 	env.OpenRouter.Revoke(old.APIKey.Reveal())
-	env.OpenRouter.SetFault(fakeopenrouter.Fault{RejectToolsFor: []string{"openai/gpt-4o-mini"}})
+	env.OpenRouter.SetFault(openrouter.Fault{RejectToolsFor: []string{"openai/gpt-4o-mini"}})
 	status, body := d.postWith(t, `{"model":"openai/gpt-4o-mini","messages":[]}`, nil)
 	require.Equal(t, http.StatusOK, status, body)
 	var statuses []int

@@ -14,42 +14,42 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/auth"
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/secret"
 )
 
 // Env is a fake OpenRouter, a fake broker that mints its keys there, and a
 // credential store.
 type Env struct {
-	OpenRouter *fakeopenrouter.Server
+	OpenRouter *openrouter.Server
 	// UpstreamURL is the fake's API base, like https://openrouter.ai/api/v1.
 	UpstreamURL string
-	Broker      *fakebroker.Server
+	Broker      *broker.Server
 	BrokerURL   string
 	Store       *auth.Store
 }
 
 // Options tune the fakes.
 type Options struct {
-	OpenRouter fakeopenrouter.Options
-	Broker     fakebroker.Options
+	OpenRouter openrouter.Options
+	Broker     broker.Options
 	// WrapIssuer, if set, wraps how the broker mints keys at the fake
 	// OpenRouter, e.g. to make it issue keys OpenRouter rejects.
-	WrapIssuer func(fakebroker.KeyIssuer) fakebroker.KeyIssuer
+	WrapIssuer func(broker.KeyIssuer) broker.KeyIssuer
 }
 
 // New starts the fakes; they stop when the test ends.
 func New(t testing.TB, opts Options) *Env {
 	t.Helper()
-	or := fakeopenrouter.New(opts.OpenRouter)
+	or := openrouter.New(opts.OpenRouter)
 	orSrv := httptest.NewServer(or.Handler())
 	t.Cleanup(orSrv.Close)
-	opts.Broker.Issuer = fakebroker.ServerIssuer(or)
+	opts.Broker.Issuer = broker.ServerIssuer(or)
 	if opts.WrapIssuer != nil {
 		opts.Broker.Issuer = opts.WrapIssuer(opts.Broker.Issuer)
 	}
-	b, err := fakebroker.New(opts.Broker)
+	b, err := broker.New(opts.Broker)
 	require.NoError(t, err)
 	bSrv := httptest.NewServer(b.Handler())
 	t.Cleanup(bSrv.Close)

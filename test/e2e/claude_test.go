@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tidwall/gjson"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
 
@@ -99,11 +99,11 @@ func (s *stack) claude(env []string, prompt string, args ...string) (string, str
 
 // messagesRequests are the requests to the Messages API (count_tokens
 // included) that the fake OpenRouter received.
-func (s *stack) messagesRequests() []fakeopenrouter.Request {
+func (s *stack) messagesRequests() []openrouter.Request {
 	s.t.Helper()
 	reqs, err := s.openrouter.Requests(s.ctx())
 	require.NoError(s.t, err)
-	var out []fakeopenrouter.Request
+	var out []openrouter.Request
 	for _, r := range reqs {
 		if strings.HasPrefix(r.Path, "/api/v1/messages") {
 			out = append(out, r)
@@ -115,7 +115,7 @@ func (s *stack) messagesRequests() []fakeopenrouter.Request {
 // assertMessagesCarriedStoredKey checks the Messages requests since index
 // from: each went out with the stored key as its one credential and nothing
 // of the credentials the client sent.
-func (s *stack) assertMessagesCarriedStoredKey(from int, clientSecrets ...string) []fakeopenrouter.Request {
+func (s *stack) assertMessagesCarriedStoredKey(from int, clientSecrets ...string) []openrouter.Request {
 	s.t.Helper()
 	reqs := s.messagesRequests()
 	require.Greater(s.t, len(reqs), from, "no Messages request reached the fake")
@@ -141,7 +141,7 @@ func TestClaudeCode(t *testing.T) {
 
 	out, errOut, err := s.claude(s.claudeEnv(), "Say hi")
 	require.NoError(t, err, "claude -p: %s\n%s", out, errOut)
-	assert.Contains(t, out, fakeopenrouter.DefaultReply)
+	assert.Contains(t, out, openrouter.DefaultReply)
 	reqs := s.assertMessagesCarriedStoredKey(0, claudeClientToken)
 	first := reqs[0]
 	assert.Equal(t, "/api/v1/messages", first.Path, "ANTHROPIC_BASE_URL=…/api: Claude Code adds /v1/messages")
@@ -156,7 +156,7 @@ func TestClaudeCode(t *testing.T) {
 	from := len(s.messagesRequests())
 	out, errOut, err = s.claude(s.claudeEnv("ANTHROPIC_API_KEY="+claudeClientAPIKey), "Say hi")
 	require.NoError(t, err, "claude -p with an API key: %s\n%s", out, errOut)
-	assert.Contains(t, out, fakeopenrouter.DefaultReply)
+	assert.Contains(t, out, openrouter.DefaultReply)
 	s.assertMessagesCarriedStoredKey(from, claudeClientToken, claudeClientAPIKey)
 
 	// Revoked between two runs: the second run still answers, after one
@@ -168,7 +168,7 @@ func TestClaudeCode(t *testing.T) {
 	from = len(s.messagesRequests())
 	out, errOut, err = s.claude(s.claudeEnv(), "Say hi")
 	require.NoError(t, err, "claude -p after the revocation: %s\n%s", out, errOut)
-	assert.Contains(t, out, fakeopenrouter.DefaultReply)
+	assert.Contains(t, out, openrouter.DefaultReply)
 	s.assertMessagesRecovered(from, old)
 }
 
@@ -208,7 +208,7 @@ func TestClaudeCodeStreamsEventByEvent(t *testing.T) {
 	s := newStack(t)
 	s.login()
 	s.startProxy()
-	require.NoError(t, s.openrouter.SetFault(s.ctx(), fakeopenrouter.Fault{Stepped: true}))
+	require.NoError(t, s.openrouter.SetFault(s.ctx(), openrouter.Fault{Stepped: true}))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -281,7 +281,7 @@ func TestClaudeCodeStreamsEventByEvent(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("claude did not exit after the stream ended:\n%s", out.String())
 	}
-	assert.Equal(t, len(strings.Fields(fakeopenrouter.DefaultReply)), texts, "the answer came word by word")
+	assert.Equal(t, len(strings.Fields(openrouter.DefaultReply)), texts, "the answer came word by word")
 	assert.Len(t, shown(), sent, "Claude Code showed nothing the test did not let go")
 	var result gjson.Result
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
@@ -289,7 +289,7 @@ func TestClaudeCodeStreamsEventByEvent(t *testing.T) {
 			result = r
 		}
 	}
-	assert.Equal(t, fakeopenrouter.DefaultReply, result.Get("result").String(), "the final result: %s", result.Raw)
+	assert.Equal(t, openrouter.DefaultReply, result.Get("result").String(), "the final result: %s", result.Raw)
 	assert.Len(t, s.assertMessagesCarriedStoredKey(0, claudeClientToken), 1)
 }
 
@@ -327,7 +327,7 @@ func TestClaudeCodeRunsATool(t *testing.T) {
 		}
 	}
 
-	out, errOut, err := s.claude(env, "Run the tool "+fakeopenrouter.ToolUseMarker, "--tools", "Bash", "--allowedTools", "Bash(fake)")
+	out, errOut, err := s.claude(env, "Run the tool "+openrouter.ToolUseMarker, "--tools", "Bash", "--allowedTools", "Bash(fake)")
 	require.NoError(t, err, "claude -p: %s\n%s", out, errOut)
 	assert.Contains(t, out, "The tool returned: "+toolOutput)
 
@@ -377,7 +377,7 @@ func TestOrproxyClaude(t *testing.T) {
 
 	out, errOut, err := run(t, env, s.claudeProject(), orproxy, "--config", s.configFile, "claude", "--", "-p", "hi", "--model", claudeModel)
 	require.NoError(t, err, "orproxy claude: %s\n%s", out, errOut)
-	assert.Contains(t, out, fakeopenrouter.DefaultReply)
+	assert.Contains(t, out, openrouter.DefaultReply)
 	s.assertMessagesCarriedStoredKey(0, token, claudeClientAPIKey)
 
 	// Claude Code's exit code is orproxy's.

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tidwall/gjson"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 )
 
 // webSearchTools counts the web search tools in a request body the fake saw.
@@ -30,7 +30,7 @@ func webSearchTools(body []byte) int {
 // assertChatsCarriedStoredKey checks every chat request the fake received
 // since index from: the stored key (never the client's dummy) and exactly
 // one web search tool.
-func (s *stack) assertChatsCarriedStoredKey(from int) []fakeopenrouter.Request {
+func (s *stack) assertChatsCarriedStoredKey(from int) []openrouter.Request {
 	s.t.Helper()
 	reqs := s.chatRequests()
 	require.Greater(s.t, len(reqs), from, "no chat request reached the fake")
@@ -102,7 +102,7 @@ func TestCurl(t *testing.T) {
 
 	out := curl(t, api+"/chat/completions", "-H", "Authorization: Bearer dummy", "-H", "Content-Type: application/json",
 		"-d", `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
-	assert.Equal(t, fakeopenrouter.DefaultReply, gjson.Get(out, "choices.0.message.content").String())
+	assert.Equal(t, openrouter.DefaultReply, gjson.Get(out, "choices.0.message.content").String())
 	assert.Equal(t, "url_citation", gjson.Get(out, "choices.0.message.annotations.0.type").String(), "the web search tool reached the fake")
 
 	out = curl(t, "-N", api+"/chat/completions", "-H", "Authorization: Bearer dummy",
@@ -115,7 +115,7 @@ func TestCurl(t *testing.T) {
 			text.WriteString(gjson.Get("{"+data, "choices.0.delta.content").String())
 		}
 	}
-	assert.Equal(t, fakeopenrouter.DefaultReply, text.String())
+	assert.Equal(t, openrouter.DefaultReply, text.String())
 
 	out = curl(t, s.proxyURL+"/v1/models")
 	assert.Equal(t, "openai/gpt-4o-mini", gjson.Get(out, "data.0.id").String())
@@ -135,7 +135,7 @@ func TestCurl(t *testing.T) {
 	from := len(s.chatRequests())
 	out = curl(t, api+"/chat/completions", "-H", "Authorization: Bearer dummy", "-H", "Content-Type: application/json",
 		"-d", `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
-	assert.Equal(t, fakeopenrouter.DefaultReply, gjson.Get(out, "choices.0.message.content").String())
+	assert.Equal(t, openrouter.DefaultReply, gjson.Get(out, "choices.0.message.content").String())
 	reqs := s.chatRequests()[from:]
 	require.Len(t, reqs, 2, "the rejected attempt and its one retry")
 	assert.Equal(t, "Bearer "+before, reqs[0].Header.Get("Authorization"), "the first attempt carried the revoked key")
@@ -181,11 +181,11 @@ func TestOpenAISDK(t *testing.T) {
 	s.startProxy()
 
 	res := s.openai("json")
-	assert.Equal(t, fakeopenrouter.DefaultReply, res.Text)
+	assert.Equal(t, openrouter.DefaultReply, res.Text)
 	assert.Equal(t, 1, res.Annotations)
 
 	res = s.openai("stream")
-	assert.Equal(t, fakeopenrouter.DefaultReply, res.Text)
+	assert.Equal(t, openrouter.DefaultReply, res.Text)
 	assert.Greater(t, res.Chunks, 3)
 	assert.Equal(t, 1, res.Annotations)
 	s.assertChatsCarriedStoredKey(0)
@@ -197,7 +197,7 @@ func TestOpenAISDK(t *testing.T) {
 	require.NoError(t, err)
 	from := len(s.chatRequests())
 	res = s.openai("stream")
-	assert.Equal(t, fakeopenrouter.DefaultReply, res.Text)
+	assert.Equal(t, openrouter.DefaultReply, res.Text)
 	require.Len(t, s.chatRequests()[from:], 2, "the rejected attempt and its one retry")
 	s.assertRecovered(from, before)
 }

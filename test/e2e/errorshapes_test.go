@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tidwall/gjson"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 )
 
 // TestErrorShapes sends OpenRouter's error answers through the orproxy
@@ -40,7 +40,7 @@ func TestErrorShapes(t *testing.T) {
 		t.Cleanup(func() { resp.Body.Close() })
 		return resp
 	}
-	setFault := func(f fakeopenrouter.Fault) {
+	setFault := func(f openrouter.Fault) {
 		t.Helper()
 		require.NoError(t, s.openrouter.SetFault(s.ctx(), f))
 	}
@@ -48,7 +48,7 @@ func TestErrorShapes(t *testing.T) {
 	// A burst of 429s.
 	{
 		from := len(s.chatRequests())
-		setFault(fakeopenrouter.Fault{Status: http.StatusTooManyRequests, StatusTimes: 3, RetryAfter: 5})
+		setFault(openrouter.Fault{Status: http.StatusTooManyRequests, StatusTimes: 3, RetryAfter: 5})
 		for i := range 3 {
 			resp := post(s.ctx(), chat)
 			require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "request %d", i)
@@ -80,7 +80,7 @@ func TestErrorShapes(t *testing.T) {
 	// 502 and 503 keep OpenRouter's body.
 	{
 		for _, status := range []int{http.StatusBadGateway, http.StatusServiceUnavailable} {
-			setFault(fakeopenrouter.Fault{Status: status, RetryAfter: 4})
+			setFault(openrouter.Fault{Status: status, RetryAfter: 4})
 			resp := post(s.ctx(), chat)
 			require.Equal(t, status, resp.StatusCode)
 			body, err := io.ReadAll(resp.Body)
@@ -96,7 +96,7 @@ func TestErrorShapes(t *testing.T) {
 
 	// Comments and a mid-stream error arrive one by one.
 	{
-		setFault(fakeopenrouter.Fault{Stepped: true, KeepAlives: 2, KeepAlivesBetween: 1, ErrorMidStream: 2})
+		setFault(openrouter.Fault{Stepped: true, KeepAlives: 2, KeepAlivesBetween: 1, ErrorMidStream: 2})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		resp := post(ctx, stream)
@@ -137,7 +137,7 @@ func TestErrorShapes(t *testing.T) {
 
 	// An answer cut mid-body is broken for curl too.
 	{
-		setFault(fakeopenrouter.Fault{CutAfterBytes: 60})
+		setFault(openrouter.Fault{CutAfterBytes: 60})
 		// curl exits 18 for a body shorter than promised or a chunked body
 		// without its last chunk, 52 for a connection closed before any answer.
 		curlCut := func(body string) (string, int) {
@@ -158,7 +158,7 @@ func TestErrorShapes(t *testing.T) {
 		assert.False(t, gjson.Valid(out), "no whole answer: %q", out)
 	}
 
-	setFault(fakeopenrouter.Fault{})
+	setFault(openrouter.Fault{})
 	resp := post(s.ctx(), chat)
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "the daemon serves on after all of it")
 	assert.NotContains(t, s.proxy.Output(), key, "no key reaches the log")

@@ -22,8 +22,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
 
@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 	binDir = dir
 	code := func() int {
 		defer os.RemoveAll(dir)
-		for _, pkg := range []string{"github.com/orproxy/orproxy/cmd/orproxy", "github.com/orproxy/orproxy/internal/cmd/orproxy-fake"} {
+		for _, pkg := range []string{"github.com/orproxy/orproxy/cmd/orproxy", "github.com/orproxy/orproxy/cmd/orproxy-fake"} {
 			cmd := exec.Command("go", "build", "-o", dir, pkg)
 			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 			if err := cmd.Run(); err != nil {
@@ -127,8 +127,8 @@ type stack struct {
 	configFile  string
 	credFile    string
 	proxy       *process
-	openrouter  *fakeopenrouter.AdminClient
-	broker      *fakebroker.AdminClient
+	openrouter  *openrouter.AdminClient
+	broker      *broker.AdminClient
 }
 
 func isURL(line string) bool { return strings.HasPrefix(line, "http://127.0.0.1:") }
@@ -141,8 +141,8 @@ func newStack(t *testing.T) *stack {
 	_, s.upstreamURL = start(t, s.env, isURL, "orproxy-fake", "openrouter", "--listen", "127.0.0.1:0", "--chunk-delay", "20ms")
 	origin := strings.TrimSuffix(s.upstreamURL, "/api/v1")
 	_, s.brokerURL = start(t, s.env, isURL, "orproxy-fake", "broker", "--listen", "127.0.0.1:0", "--openrouter-admin", origin)
-	s.openrouter = &fakeopenrouter.AdminClient{BaseURL: origin}
-	s.broker = &fakebroker.AdminClient{BaseURL: s.brokerURL}
+	s.openrouter = &openrouter.AdminClient{BaseURL: origin}
+	s.broker = &broker.AdminClient{BaseURL: s.brokerURL}
 	s.credFile = filepath.Join(home, ".config", "orproxy", "credentials.json")
 	s.configFile = filepath.Join(home, "orproxy.yaml")
 	// A fixed port, so commands that read the config (status, opencode) find the daemon.
@@ -213,11 +213,11 @@ func (s *stack) ctx() context.Context {
 }
 
 // chatRequests are the chat completions the fake OpenRouter received.
-func (s *stack) chatRequests() []fakeopenrouter.Request {
+func (s *stack) chatRequests() []openrouter.Request {
 	s.t.Helper()
 	reqs, err := s.openrouter.Requests(s.ctx())
 	require.NoError(s.t, err)
-	var out []fakeopenrouter.Request
+	var out []openrouter.Request
 	for _, r := range reqs {
 		if r.Path == "/api/v1/chat/completions" {
 			out = append(out, r)

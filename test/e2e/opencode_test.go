@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tidwall/gjson"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 )
 
 // opencodeBinary finds the CLI the opencode-ai package installed. npm 11
@@ -78,7 +78,7 @@ func TestOpenCode(t *testing.T) {
 
 	out, errOut, err := s.opencodeRun(cfg)
 	require.NoError(t, err, "opencode run: %s\n%s", out, errOut)
-	assert.Contains(t, out, fakeopenrouter.DefaultReply)
+	assert.Contains(t, out, openrouter.DefaultReply)
 	reqs := s.assertChatsCarriedStoredKey(0)
 	assert.True(t, gjson.GetBytes(reqs[0].Body, "stream").Bool(), "OpenCode streams its chats, so this went through the SSE path")
 
@@ -89,7 +89,7 @@ func TestOpenCode(t *testing.T) {
 	from := len(s.chatRequests())
 	out, errOut, err = s.opencodeRun(cfg)
 	require.NoError(t, err, "opencode run after revocation: %s\n%s", out, errOut)
-	assert.Contains(t, out, fakeopenrouter.DefaultReply)
+	assert.Contains(t, out, openrouter.DefaultReply)
 	s.assertRecovered(from, before)
 }
 
@@ -125,6 +125,6 @@ func TestOpenCodeWithGeneratedConfig(t *testing.T) {
 
 	out, errOut, err = s.opencodeRun(cfg)
 	require.NoError(t, err, "opencode run: %s\n%s", out, errOut)
-	assert.Contains(t, out, fakeopenrouter.DefaultReply)
+	assert.Contains(t, out, openrouter.DefaultReply)
 	s.assertChatsCarriedStoredKey(0)
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fake/broker"
 )
 
 // TestTwoDaemonsAndRotateRaceOnARevokedKey: two daemons and an `orproxy
@@ -31,7 +31,7 @@ func TestTwoDaemonsAndRotateRaceOnARevokedKey(t *testing.T) {
 	old := s.storedKey()
 
 	ctx := s.ctx()
-	require.NoError(t, s.broker.SetFault(ctx, fakebroker.Fault{Endpoint: "rotate", Delay: 3 * time.Second}))
+	require.NoError(t, s.broker.SetFault(ctx, broker.Fault{Endpoint: "rotate", Delay: 3 * time.Second}))
 	_, err := s.broker.RevokeCurrentKey(ctx)
 	require.NoError(t, err)
 
@@ -63,7 +63,7 @@ func TestTwoDaemonsAndRotateRaceOnARevokedKey(t *testing.T) {
 	require.NotEqual(t, old, key)
 	redacted := "sk-or-v1-…" + key[len(key)-4:]
 	assert.Contains(t, rotateOut, redacted, "the command ends with the stored key")
-	require.NoError(t, s.broker.SetFault(ctx, fakebroker.Fault{}))
+	require.NoError(t, s.broker.SetFault(ctx, broker.Fault{}))
 	for i, d := range []string{first, second} {
 		resp, err := httpClient.Get(d + "/status")
 		require.NoError(t, err)

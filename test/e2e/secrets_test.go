@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tidwall/gjson"
 
-	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fake/broker"
 )
 
 // outputs collects everything orproxy says to anyone: command output,
@@ -208,14 +208,14 @@ func TestNoSecretReachesAnyOutput(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, body)
 	refreshTokens()
 
-	for _, f := range []fakebroker.Fault{{Detail: "vault sealed"}, {ErrorMessage: "key service down"}, {Garbage: true}, {RejectRefresh: true}} {
+	for _, f := range []broker.Fault{{Detail: "vault sealed"}, {ErrorMessage: "key service down"}, {Garbage: true}, {RejectRefresh: true}} {
 		require.NoError(t, s.broker.SetFault(ctx, f))
 		_, err = s.broker.RevokeCurrentKey(ctx)
 		require.NoError(t, err)
 		status, body = o.answer(fmt.Sprintf("chat with broker fault %+v", f), "POST", api+"/chat/completions", chat, nil)
 		assert.Equal(t, http.StatusUnauthorized, status, body)
 		assert.Error(t, s.run(o, fmt.Sprintf("rotate with broker fault %+v", f), "", "rotate"))
-		require.NoError(t, s.broker.SetFault(ctx, fakebroker.Fault{}))
+		require.NoError(t, s.broker.SetFault(ctx, broker.Fault{}))
 		status, body = o.answer("chat after the fault", "POST", api+"/chat/completions", chat, nil)
 		require.Equal(t, http.StatusOK, status, body)
 		refreshTokens()

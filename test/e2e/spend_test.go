@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/ledger" // also registers the sqlite driver
 )
@@ -303,7 +303,7 @@ func TestKeyLimitIsExplained(t *testing.T) {
 	s.login()
 	s.startProxy()
 	zero := 0.0
-	_, err := s.openrouter.SetKeyLimit(s.ctx(), s.storedKey(), fakeopenrouter.KeyLimit{Limit: &zero, Reset: "monthly"})
+	_, err := s.openrouter.SetKeyLimit(s.ctx(), s.storedKey(), openrouter.KeyLimit{Limit: &zero, Reset: "monthly"})
 	require.NoError(t, err)
 	status, body, err := s.chat()
 	require.NoError(t, err)

@@ -1,11 +1,11 @@
-// Package fakebroker stands in for the company's credential broker, for tests
+// Package broker stands in for the company's credential broker, for tests
 // and the demo. It implements the broker contract of docs/ARCHITECTURE.md: an
 // auto-approving start page that redirects to return_to with a code, the code
 // exchange, and key rotation. Keys are minted at and revoked from a fake
 // OpenRouter, in process or in another process, so a rotated key really stops
 // working. Faults make it misbehave the ways a real broker can. Nothing in the
 // product depends on this package.
-package fakebroker
+package broker
 
 import (
 	"context"
@@ -18,27 +18,27 @@ import (
 	"sync"
 	"time"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/netaddr"
 )
 
 // KeyIssuer mints and revokes OpenRouter keys, as the real broker does with
 // OpenRouter's management API.
 type KeyIssuer interface {
-	IssueKey(ctx context.Context, label string, expiresAt *time.Time) (fakeopenrouter.KeyInfo, error)
+	IssueKey(ctx context.Context, label string, expiresAt *time.Time) (openrouter.KeyInfo, error)
 	Revoke(ctx context.Context, key string) error
 }
 
 // A fake OpenRouter in another process is driven through its admin client,
 // which already has the right methods.
-var _ KeyIssuer = (*fakeopenrouter.AdminClient)(nil)
+var _ KeyIssuer = (*openrouter.AdminClient)(nil)
 
 // ServerIssuer adapts a fake OpenRouter in this process.
-func ServerIssuer(s *fakeopenrouter.Server) KeyIssuer { return serverIssuer{s} }
+func ServerIssuer(s *openrouter.Server) KeyIssuer { return serverIssuer{s} }
 
-type serverIssuer struct{ s *fakeopenrouter.Server }
+type serverIssuer struct{ s *openrouter.Server }
 
-func (i serverIssuer) IssueKey(_ context.Context, label string, expiresAt *time.Time) (fakeopenrouter.KeyInfo, error) {
+func (i serverIssuer) IssueKey(_ context.Context, label string, expiresAt *time.Time) (openrouter.KeyInfo, error) {
 	return i.s.IssueKey(label, expiresAt), nil
 }
 
@@ -143,7 +143,7 @@ type Stats struct {
 	// Requests are the most recent requests, oldest first.
 	Requests []Request `json:"requests"`
 	// CurrentKey is the key issued last, nil before the first.
-	CurrentKey *fakeopenrouter.KeyInfo `json:"current_key,omitempty"`
+	CurrentKey *openrouter.KeyInfo `json:"current_key,omitempty"`
 }
 
 // maxRecorded bounds the request log.
@@ -165,7 +165,7 @@ type Server struct {
 	mu       sync.Mutex
 	codes    map[string]time.Time
 	sessions map[string]*session // by refresh token
-	current  *fakeopenrouter.KeyInfo
+	current  *openrouter.KeyInfo
 	fault    Fault
 	stats    Stats
 	labelSeq int
@@ -173,7 +173,7 @@ type Server struct {
 
 type session struct {
 	refresh string
-	key     fakeopenrouter.KeyInfo
+	key     openrouter.KeyInfo
 }
 
 // New returns a fake broker. It fails on an Options.StartHeaders line that
@@ -246,15 +246,15 @@ func (s *Server) Reset() {
 // RevokeCurrentKey revokes the key issued last at the fake OpenRouter, behind
 // the broker's back, as when a key leaks and is revoked on OpenRouter's site.
 // The broker still considers it current, so a rotation replaces it.
-func (s *Server) RevokeCurrentKey(ctx context.Context) (fakeopenrouter.KeyInfo, error) {
+func (s *Server) RevokeCurrentKey(ctx context.Context) (openrouter.KeyInfo, error) {
 	s.mu.Lock()
 	cur := s.current
 	s.mu.Unlock()
 	if cur == nil {
-		return fakeopenrouter.KeyInfo{}, errors.New("no key issued yet")
+		return openrouter.KeyInfo{}, errors.New("no key issued yet")
 	}
 	if err := s.opts.Issuer.Revoke(ctx, cur.Key); err != nil {
-		return fakeopenrouter.KeyInfo{}, fmt.Errorf("revoke current key: %w", err)
+		return openrouter.KeyInfo{}, fmt.Errorf("revoke current key: %w", err)
 	}
 	info := *cur
 	info.Revoked = true
@@ -302,7 +302,7 @@ func (s *Server) takeCode(code string) bool {
 }
 
 // issue mints a key at the fake OpenRouter. The caller holds rotateMu.
-func (s *Server) issue(ctx context.Context) (fakeopenrouter.KeyInfo, error) {
+func (s *Server) issue(ctx context.Context) (openrouter.KeyInfo, error) {
 	s.mu.Lock()
 	s.labelSeq++
 	label := s.opts.KeyLabel + " " + strconv.Itoa(s.labelSeq)
@@ -325,7 +325,7 @@ func (s *Server) issue(ctx context.Context) (fakeopenrouter.KeyInfo, error) {
 
 // kill revokes info, a key just issued, at the fake OpenRouter: the
 // DeadKeys fault. The caller holds rotateMu.
-func (s *Server) kill(ctx context.Context, info *fakeopenrouter.KeyInfo) error {
+func (s *Server) kill(ctx context.Context, info *openrouter.KeyInfo) error {
 	if err := s.opts.Issuer.Revoke(ctx, info.Key); err != nil {
 		return fmt.Errorf("revoke the key just issued: %w", err)
 	}

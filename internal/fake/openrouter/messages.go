@@ -1,4 +1,4 @@
-package fakeopenrouter
+package openrouter
 
 import (
 	"encoding/base64"
@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/orproxy/orproxy/internal/fake/admin"
 )
 
 // ToolUseMarker in the last user message of a Messages request that offers
@@ -404,5 +406,5 @@ func (s *Server) countTokens(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setStatus(rec, http.StatusOK)
-	writeJSON(w, http.StatusOK, map[string]int{"input_tokens": max(CountTokens(len(body)), 1)})
+	admin.WriteJSON(w, http.StatusOK, map[string]int{"input_tokens": max(CountTokens(len(body)), 1)})
 }

@@ -1,6 +1,6 @@
-// Package fakeadmin is the JSON-over-HTTP client the fakes' admin APIs share,
+// Package admin is the JSON-over-HTTP client the fakes' admin APIs share,
 // for tests and the demo that drive a fake running as a separate process.
-package fakeadmin
+package admin
 
 import (
 	"bytes"
@@ -59,4 +59,25 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// WriteJSON answers v as JSON with status: the one way both fakes write
+// their answers, so their admin APIs and handlers cannot drift apart.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ReadJSON decodes an admin request's body (at most 1 MiB) into v; an empty
+// body leaves v as it is, so "POST with no body" means "the defaults".
+func ReadJSON(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	return json.Unmarshal(body, v)
 }

@@ -1,4 +1,4 @@
-package fakebroker
+package broker
 
 import (
 	"encoding/json"
@@ -10,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/admin"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/netaddr"
 )
 
@@ -54,10 +55,10 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, endpoint str
 	}
 	switch {
 	case f.Detail != nil:
-		writeJSON(w, status, map[string]any{"detail": f.Detail})
+		admin.WriteJSON(w, status, map[string]any{"detail": f.Detail})
 		return false
 	case f.ErrorMessage != "":
-		writeJSON(w, status, map[string]any{"error": map[string]any{"code": status, "message": f.ErrorMessage}})
+		admin.WriteJSON(w, status, map[string]any{"error": map[string]any{"code": status, "message": f.ErrorMessage}})
 		return false
 	case f.Garbage:
 		w.Header().Set("Content-Type", "application/json")
@@ -152,7 +153,7 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.sessions[sess.refresh] = sess
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, answer(info, sess.refresh))
+	admin.WriteJSON(w, http.StatusOK, answer(info, sess.refresh))
 }
 
 func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
@@ -176,7 +177,7 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
 	}
 	fault := s.faultFor(endpointRotate)
 	if fault.SameKey {
-		writeJSON(w, http.StatusOK, answer(sess.key, sess.refresh))
+		admin.WriteJSON(w, http.StatusOK, answer(sess.key, sess.refresh))
 		return
 	}
 	if err := s.opts.Issuer.Revoke(r.Context(), sess.key.Key); err != nil {
@@ -203,10 +204,10 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
 	if s.opts.OmitRotatedRefreshToken {
 		delete(out, "broker_refresh_token")
 	}
-	writeJSON(w, http.StatusOK, out)
+	admin.WriteJSON(w, http.StatusOK, out)
 }
 
-func answer(info fakeopenrouter.KeyInfo, refresh string) map[string]any {
+func answer(info openrouter.KeyInfo, refresh string) map[string]any {
 	var expires any
 	if info.ExpiresAt != nil {
 		expires = info.ExpiresAt.UTC().Format(time.RFC3339)
@@ -222,11 +223,5 @@ func answer(info fakeopenrouter.KeyInfo, refresh string) map[string]any {
 
 // writeDetail writes the FastAPI error shape the real broker uses.
 func writeDetail(w http.ResponseWriter, status int, detail string) {
-	writeJSON(w, status, map[string]any{"detail": detail})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	admin.WriteJSON(w, status, map[string]any{"detail": detail})
 }

@@ -1,4 +1,4 @@
-package fakebroker
+package broker
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type env struct {
-	or     *fakeopenrouter.Server
+	or     *openrouter.Server
 	orURL  string
 	broker *Server
 	url    string
@@ -30,7 +30,7 @@ type env struct {
 
 func setup(t *testing.T, opts Options) *env {
 	t.Helper()
-	or := fakeopenrouter.New(fakeopenrouter.Options{})
+	or := openrouter.New(openrouter.Options{})
 	orSrv := httptest.NewServer(or.Handler())
 	t.Cleanup(orSrv.Close)
 	if opts.Issuer == nil {
@@ -200,7 +200,7 @@ func TestStartHeaders(t *testing.T) {
 	assert.Contains(t, h.Get("Content-Type"), "text/html")
 	assert.Contains(t, body, "Sign in")
 
-	_, err := New(Options{Issuer: ServerIssuer(fakeopenrouter.New(fakeopenrouter.Options{})), StartHeaders: []string{"bad header"}})
+	_, err := New(Options{Issuer: ServerIssuer(openrouter.New(openrouter.Options{})), StartHeaders: []string{"bad header"}})
 	assert.Error(t, err)
 }
 
@@ -272,10 +272,10 @@ func TestFaults(t *testing.T) {
 func TestAdminAPIAndRemoteIssuer(t *testing.T) {
 	// The broker reaches the fake OpenRouter only through its admin API,
 	// as when both run as processes.
-	or := fakeopenrouter.New(fakeopenrouter.Options{})
+	or := openrouter.New(openrouter.Options{})
 	orSrv := httptest.NewServer(or.Handler())
 	defer orSrv.Close()
-	e := setup(t, Options{Issuer: &fakeopenrouter.AdminClient{BaseURL: orSrv.URL}})
+	e := setup(t, Options{Issuer: &openrouter.AdminClient{BaseURL: orSrv.URL}})
 	e.orURL = orSrv.URL
 	admin := &AdminClient{BaseURL: e.url}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -1,4 +1,4 @@
-package fakeopenrouter
+package openrouter
 
 import (
 	"compress/gzip"
@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orproxy/orproxy/internal/fake/admin"
 )
 
 // Handler serves the fake API at /api/v1, the OAuth page at /auth and the
@@ -381,7 +383,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 	f := s.currentFault()
 	if req.Input == nil && !f.IgnoreBody {
 		s.setStatus(rec, http.StatusBadRequest)
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"code": "invalid_prompt", "message": "Input required"}, "metadata": nil})
+		admin.WriteJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"code": "invalid_prompt", "message": "Input required"}, "metadata": nil})
 		return
 	}
 	genID := newGenerationID()
@@ -409,7 +411,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) {
 		response["usage"] = u.responses(f)
 	}
 	if !req.Stream {
-		writeJSON(w, http.StatusOK, response)
+		admin.WriteJSON(w, http.StatusOK, response)
 		return
 	}
 	events := []any{
@@ -438,7 +440,7 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 			"supported_parameters": m.SupportedParameters,
 		})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data})
+	admin.WriteJSON(w, http.StatusOK, map[string]any{"data": data})
 }
 
 // authPage plays OpenRouter's consent page with a user who always approves:
@@ -520,7 +522,7 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 	}
 	info := s.IssueKey("", nil)
 	s.setStatus(rec, http.StatusOK)
-	writeJSON(w, http.StatusOK, map[string]any{"key": info.Key, "user_id": "user_fake"})
+	admin.WriteJSON(w, http.StatusOK, map[string]any{"key": info.Key, "user_id": "user_fake"})
 }
 
 // verifierMatches is the PKCE check (RFC 7636 section 4.6).
@@ -530,10 +532,4 @@ func verifierMatches(verifier, challenge, method string) bool {
 		return base64.RawURLEncoding.EncodeToString(sum[:]) == challenge
 	}
 	return verifier == challenge
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -1,34 +1,27 @@
-package fakebroker
+package broker
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 
-	"github.com/orproxy/orproxy/internal/fakeadmin"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/admin"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 )
 
 // The admin API drives a fake broker that runs as a process. The real
 // broker has nothing like it.
 func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_fake/stats", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Stats())
+		admin.WriteJSON(w, http.StatusOK, s.Stats())
 	})
 	mux.HandleFunc("POST /_fake/fault", func(w http.ResponseWriter, r *http.Request) {
 		var f Fault
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err == nil && len(bytes.TrimSpace(body)) > 0 {
-			err = json.Unmarshal(body, &f)
-		}
-		if err != nil {
+		if err := admin.ReadJSON(r, &f); err != nil {
 			writeDetail(w, http.StatusBadRequest, "bad fault: "+err.Error())
 			return
 		}
 		s.SetFault(f)
-		writeJSON(w, http.StatusOK, f)
+		admin.WriteJSON(w, http.StatusOK, f)
 	})
 	mux.HandleFunc("POST /_fake/revoke-current-key", func(w http.ResponseWriter, r *http.Request) {
 		info, err := s.RevokeCurrentKey(r.Context())
@@ -36,11 +29,11 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 			writeDetail(w, http.StatusConflict, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, info)
+		admin.WriteJSON(w, http.StatusOK, info)
 	})
 	mux.HandleFunc("POST /_fake/reset", func(w http.ResponseWriter, r *http.Request) {
 		s.Reset()
-		writeJSON(w, http.StatusOK, map[string]bool{"reset": true})
+		admin.WriteJSON(w, http.StatusOK, map[string]bool{"reset": true})
 	})
 }
 
@@ -53,7 +46,7 @@ type AdminClient struct {
 }
 
 func (c *AdminClient) do(ctx context.Context, method, path string, in, out any) error {
-	cl := fakeadmin.Client{Name: "fake broker", BaseURL: c.BaseURL, HTTP: c.HTTP}
+	cl := admin.Client{Name: "fake broker", BaseURL: c.BaseURL, HTTP: c.HTTP}
 	return cl.Do(ctx, method, path, in, out)
 }
 
@@ -70,8 +63,8 @@ func (c *AdminClient) Stats(ctx context.Context) (Stats, error) {
 }
 
 // RevokeCurrentKey revokes the key issued last at the fake OpenRouter.
-func (c *AdminClient) RevokeCurrentKey(ctx context.Context) (fakeopenrouter.KeyInfo, error) {
-	var info fakeopenrouter.KeyInfo
+func (c *AdminClient) RevokeCurrentKey(ctx context.Context) (openrouter.KeyInfo, error) {
+	var info openrouter.KeyInfo
 	err := c.do(ctx, http.MethodPost, "/_fake/revoke-current-key", nil, &info)
 	return info, err
 }

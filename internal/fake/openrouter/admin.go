@@ -1,21 +1,18 @@
-package fakeopenrouter
+package openrouter
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"time"
 
-	"github.com/orproxy/orproxy/internal/fakeadmin"
+	"github.com/orproxy/orproxy/internal/fake/admin"
 )
 
 // The admin API lets tests and the demo drive a fake that runs as a separate
 // process. It exists only on the fake: OpenRouter has nothing like it.
 func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_fake/keys", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Keys())
+		admin.WriteJSON(w, http.StatusOK, s.Keys())
 	})
 	mux.HandleFunc("POST /_fake/keys", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
@@ -27,10 +24,10 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 			return
 		}
 		if in.Key == "" {
-			writeJSON(w, http.StatusOK, s.IssueKey(in.Label, in.ExpiresAt))
+			admin.WriteJSON(w, http.StatusOK, s.IssueKey(in.Label, in.ExpiresAt))
 			return
 		}
-		writeJSON(w, http.StatusOK, s.AddKey(in.Key, in.Label, in.ExpiresAt))
+		admin.WriteJSON(w, http.StatusOK, s.AddKey(in.Key, in.Label, in.ExpiresAt))
 	})
 	mux.HandleFunc("POST /_fake/revoke", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
@@ -43,7 +40,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 			WriteError(w, http.StatusNotFound, "no such key")
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
+		admin.WriteJSON(w, http.StatusOK, map[string]bool{"revoked": true})
 	})
 	mux.HandleFunc("POST /_fake/limit", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
@@ -58,7 +55,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 			WriteError(w, http.StatusBadRequest, "set limit: "+err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, info)
+		admin.WriteJSON(w, http.StatusOK, info)
 	})
 	mux.HandleFunc("POST /_fake/spend", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
@@ -73,10 +70,10 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 			return
 		}
 		st, _ := s.KeyStatus(in.Key)
-		writeJSON(w, http.StatusOK, st)
+		admin.WriteJSON(w, http.StatusOK, st)
 	})
 	mux.HandleFunc("GET /_fake/requests", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Requests())
+		admin.WriteJSON(w, http.StatusOK, s.Requests())
 	})
 	mux.HandleFunc("POST /_fake/fault", func(w http.ResponseWriter, r *http.Request) {
 		var f Fault
@@ -84,7 +81,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 			return
 		}
 		s.SetFault(f)
-		writeJSON(w, http.StatusOK, f)
+		admin.WriteJSON(w, http.StatusOK, f)
 	})
 	mux.HandleFunc("POST /_fake/step", func(w http.ResponseWriter, r *http.Request) {
 		// Within the admin client's own timeout, so the caller hears why.
@@ -95,7 +92,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 			WriteError(w, http.StatusConflict, "step: "+err.Error()+" (is a request streaming under a Stepped fault?)")
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"sent": piece})
+		admin.WriteJSON(w, http.StatusOK, map[string]string{"sent": piece})
 	})
 }
 
@@ -103,11 +100,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 const stepTimeout = 5 * time.Second
 
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err == nil && len(bytes.TrimSpace(body)) > 0 {
-		err = json.Unmarshal(body, v)
-	}
-	if err != nil {
+	if err := admin.ReadJSON(r, v); err != nil {
 		WriteError(w, http.StatusBadRequest, "bad admin request: "+err.Error())
 		return false
 	}
@@ -123,7 +116,7 @@ type AdminClient struct {
 }
 
 func (c *AdminClient) do(ctx context.Context, method, path string, in, out any) error {
-	cl := fakeadmin.Client{Name: "fake OpenRouter", BaseURL: c.BaseURL, HTTP: c.HTTP}
+	cl := admin.Client{Name: "fake OpenRouter", BaseURL: c.BaseURL, HTTP: c.HTTP}
 	return cl.Do(ctx, method, path, in, out)
 }
 

@@ -1,4 +1,4 @@
-// Package fakeopenrouter is a faithful stand-in for OpenRouter's API, for tests
+// Package openrouter is a faithful stand-in for OpenRouter's API, for tests
 // and the demo: chat completions (JSON and SSE, with OpenRouter's keep-alive
 // comments), the Responses API, Anthropic Messages (JSON and SSE, tool use,
 // count_tokens), usage with cost on every answer, /key with per-key limits
@@ -7,7 +7,7 @@
 // Keys are minted, limited, charged, listed and revoked through Go methods
 // or, when the fake runs as a process, through an admin API under /_fake/.
 // Nothing in the product depends on this package.
-package fakeopenrouter
+package openrouter
 
 import (
 	"crypto/rand"

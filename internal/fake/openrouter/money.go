@@ -1,4 +1,4 @@
-package fakeopenrouter
+package openrouter
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/orproxy/orproxy/internal/fake/admin"
 )
 
 // KeyLimit is a key's credit limit, as OpenRouter's key settings set it.
@@ -209,7 +211,7 @@ func (s *Server) key(w http.ResponseWriter, r *http.Request) {
 	}
 	s.setStatus(rec, http.StatusOK)
 	st, _ := s.KeyStatus(info.Key)
-	writeJSON(w, http.StatusOK, map[string]any{"data": st})
+	admin.WriteJSON(w, http.StatusOK, map[string]any{"data": st})
 }
 
 // refusal is an answer OpenRouter gives before it routes a request: a

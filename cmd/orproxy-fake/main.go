@@ -21,8 +21,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/orproxy/orproxy/internal/fakebroker"
-	"github.com/orproxy/orproxy/internal/fakeopenrouter"
+	"github.com/orproxy/orproxy/internal/fake/broker"
+	"github.com/orproxy/orproxy/internal/fake/openrouter"
 
 	"github.com/orproxy/orproxy/internal/loopserve"
 )
@@ -101,7 +101,7 @@ func runOpenRouter(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	fake := fakeopenrouter.New(fakeopenrouter.Options{Keys: keys, ChunkDelay: *delay, Reply: *reply, MaxRecorded: 10000})
+	fake := openrouter.New(openrouter.Options{Keys: keys, ChunkDelay: *delay, Reply: *reply, MaxRecorded: 10000})
 	return serve(ctx, *listen, fake.Handler(), stdout, func(base string) string { return base + "/api/v1" })
 }
 
@@ -109,7 +109,7 @@ func runBroker(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("broker", "A fake credential broker that mints and revokes keys at the fake OpenRouter given by --openrouter-admin.", stdout)
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	admin := fs.String("openrouter-admin", "", "base URL of the fake OpenRouter that mints and revokes keys (required)")
-	var opts fakebroker.Options
+	var opts broker.Options
 	fs.BoolVar(&opts.NaiveAppend, "naive-append", false, `append "?code=…" to return_to without parsing it`)
 	fs.Func("start-header", `a "Name: value" header the start page requires (repeatable)`, func(s string) error {
 		opts.StartHeaders = append(opts.StartHeaders, s)
@@ -118,7 +118,7 @@ func runBroker(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&opts.MissingHeadersStatus, "missing-headers-status", 403, "answer to a start request without the headers: 403 or 200 (HTML page)")
 	fs.BoolVar(&opts.OmitRotatedRefreshToken, "omit-rotated-refresh-token", false, "leave broker_refresh_token out of rotate answers")
 	fs.BoolVar(&opts.RotateRefreshTokens, "rotate-refresh-tokens", false, "issue a new refresh token on every rotation")
-	fs.DurationVar(&opts.KeyTTL, "key-ttl", fakebroker.DefaultKeyTTL, "lifetime of issued keys; negative for none")
+	fs.DurationVar(&opts.KeyTTL, "key-ttl", broker.DefaultKeyTTL, "lifetime of issued keys; negative for none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -127,8 +127,8 @@ func runBroker(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// Accept the URL the openrouter fake prints (…/api/v1) as well as its origin.
 	base := strings.TrimSuffix(strings.TrimSuffix(*admin, "/"), "/api/v1")
-	opts.Issuer = &fakeopenrouter.AdminClient{BaseURL: base}
-	fake, err := fakebroker.New(opts)
+	opts.Issuer = &openrouter.AdminClient{BaseURL: base}
+	fake, err := broker.New(opts)
 	if err != nil {
 		return err
 	}

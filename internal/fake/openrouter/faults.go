@@ -1,4 +1,4 @@
-package fakeopenrouter
+package openrouter
 
 import (
 	"bytes"

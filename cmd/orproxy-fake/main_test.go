@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/orproxy/orproxy/internal/fakebroker"
+	"github.com/orproxy/orproxy/internal/fake/broker"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -82,7 +82,7 @@ func TestBrokerProcessAgainstOpenRouterProcess(t *testing.T) {
 	}
 	assert.Equal(t, http.StatusOK, keyOK(answer.Key), "the broker minted the key at the OpenRouter process")
 
-	admin := &fakebroker.AdminClient{BaseURL: brokerURL}
+	admin := &broker.AdminClient{BaseURL: brokerURL}
 	_, err = admin.RevokeCurrentKey(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusUnauthorized, keyOK(answer.Key))
