@@ -29,6 +29,7 @@ type Config struct {
 	Usage       Usage       `yaml:"usage"`
 	Budget      Budget      `yaml:"budget"`
 	Attribution Attribution `yaml:"attribution"`
+	Keepalive   Keepalive   `yaml:"keepalive"`
 	Limits      Limits      `yaml:"limits"`
 	Log         Log         `yaml:"log"`
 }
@@ -42,6 +43,9 @@ type Broker struct {
 	StartHeaders []string `yaml:"start_headers"`
 	// Timeout bounds every broker call.
 	Timeout time.Duration `yaml:"timeout"`
+	// ReturnToState adds ?state=… to the return_to callback address. Off is
+	// for a broker that compares return_to with the callback address exactly.
+	ReturnToState bool `yaml:"return_to_state"`
 }
 
 // Login configures `orproxy login` and auto-login.
@@ -125,6 +129,15 @@ type Attribution struct {
 	Title   string `yaml:"title"`
 }
 
+// Keepalive keeps one upstream connection warm while the proxy is in use, so
+// the first request after a pause skips the TCP and TLS handshake.
+type Keepalive struct {
+	Enabled bool `yaml:"enabled"`
+	// RecentUse is how long after the last request the connection is kept;
+	// beyond it orproxy sends nothing but the model catalogue refresh.
+	RecentUse time.Duration `yaml:"recent_use"`
+}
+
 // Limits bound what a client may send.
 type Limits struct {
 	// MaxRequestBody is the largest request body accepted; bodies are kept in
@@ -159,8 +172,9 @@ func Default() Config {
 		Listen:   "127.0.0.1:8765",
 		Upstream: "https://openrouter.ai/api/v1",
 		Broker: Broker{
-			StartHeaders: []string{},
-			Timeout:      10 * time.Second,
+			StartHeaders:  []string{},
+			Timeout:       10 * time.Second,
+			ReturnToState: true,
 		},
 		Login: Login{
 			Method:      "broker",
@@ -181,6 +195,7 @@ func Default() Config {
 		Usage:       Usage{Enabled: true, Retention: 400 * Day, KeyPoll: 10 * time.Minute},
 		Budget:      Budget{WarnAt: 0.8},
 		Attribution: Attribution{Enabled: true, Referer: "https://github.com/orproxy/orproxy", Title: "orproxy"},
+		Keepalive:   Keepalive{Enabled: true, RecentUse: time.Hour},
 		Limits:      Limits{MaxRequestBody: 32 * MiB, BodyReadTimeout: 60 * time.Second},
 		Log:         Log{Level: "info", Format: "auto"},
 	}

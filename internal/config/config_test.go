@@ -153,12 +153,12 @@ func TestBadInput(t *testing.T) {
 		{
 			name: "unknown key",
 			file: "listen: 127.0.0.1:1\nbroker:\n  timout: 5s\n",
-			want: []string{"config.yaml:3: broker.timout: unknown key (allowed here: url, start_headers, timeout)"},
+			want: []string{"config.yaml:3: broker.timout: unknown key (allowed here: url, start_headers, timeout, return_to_state)"},
 		},
 		{
 			name: "unknown top-level key",
 			file: "lisen: 127.0.0.1:1\n",
-			want: []string{"lisen: unknown key (allowed here: listen, upstream, access_token, broker, login, credentials, web_search, usage, budget, attribution, limits, log)"},
+			want: []string{"lisen: unknown key (allowed here: listen, upstream, access_token, broker, login, credentials, web_search, usage, budget, attribution, keepalive, limits, log)"},
 		},
 		{
 			name: "bad duration",
@@ -249,6 +249,11 @@ func TestBadInput(t *testing.T) {
 			name: "body_read_timeout too long",
 			file: "limits: {body_read_timeout: 2h}\n",
 			want: []string{"limits.body_read_timeout: 2h0m0s is out of range (allowed: 1s–1h)"},
+		},
+		{
+			name: "keepalive window too short",
+			file: "keepalive: {recent_use: 10s}\n",
+			want: []string{"keepalive.recent_use: 10s is out of range (allowed: 1m–7d; turn it off with keepalive.enabled: false)"},
 		},
 		{
 			name: "body_read_timeout not a duration",

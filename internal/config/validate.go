@@ -132,6 +132,9 @@ func (c Config) validate() []problem {
 			add("attribution", "referer and title must be one line each")
 		}
 	}
+	if c.Keepalive.Enabled && (c.Keepalive.RecentUse < time.Minute || c.Keepalive.RecentUse > 7*Day) {
+		add("keepalive.recent_use", "%s is out of range (allowed: 1m–7d; turn it off with keepalive.enabled: false)", c.Keepalive.RecentUse)
+	}
 	if c.Limits.MaxRequestBody < KiB || c.Limits.MaxRequestBody > GiB {
 		add("limits.max_request_body", "%s is out of range (allowed: 1KiB–1GiB)", c.Limits.MaxRequestBody)
 	}
