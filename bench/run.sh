@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Comparative benchmark of orproxy against a direct connection, nginx and a
-# naive Go ReverseProxy, all in front of the same fast upstream stub on
-# loopback. Prints the machine, then one markdown table (bench/README.md says
+# Comparative benchmark of orproxy (with and without its usage ledger) against
+# a direct connection, nginx and, optionally, a naive Go ReverseProxy, all in
+# front of the same fast upstream stub on loopback. The small-JSON rows are
+# driven by wrk, the SSE and open-stream rows by bench/cmd/load. Prints the machine, then one markdown table (bench/README.md says
 # how to read it). Run it as `make bench`.
 #
 # The targets run interleaved (round 1: A B C D, round 2: B C D A, …) so that
@@ -10,7 +11,8 @@
 set -euo pipefail
 
 ROUNDS=${BENCH_ROUNDS:-3}                         # rounds over all targets
-TARGETS=${BENCH_TARGETS:-"direct orproxy nginx naive"}  # also: orproxy_info (log.level info), orproxy_p1 (GOMAXPROCS=1),
+TARGETS=${BENCH_TARGETS:-"direct orproxy orproxy_noledger nginx"}  # also: naive (a bare Go ReverseProxy),
+                                                  # orproxy_info (log.level info), orproxy_p1 (GOMAXPROCS=1),
                                                   # orproxy_h2 (upstream over HTTPS and HTTP/2, as OpenRouter is reached)
 JSON_SECONDS=${BENCH_JSON_SECONDS:-3}             # per small-JSON run (c=1 and c=64)
 SSE_SECONDS=${BENCH_SSE_SECONDS:-3}               # SSE latency run: start streams for this long
@@ -91,6 +93,18 @@ stop() {
 	forget "$pid"
 }
 
+# ensure_wrk installs Debian's wrk when it is missing; without it the JSON
+# rows fall back to bench/cmd/load, which shares the cores it measures.
+ensure_wrk() {
+	command -v wrk >/dev/null && return 0
+	local sudo=""
+	[ "$(id -u)" != 0 ] && { command -v sudo >/dev/null || return 1; sudo="sudo"; }
+	log "installing wrk from Debian"
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q wrk >&2 ||
+		{ $sudo apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q wrk >&2; }
+	command -v wrk >/dev/null
+}
+
 ensure_nginx() {
 	NGINX=$(command -v nginx || true)
 	[ -z "$NGINX" ] && [ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx
@@ -131,6 +145,11 @@ else
 	"$GO" build -trimpath -ldflags '-s -w' -o "$BIN/orproxy" ./cmd/orproxy
 fi
 LOAD=$BIN/load
+JSON_MODE=wrk
+if ! ensure_wrk; then
+	log "wrk is not installed and cannot be: the JSON rows use bench/cmd/load, which hides part of the gap"
+	JSON_MODE=json
+fi
 
 case " $TARGETS " in *" nginx "*)
 	if ! ensure_nginx; then TARGETS=$(echo " $TARGETS " | sed 's/ nginx / /'); fi
@@ -144,8 +163,9 @@ mkdir -m 700 "$WORK/orproxy"
 printf '{"source":"manual","openrouter_api_key":"%s"}\n' "$DUMMY_KEY" >"$WORK/orproxy/credentials.json"
 chmod 600 "$WORK/orproxy/credentials.json"
 orproxy_config() {
-	local upstream=$STUB/api/v1 level=$1
+	local upstream=$STUB/api/v1 level=$1 ledger=true
 	[ "$1" = h2 ] && upstream=https://127.0.0.1:$TLS_STUB_PORT/api/v1 level=warn
+	[ "$1" = noledger ] && level=warn ledger=false
 	cat >"$WORK/orproxy/config-$1.yaml" <<EOF
 listen: 127.0.0.1:$ORPROXY_PORT
 upstream: $upstream
@@ -155,6 +175,7 @@ credentials:
 web_search:
   enabled: true
 usage:
+  enabled: $ledger
   file: $WORK/orproxy/usage-$1.db
 log:
   level: $level
@@ -164,6 +185,7 @@ EOF
 orproxy_config warn
 orproxy_config info
 orproxy_config h2
+orproxy_config noledger
 
 # nginx: a static-key reverse proxy, as tuned as nginx is usually run for SSE.
 mkdir -p "$WORK/nginx/tmp"
@@ -223,9 +245,10 @@ start_target() {
 		TARGET_URL=$STUB
 		return
 		;;
-	orproxy | orproxy_info | orproxy_p1 | orproxy_h2)
+	orproxy | orproxy_info | orproxy_p1 | orproxy_h2 | orproxy_noledger)
 		local config=warn procs=${GOMAXPROCS:-} certs=${SSL_CERT_FILE:-}
 		[ "$1" = orproxy_info ] && config=info
+		[ "$1" = orproxy_noledger ] && config=noledger
 		[ "$1" = orproxy_p1 ] && procs=1
 		[ "$1" = orproxy_h2 ] && config=h2 certs=$WORK/stub-cert.pem
 		start "$1" env ${procs:+GOMAXPROCS=$procs} ${certs:+SSL_CERT_FILE=$certs} ${PPROF_PORT:+ORPROXY_PPROF_ADDR=127.0.0.1:$PPROF_PORT} \
@@ -260,8 +283,8 @@ measure() {
 	local common=(-url "$u" -target "$t" -round "$round" "${PID_FLAGS[@]}")
 	log "round $round: $t (load $(cut -d' ' -f1-3 /proc/loadavg))"
 	fg "$LOAD" hold "${common[@]}" -n "$STREAMS" -events "$HOLD_EVENTS" -interval "$HOLD_INTERVAL" >>"$RESULTS"
-	fg "$LOAD" json "${common[@]}" -c 1 -d "${JSON_SECONDS}s" >>"$RESULTS"
-	fg "$LOAD" json "${common[@]}" -c 64 -d "${JSON_SECONDS}s" >>"$RESULTS"
+	fg "$LOAD" "$JSON_MODE" "${common[@]}" -c 1 -d "${JSON_SECONDS}s" >>"$RESULTS"
+	fg "$LOAD" "$JSON_MODE" "${common[@]}" -c 64 -d "${JSON_SECONDS}s" >>"$RESULTS"
 	fg "$LOAD" sse "${common[@]}" -c "$SSE_CONC" -d "${SSE_SECONDS}s" -events "$SSE_EVENTS" -interval "$SSE_INTERVAL" >>"$RESULTS"
 	[ -n "$TARGET_PID" ] && stop "$TARGET_PID"
 	return 0
@@ -302,7 +325,7 @@ fi
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
-	echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r), $("$GO" version | cut -d' ' -f3), nginx $( { [ -x "${NGINX:-}" ] && "$NGINX" -v 2>&1 | sed 's|.*nginx/||'; } || echo none), Node $(node --version 2>/dev/null || echo none)"
+	echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r), $("$GO" version | cut -d' ' -f3), nginx $( { [ -x "${NGINX:-}" ] && "$NGINX" -v 2>&1 | sed 's|.*nginx/||'; } || echo none), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2 || echo 'no wrk'), Node $(node --version 2>/dev/null || echo none)"
 	echo "Load average at start $LOAD_START, at end $LOAD_END. Commit $(git rev-parse --short=12 HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (dirty)')."
 	echo "Settings: $ROUNDS rounds; JSON ${JSON_SECONDS}s per run; SSE $SSE_CONC streams × $SSE_EVENTS events every $SSE_INTERVAL for ${SSE_SECONDS}s; $STREAMS streams × $HOLD_EVENTS events every $HOLD_INTERVAL held open."
 	echo

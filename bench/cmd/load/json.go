@@ -12,7 +12,9 @@ import (
 )
 
 type jsonResult struct {
-	Kind     string         `json:"kind"`
+	Kind string `json:"kind"`
+	// Tool is the load generator: "wrk", or empty for this program.
+	Tool     string         `json:"tool,omitempty"`
 	Target   string         `json:"target"`
 	Round    int            `json:"round"`
 	Conc     int            `json:"conc"`

@@ -2,6 +2,7 @@
 // on stdout for bench/run.sh to aggregate.
 //
 //	load json -url U -c 64 -d 3s [-pid P [-children]]   small JSON requests: throughput, p50/p99, CPU per request
+//	load wrk  -url U -c 64 -d 3s [-pid P [-children]]   the same as json, with wrk as the client
 //	load sse  -url U -c 16 -d 3s -events 25 -interval 20ms   time to first event, per-event latency
 //	load hold -url U -n 1000 -events 10 -interval 1s [-pid P]   N open streams: completed, RSS while open
 //	load freeport -n 4                                   free loopback ports
@@ -44,6 +45,8 @@ func main() {
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "json":
 		err = cmdJSON(args)
+	case "wrk":
+		err = cmdWrk(args)
 	case "sse":
 		err = cmdSSE(args)
 	case "hold":
@@ -62,7 +65,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: load json|sse|hold|freeport|wait [flags]; see the package comment")
+	fmt.Fprintln(os.Stderr, "usage: load json|wrk|sse|hold|freeport|wait [flags]; see the package comment")
 	os.Exit(2)
 }
 

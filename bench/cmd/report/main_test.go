@@ -13,11 +13,13 @@ const sample = `
 {"kind":"json","target":"orproxy","round":1,"conc":64,"rps":7000,"p50_us":8000,"p99_us":20000,"cpu_us_per_req":70}
 {"kind":"json","target":"orproxy","round":2,"conc":64,"rps":9000,"p50_us":7000,"p99_us":20000,"cpu_us_per_req":60}
 {"kind":"json","target":"orproxy","round":3,"conc":64,"rps":8000,"p50_us":7500,"p99_us":20000,"cpu_us_per_req":65}
-{"kind":"json","target":"nginx","round":1,"conc":64,"rps":14000,"p50_us":4000,"p99_us":10000,"cpu_us_per_req":20}
+{"kind":"json","tool":"wrk","target":"nginx","round":1,"conc":64,"rps":14000,"p50_us":4000,"p99_us":10000,"cpu_us_per_req":15}
+{"kind":"json","tool":"wrk","target":"orproxy_noledger","round":1,"conc":64,"rps":9000,"p50_us":7000,"p99_us":20000,"cpu_us_per_req":62}
 {"kind":"sse","target":"direct","round":1,"ttfe_p50_us":1000,"event_p50_us":100,"event_p90_us":200,"event_p99_us":900}
 {"kind":"sse","target":"direct","round":2,"ttfe_p50_us":2000,"event_p50_us":100,"event_p90_us":200,"event_p99_us":900}
 {"kind":"sse","target":"orproxy","round":1,"ttfe_p50_us":1200,"event_p50_us":150,"event_p90_us":260,"event_p99_us":900}
 {"kind":"sse","target":"orproxy","round":2,"ttfe_p50_us":2200,"event_p50_us":150,"event_p90_us":260,"event_p99_us":900}
+{"kind":"sse","target":"orproxy_noledger","round":1,"ttfe_p50_us":1200,"event_p50_us":140,"event_p90_us":230,"event_p99_us":900}
 {"kind":"sse","target":"nginx","round":1,"ttfe_p50_us":1100,"event_p50_us":160,"event_p90_us":250,"event_p99_us":800}
 {"kind":"hold","target":"orproxy","round":1,"n":1000,"completed":1000,"rss_idle_kib":10240,"rss_open_kib":51200}
 {"kind":"hold","target":"orproxy","round":2,"n":1000,"completed":999,"rss_idle_kib":10240,"rss_open_kib":51200,"failures":{"unexpected EOF":1}}
@@ -38,7 +40,7 @@ PASS
 func TestParseAndMedians(t *testing.T) {
 	r, err := parseResults(strings.NewReader(sample))
 	require.NoError(t, err)
-	assert.Equal(t, []string{"direct", "orproxy", "nginx"}, r.orderedTargets())
+	assert.Equal(t, []string{"direct", "orproxy", "orproxy_noledger", "nginx"}, r.orderedTargets())
 	assert.Equal(t, 8000.0, r.median("orproxy", "json64.rps"))
 	assert.Equal(t, 65.0, r.median("orproxy", "json64.cpu"))
 	// Added latency is per round against direct of the same round.
@@ -72,9 +74,11 @@ func TestRenderChecksTargets(t *testing.T) {
 	}
 	assert.Contains(t, row("small JSON, c=64: throughput"), "8.00k/s (0.40×D, 0.57×N)")
 	assert.Contains(t, row("small JSON, c=64: throughput"), "| yes |")
-	assert.Contains(t, row("small JSON, c=64: proxy CPU"), "| **no** |", "65 > 2.5 × 20")
-	assert.Contains(t, row("SSE: per-event latency added, p90"), "| **no** |", "60 µs > nginx's 50 µs")
-	assert.Contains(t, row("SSE: per-event latency added, p50"), "| yes |", "50 µs ≤ nginx's 60 µs")
+	assert.Contains(t, row("small JSON, c=64: proxy CPU per request |"), "| **no** |", "65 > 4 × 15")
+	assert.Contains(t, row("small JSON, c=64: proxy CPU per request, ledger"), "(1.05×) | yes |", "65 ≤ 1.10 × 62")
+	assert.Contains(t, row("SSE: per-event latency added, p90"), "| **no** |", "60 µs > 1.15 × 30 µs and > 30 + 20 µs")
+	assert.Contains(t, row("SSE: per-event latency added, p50"), "| yes |", "50 µs ≤ 40 + 20 µs")
+	assert.Contains(t, table, "Small-JSON rows measured with bench/cmd/load and wrk;")
 	assert.Contains(t, row("1000 open SSE streams: completed"), "| **no** |", "one round lost a stream")
 	assert.Contains(t, row("1000 open SSE streams: proxy RSS"), "50.0 MiB (1.25×N)")
 	assert.Contains(t, row("1000 open SSE streams: proxy RSS"), "| yes |")
