@@ -36,6 +36,36 @@ type Document struct {
 	Budget *Budget `json:"budget,omitempty"`
 	// Ledger is the usage ledger's health.
 	Ledger *Ledger `json:"ledger,omitempty"`
+	// WarmConnection is the upstream connection kept open between
+	// requests (keepalive).
+	WarmConnection *WarmConnection `json:"warm_connection,omitempty"`
+}
+
+// WarmConnection says whether an upstream connection is open, so that the
+// next request skips the TCP and TLS handshakes, and when the proxy last
+// sent one.
+type WarmConnection struct {
+	// Enabled is keepalive.enabled; RecentUseSeconds is keepalive.recent_use.
+	Enabled          bool  `json:"enabled"`
+	RecentUseSeconds int64 `json:"recent_use_seconds"`
+	// Held says at least one upstream connection is open, idle or busy;
+	// Connections counts them.
+	Held        bool  `json:"held"`
+	Connections int64 `json:"connections"`
+	// LastUsed is when a client's request last went upstream.
+	LastUsed time.Time `json:"last_used,omitzero"`
+	// KeptUntil is when the window ends unless another request comes: a
+	// connection is kept until then, and none after. The daemon's start
+	// opens the window as a request does.
+	KeptUntil time.Time `json:"kept_until,omitzero"`
+	// Warmups counts the connections opened for the window with GET /key;
+	// LastWarmup is the latest.
+	Warmups    int64     `json:"warmups"`
+	LastWarmup time.Time `json:"last_warmup,omitzero"`
+	// LastError is the most recent failed warm-up, kept after a later
+	// success; compare LastErrorAt with LastWarmup.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // Credits is OpenRouter's GET /key answer for the key in use. Amounts are

@@ -34,6 +34,10 @@ func TestJSONNamesAreTheContract(t *testing.T) {
 			Total: 1, InFlight: 1, RefusedByGuard: 1, RetriedAfter401: 1, UpstreamErrors: 1, ClientGone: 1, RateLimited: 1,
 			ByStatus: ByStatus{1, 1, 1, 1, 1},
 		},
+		WarmConnection: &WarmConnection{
+			Enabled: true, RecentUseSeconds: 3600, Held: true, Connections: 1, LastUsed: now, KeptUntil: now,
+			Warmups: 1, LastWarmup: now, LastError: "e", LastErrorAt: now,
+		},
 	}
 	b, err := json.Marshal(doc)
 	require.NoError(t, err)
@@ -52,6 +56,9 @@ func TestJSONNamesAreTheContract(t *testing.T) {
 		"requests.by_status.5xx", "requests.client_gone", "requests.in_flight", "requests.rate_limited",
 		"requests.refused_by_guard", "requests.retried_after_401", "requests.total", "requests.upstream_errors",
 		"upstream", "uptime_seconds", "version",
+		"warm_connection.connections", "warm_connection.enabled", "warm_connection.held", "warm_connection.kept_until",
+		"warm_connection.last_error", "warm_connection.last_error_at", "warm_connection.last_used",
+		"warm_connection.last_warmup", "warm_connection.recent_use_seconds", "warm_connection.warmups",
 		"web_search.catalog.last_error", "web_search.catalog.last_error_at", "web_search.catalog.last_refresh",
 		"web_search.catalog.models", "web_search.catalog.without_tools", "web_search.cooldowns.m",
 		"web_search.enabled", "web_search.engine", "web_search.exclude_models", "web_search.max_characters",
