@@ -2,29 +2,36 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/singleflight"
+
+	"github.com/orproxy/orproxy/internal/humantime"
 )
 
-// autoLogin runs the login that requests finding no credential ask for, one
-// at a time: a request that comes while one runs joins it. Its
-// loginRecord, for /status, is guarded by mu, the Manager's lock, so the
-// status reads it with the rest.
+// autoLogin runs the login that requests finding no usable credential ask
+// for, one at a time: a request that comes while one runs joins it. Its
+// attempt and loginRecord, for /status, are guarded by mu, the Manager's
+// lock, so the status reads them with the rest.
 type autoLogin struct {
 	// run logs in and stores the credential; show gets the URL the user
 	// must open. Nil: no automatic login.
 	run     func(ctx context.Context, show func(url string)) error
 	timeout time.Duration
+	// command is the login a failure tells the user to run.
+	command string
 	log     *zap.Logger
-	// stop ends a login under way (the Manager closes).
+	// stop ends a login under way (the Manager closes); it is closed with
+	// mu held, so no attempt starts after it.
 	stop <-chan struct{}
 	mu   *sync.RWMutex
+	// wg counts the attempts' goroutines, for Close.
+	wg sync.WaitGroup
 
-	sf singleflight.Group
+	attempt *loginAttempt // the login under way, if any
 	loginRecord
 }
 
@@ -34,54 +41,129 @@ type loginRecord struct {
 	lastErr string
 }
 
+// loginAttempt is one automatic login, shared by every request that waits
+// for it.
+type loginAttempt struct {
+	// why the login runs, for its failure message: "no credential is
+	// stored", or why the stored key is of no use.
+	why string
+	// shown is closed once the login shows its URL, which url then holds.
+	shown chan struct{}
+	url   string
+	// done is closed once the login ends, err then holding its failure as
+	// clients read it, nil when a credential was stored.
+	done chan struct{}
+	err  error
+}
+
 func (a *autoLogin) enabled() bool { return a.run != nil }
 
-// wait starts a login, or joins the one under way, and returns when it
-// ends or ctx does; the login itself goes on for the others.
-func (a *autoLogin) wait(ctx context.Context) error {
-	ch := a.sf.DoChan("login", func() (any, error) { return nil, a.once() })
+// join returns the login under way, or starts one for why.
+func (a *autoLogin) join(why string) *loginAttempt {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.attempt != nil {
+		return a.attempt
+	}
+	at := &loginAttempt{why: why, shown: make(chan struct{}), done: make(chan struct{})}
 	select {
-	case res := <-ch:
-		return res.Err
+	case <-a.stop:
+		at.err = fmt.Errorf("%s and orproxy is shutting down; run %s", why, a.command)
+		close(at.done)
+		return at
+	default:
+	}
+	a.attempt = at
+	a.loginRecord = loginRecord{started: time.Now()}
+	a.wg.Add(1)
+	go a.runAttempt(at)
+	return at
+}
+
+// wait starts a login for why, or joins the one under way, and returns when
+// it ends or ctx does; the login itself goes on for the others.
+func (a *autoLogin) wait(ctx context.Context, why string) error {
+	at := a.join(why)
+	select {
+	case <-at.done:
+		return at.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func (a *autoLogin) once() error {
+func (a *autoLogin) runAttempt(at *loginAttempt) {
+	defer a.wg.Done()
 	// Its own deadline: the request that started it may go away, the
 	// others waiting on it must not lose it.
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
-	defer cancel()
+	watched := make(chan struct{})
 	go func() {
+		defer close(watched)
 		select {
 		case <-a.stop:
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	a.mu.Lock()
-	a.loginRecord = loginRecord{started: time.Now()}
-	a.mu.Unlock()
+	defer func() {
+		cancel()
+		<-watched
+	}()
+	var once sync.Once
 	err := a.run(ctx, func(url string) {
-		a.mu.Lock()
-		a.url = url
-		a.mu.Unlock()
-		a.log.Warn("no credential stored; open this URL to log in", zap.String("url", url))
+		once.Do(func() {
+			a.mu.Lock()
+			a.url, at.url = url, url
+			a.mu.Unlock()
+			a.log.Warn("no usable credential; open this URL to log in", zap.String("url", url), zap.String("reason", at.why))
+			close(at.shown)
+		})
 	})
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	url := a.url
 	a.url, a.lastErr = "", ""
 	if err != nil {
 		a.lastErr = err.Error()
+		a.log.Warn("automatic login did not finish", zap.Error(err))
+		if url != "" {
+			at.err = fmt.Errorf("%s and nobody finished the login at %s (%v); run %s", at.why, url, err, a.command)
+		} else {
+			at.err = fmt.Errorf("%s and the automatic login failed (%v); run %s", at.why, err, a.command)
+		}
 	}
-	a.mu.Unlock()
-	if err == nil {
-		return nil
-	}
-	a.log.Warn("automatic login did not finish", zap.Error(err))
-	if url != "" {
-		return fmt.Errorf("no credential is stored and nobody finished the login at %s (%v); run `orproxy login`", url, err)
-	}
-	return fmt.Errorf("no credential is stored and the automatic login failed (%v); run `orproxy login`", err)
+	// A request that comes after this starts a new login.
+	a.attempt = nil
+	close(at.done)
 }
+
+// close waits for the login under way, which the closed stop channel ends.
+func (a *autoLogin) close() { a.wg.Wait() }
+
+// LoginStartedError answers the request whose key OpenRouter rejected when
+// no rotation can replace it: the daemon has started a login instead, and
+// the client learns where to finish it rather than waiting minutes for a
+// browser. errors.Is matches it to its cause, ErrNeedsLogin among others.
+type LoginStartedError struct {
+	// URL is the address the user must open.
+	URL string
+	// Cause says why the key cannot be replaced.
+	Cause error
+	// Timeout is how long the login, and the requests that wait for it, wait.
+	Timeout time.Duration
+	// Command is the login to run by hand instead.
+	Command string
+}
+
+func (e *LoginStartedError) Error() string {
+	what := e.Cause.Error()
+	var re *RotationError
+	if errors.As(e.Cause, &re) && re.What != "" {
+		what = re.What
+	}
+	return fmt.Sprintf("%s; orproxy started a login: open %s to log in (new requests wait up to %s for it), or run %s",
+		what, e.URL, humantime.Duration(e.Timeout), e.Command)
+}
+
+func (e *LoginStartedError) Unwrap() error { return e.Cause }

@@ -40,8 +40,10 @@ func (s *scriptedLogin) run(ctx context.Context, show func(string)) error {
 	}
 }
 
+const noCred = "no credential is stored"
+
 func newAutoLogin(s *scriptedLogin, stop <-chan struct{}) *autoLogin {
-	return &autoLogin{run: s.run, timeout: 10 * time.Second, log: zap.NewNop(), stop: stop, mu: &sync.RWMutex{}}
+	return &autoLogin{run: s.run, timeout: 10 * time.Second, command: "`orproxy login`", log: zap.NewNop(), stop: stop, mu: &sync.RWMutex{}}
 }
 
 func (a *autoLogin) record() loginRecord {
@@ -59,7 +61,7 @@ func TestAutoLoginIsSharedByTheRequestsThatWait(t *testing.T) {
 		const n = 10
 		errs := make(chan error, n)
 		for range n {
-			go func() { errs <- a.wait(context.Background()) }()
+			go func() { errs <- a.wait(context.Background(), noCred) }()
 		}
 		synctest.Wait() // every request waits: one in the login, the rest on it
 		<-s.shown
@@ -70,7 +72,7 @@ func TestAutoLoginIsSharedByTheRequestsThatWait(t *testing.T) {
 		// A request that gives up stops waiting; the login goes on for the rest.
 		gone, cancel := context.WithCancel(context.Background())
 		cancel()
-		assert.ErrorIs(t, a.wait(gone), context.Canceled)
+		assert.ErrorIs(t, a.wait(gone, noCred), context.Canceled)
 
 		s.finish <- nil
 		for range n {
@@ -85,20 +87,20 @@ func TestAutoLoginFailureSaysWhereTheLoginWaited(t *testing.T) {
 	s := newScriptedLogin()
 	a := newAutoLogin(s, nil)
 	s.finish <- errors.New("no answer from the browser within 5m0s")
-	err := a.wait(testCtx(t))
+	err := a.wait(testCtx(t), noCred)
 	require.EqualError(t, err, "no credential is stored and nobody finished the login at https://broker.example/start?state=s (no answer from the browser within 5m0s); run `orproxy login`")
 	assert.Equal(t, "no answer from the browser within 5m0s", a.record().lastErr)
 	assert.Empty(t, a.record().url)
 
 	// The next request starts a new login.
 	s.finish <- nil
-	require.NoError(t, a.wait(testCtx(t)))
+	require.NoError(t, a.wait(testCtx(t), noCred))
 	assert.EqualValues(t, 2, s.runs.Load())
 	assert.Empty(t, a.record().lastErr)
 
 	failing := &autoLogin{run: func(context.Context, func(string)) error { return errors.New("broker unreachable") },
-		timeout: time.Second, log: zap.NewNop(), mu: &sync.RWMutex{}}
-	assert.EqualError(t, failing.wait(testCtx(t)), "no credential is stored and the automatic login failed (broker unreachable); run `orproxy login`")
+		timeout: time.Second, command: "`orproxy login`", log: zap.NewNop(), mu: &sync.RWMutex{}}
+	assert.EqualError(t, failing.wait(testCtx(t), noCred), "no credential is stored and the automatic login failed (broker unreachable); run `orproxy login`")
 }
 
 func TestAutoLoginEndsWhenTheManagerStops(t *testing.T) {
@@ -106,7 +108,7 @@ func TestAutoLoginEndsWhenTheManagerStops(t *testing.T) {
 	stop := make(chan struct{})
 	a := newAutoLogin(s, stop)
 	done := make(chan error, 1)
-	go func() { done <- a.wait(context.Background()) }()
+	go func() { done <- a.wait(context.Background(), noCred) }()
 	<-s.shown
 	close(stop)
 	assert.ErrorIs(t, <-s.canceled, context.Canceled)
@@ -114,7 +116,7 @@ func TestAutoLoginEndsWhenTheManagerStops(t *testing.T) {
 
 	bounded := newAutoLogin(newScriptedLogin(), nil)
 	bounded.timeout = 50 * time.Millisecond
-	assert.ErrorContains(t, bounded.wait(testCtx(t)), context.DeadlineExceeded.Error(), "bounded by its own timeout")
+	assert.ErrorContains(t, bounded.wait(testCtx(t), noCred), context.DeadlineExceeded.Error(), "bounded by its own timeout")
 }
 
 func TestNoAutoLogin(t *testing.T) {

@@ -133,11 +133,20 @@ func (e *BrokerError) Error() string {
 func (e *BrokerError) Unwrap() error { return e.Err }
 
 // IsRefreshRejected reports whether err is the broker refusing a refresh
-// token (401 or 403 from rotate). Only a new login helps then; any other
-// failure is transient and the current key should be kept.
+// token: 401 or 403 from rotate, or 400, which is how an OAuth-style server
+// answers a refresh token it no longer knows (invalid_grant). Only a new
+// login helps then; any other failure is transient and the current key
+// should be kept.
 func IsRefreshRejected(err error) bool {
 	var be *BrokerError
-	return errors.As(err, &be) && be.Op == opRotate && (be.Status == http.StatusUnauthorized || be.Status == http.StatusForbidden)
+	if !errors.As(err, &be) || be.Op != opRotate {
+		return false
+	}
+	switch be.Status {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+		return true
+	}
+	return false
 }
 
 const (

@@ -158,6 +158,11 @@ func TestBrokerRejectedAndFailedRotations(t *testing.T) {
 	assert.Contains(t, err.Error(), "401")
 	assert.Contains(t, err.Error(), "refresh token revoked")
 
+	// OAuth's answer to a refresh token it no longer knows.
+	f.broker.SetFault(broker.Fault{Endpoint: "rotate", Status: 400, Detail: "invalid_grant"})
+	_, err = bc.Rotate(ctx, refresh)
+	assert.True(t, IsRefreshRejected(err), "%v", err)
+
 	f.broker.SetFault(broker.Fault{Detail: "database is down"})
 	_, err = bc.Rotate(ctx, refresh)
 	require.Error(t, err)

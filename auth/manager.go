@@ -50,12 +50,19 @@ type ManagerOptions struct {
 	Logger    *zap.Logger
 	// Scrubber learns every credential in use, so logs never show one.
 	Scrubber *logging.Scrubber
-	// AutoLogin, when set, runs a login (storing the credential) for a
-	// request that finds none; show receives the URL the user must open.
-	// Concurrent requests share one login.
+	// AutoLogin, when set, runs a login (storing the credential) when no
+	// credential is usable and no rotation can bring one: none is stored,
+	// or OpenRouter rejected the stored key and it cannot be rotated (a
+	// pasted or OpenRouter key, a refresh token the broker refuses). show
+	// receives the URL the user must open. Concurrent requests share one
+	// login. A broker that issues keys OpenRouter rejects is no reason: its
+	// rotations back off instead.
 	AutoLogin func(ctx context.Context, show func(url string)) error
 	// LoginTimeout bounds an automatic login; default 5 min.
 	LoginTimeout time.Duration
+	// LoginCommand is the login a failed automatic login tells the user to
+	// run, quoted; default LoginCommand(BrokerURL).
+	LoginCommand string
 	// IdleFileCheck is how often the file is looked at while no request
 	// comes, so a credential another process stored re-arms the expiry
 	// rotation even then; default 1 min.
@@ -86,6 +93,10 @@ type Manager struct {
 	valid    validationRecord
 	login    autoLogin
 	brokers  brokerClients
+	// stuck is the key OpenRouter rejected that no rotation can replace;
+	// stuckSet says one is recorded, so Accepted costs an atomic load.
+	stuck    stuckKey
+	stuckSet atomic.Bool
 	// probation is set while the key the last rotation brought has not yet
 	// been accepted by OpenRouter, so Accepted costs an atomic load on
 	// every other request.
@@ -95,6 +106,27 @@ type Manager struct {
 	stop    chan struct{}
 	stopped sync.Once
 	wg      sync.WaitGroup
+}
+
+// stuckKey is a key OpenRouter rejected and no rotation can replace: only a
+// login brings another. It stays recorded until a credential with another
+// key is in use, or OpenRouter accepts the key after all.
+type stuckKey struct {
+	key secret.Secret
+	// err is why it cannot be replaced, as the rotation said.
+	err error
+}
+
+// why is the reason a login runs for the stuck key.
+func (s stuckKey) why() string { return "OpenRouter rejected the stored key (" + s.what() + ")" }
+
+// what says why the key cannot be replaced, without the advice.
+func (s stuckKey) what() string {
+	var re *RotationError
+	if errors.As(s.err, &re) && re.What != "" {
+		return re.What
+	}
+	return s.err.Error()
 }
 
 type validationRecord struct {
@@ -129,6 +161,9 @@ func NewManager(opts ManagerOptions) *Manager {
 	if opts.LoginTimeout <= 0 {
 		opts.LoginTimeout = DefaultLoginTimeout
 	}
+	if opts.LoginCommand == "" {
+		opts.LoginCommand = LoginCommand(opts.BrokerURL)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -144,7 +179,7 @@ func NewManager(opts ManagerOptions) *Manager {
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
-	m.login = autoLogin{run: opts.AutoLogin, timeout: opts.LoginTimeout, log: log, stop: m.stop, mu: &m.mu}
+	m.login = autoLogin{run: opts.AutoLogin, timeout: opts.LoginTimeout, command: opts.LoginCommand, log: log, stop: m.stop, mu: &m.mu}
 	return m
 }
 
@@ -172,34 +207,46 @@ func (m *Manager) Start() {
 // Close stops the background loop and waits for it. A rotation in flight
 // finishes on its own within the broker timeout.
 func (m *Manager) Close() {
-	m.stopped.Do(func() { close(m.stop) })
+	m.stopped.Do(func() {
+		// Under the lock, so no automatic login starts after it.
+		m.mu.Lock()
+		close(m.stop)
+		m.mu.Unlock()
+	})
 	m.wg.Wait()
+	m.login.close()
 }
 
-// Key returns the key for a new request.
+// Key returns the key for a new request. With an automatic login, a
+// request that finds no usable key waits for the login (starting it if
+// none runs) and gets its outcome: the key it stored, or why there is none.
 func (m *Manager) Key(ctx context.Context) (secret.Secret, error) {
 	m.syncWithFile()
 	m.mu.RLock()
-	cur, fileErr := m.cur, m.fileErr
+	cur, fileErr, stuck := m.cur, m.fileErr, m.stuck
 	m.mu.RUnlock()
-	if cur != nil {
+	why := "no credential is stored"
+	switch {
+	case cur != nil && m.login.enabled() && !stuck.key.IsZero() && cur.APIKey == stuck.key:
+		why = stuck.why()
+	case cur != nil:
 		return cur.APIKey, nil
-	}
-	if fileErr != "" {
+	case fileErr != "":
 		return secret.Secret{}, errors.New(fileErr)
-	}
-	if !m.login.enabled() {
+	case !m.login.enabled():
 		return secret.Secret{}, NoCredential(m.opts.BrokerURL)
 	}
-	if err := m.login.wait(ctx); err != nil {
+	if err := m.login.wait(ctx, why); err != nil {
 		return secret.Secret{}, err
 	}
 	m.syncWithFile()
-	m.mu.RLock()
-	defer m.mu.RUnlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.cur == nil {
 		return secret.Secret{}, NoCredential(m.opts.BrokerURL)
 	}
+	// The login stored this credential: even the same key deserves a try.
+	m.clearStuckLocked()
 	return m.cur.APIKey, nil
 }
 
@@ -223,7 +270,37 @@ func (m *Manager) UsableKey() (secret.Secret, error) {
 // the stored key if another process has replaced it meanwhile, else a key
 // rotated through the broker. Concurrent calls share one rotation, which
 // runs on its own context, so a client that goes away cancels only its wait.
+// A key no rotation can replace is recorded as stuck; with an automatic
+// login, Replace starts one and returns a *LoginStartedError with its URL
+// (or, should the login finish at once, the key it stored).
 func (m *Manager) Replace(ctx context.Context, rejected secret.Secret) (secret.Secret, error) {
+	m.syncWithFile()
+	if k, ok := m.otherKey(rejected); ok {
+		return k, nil
+	}
+	if m.login.enabled() {
+		m.mu.RLock()
+		stuck := m.stuck
+		m.mu.RUnlock()
+		if !rejected.IsZero() && rejected == stuck.key {
+			// A rotation has failed for it already: only a login helps.
+			return m.loginAfterRejection(ctx, rejected, stuck.err)
+		}
+	}
+	k, err := m.replace(ctx, rejected)
+	if err == nil || !errors.Is(err, ErrNeedsLogin) || ctx.Err() != nil {
+		return k, err
+	}
+	m.markStuck(rejected, err)
+	if !m.login.enabled() {
+		return k, err
+	}
+	return m.loginAfterRejection(ctx, rejected, err)
+}
+
+// replace is Replace without the automatic login: the check at start uses
+// it, as only a client's request may start a login.
+func (m *Manager) replace(ctx context.Context, rejected secret.Secret) (secret.Secret, error) {
 	m.syncWithFile()
 	if k, ok := m.otherKey(rejected); ok {
 		return k, nil
@@ -253,17 +330,70 @@ func (m *Manager) Replace(ctx context.Context, rejected secret.Secret) (secret.S
 	}
 }
 
+// markStuck records that rejected, if still the key in use, cannot be
+// replaced by a rotation, for why.
+func (m *Manager) markStuck(rejected secret.Secret, why error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cur == nil || m.cur.APIKey != rejected || m.stuck.key == rejected {
+		return
+	}
+	m.stuck = stuckKey{key: rejected, err: why}
+	m.stuckSet.Store(true)
+	m.log.Warn("OpenRouter rejects the stored key and no rotation can replace it; only a login helps",
+		secret.Field("key", rejected), zap.String("source", string(m.cur.Source)), zap.Error(why))
+}
+
+func (m *Manager) clearStuckLocked() {
+	m.stuck = stuckKey{}
+	m.stuckSet.Store(false)
+}
+
+// loginAfterRejection starts the automatic login, or joins the one under
+// way, for the request whose key rejected cannot be replaced for cause, and
+// returns once the login shows its URL. A login that ends first answers for
+// itself: its failure, or the key it stored, to retry with.
+func (m *Manager) loginAfterRejection(ctx context.Context, rejected secret.Secret, cause error) (secret.Secret, error) {
+	why := stuckKey{key: rejected, err: cause}.why()
+	m.mu.RLock()
+	if m.cur == nil {
+		why = "no credential is stored"
+	}
+	m.mu.RUnlock()
+	at := m.login.join(why)
+	select {
+	case <-at.shown:
+		return secret.Secret{}, &LoginStartedError{URL: at.url, Cause: cause, Timeout: m.opts.LoginTimeout, Command: m.opts.LoginCommand}
+	case <-at.done:
+		if at.err != nil {
+			return secret.Secret{}, at.err
+		}
+	case <-ctx.Done():
+		return secret.Secret{}, ctx.Err()
+	}
+	// Done without showing a URL (a broker that knew the user at once).
+	m.syncWithFile()
+	if k, ok := m.otherKey(rejected); ok {
+		return k, nil
+	}
+	return secret.Secret{}, cause
+}
+
 // Accepted is told that OpenRouter answered a request sent with key with
 // anything but a 401. The key a rotation just brought then leaves its
 // probation: a 401 for it later is a revocation, a reason to rotate, not a
 // failed rotation. Cheap when no key is on probation, as almost always.
 func (m *Manager) Accepted(key secret.Secret) {
-	if !m.probation.Load() {
+	if !m.probation.Load() && !m.stuckSet.Load() {
 		return
 	}
 	m.mu.Lock()
 	m.rotation.accept(key)
 	m.probation.Store(!m.rotation.issued.IsZero())
+	if key == m.stuck.key {
+		// The 401 was not OpenRouter's last word on this key.
+		m.clearStuckLocked()
+	}
 	m.mu.Unlock()
 }
 
@@ -398,6 +528,7 @@ func (m *Manager) adoptLocked(c *Credential, st fileStamp, why string) bool {
 		// A new credential deserves fresh attempts.
 		m.rotation.reset()
 		m.expiry.reset()
+		m.clearStuckLocked()
 		m.scrubLocked()
 	}
 	// Even the same key may come with another expiry: re-arm the timer.
@@ -540,6 +671,7 @@ func (m *Manager) issued(next *Credential) {
 	m.cur = next
 	m.rotation.issue(next.APIKey)
 	m.probation.Store(true)
+	m.clearStuckLocked()
 	m.expiry.reset()
 	m.scrubLocked()
 }

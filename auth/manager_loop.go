@@ -161,7 +161,9 @@ func (m *Manager) validate() {
 	case IsKeyRejected(err):
 		result = "rejected"
 		m.log.Warn("OpenRouter rejects the stored key; replacing it", zap.Error(err))
-		next, rerr := m.Replace(ctx, cur.APIKey)
+		// Not Replace: only a client's request may start a login; the
+		// first one to meet the rejection does, and learns its URL.
+		next, rerr := m.replace(ctx, cur.APIKey)
 		switch {
 		case rerr != nil:
 			result = "rejected; no replacement: " + rerr.Error()

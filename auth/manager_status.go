@@ -65,6 +65,11 @@ func (m *Manager) problemLocked(s *statusdoc.Credential) string {
 	}
 	why := ""
 	switch v, r := m.valid, m.rotation; {
+	case !m.stuck.key.IsZero() && m.stuck.key == m.cur.APIKey:
+		why = "OpenRouter rejected it and no rotation can replace it (" + m.stuck.what() + ")"
+		if m.login.url != "" {
+			why += "; the daemon waits for a login at " + m.login.url
+		}
 	case strings.HasPrefix(v.result, "rejected") && v.result != "rejected; replaced" && v.key == m.cur.APIKey:
 		// The check at start found this very key rejected: no rotation
 		// or login has brought another since.
