@@ -294,3 +294,33 @@ func TestFlushIntervalWritesWithoutFlush(t *testing.T) {
 	eventually(t, func() bool { return w.Status().Written == 1 }, "the row to be written by the ticker")
 	assert.Equal(t, 1, countRows(t, path))
 }
+
+// A batch goes in as whole chunks of insertChunk rows plus one statement
+// for the rest; every size around a chunk's edge must store each row once,
+// in order, with its own values.
+func TestBatchesAcrossChunkEdgesStoreEveryRowInOrder(t *testing.T) {
+	for _, n := range []int{1, insertChunk - 1, insertChunk, insertChunk + 1, 2*insertChunk + 5} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			path := testPath(t)
+			w := openTest(t, path, Options{FlushInterval: time.Hour})
+			batch := make([]Row, n)
+			for i := range batch {
+				batch[i] = sampleRow(time.UnixMilli(int64(1_000_000 + i)))
+				batch[i].PromptTokens = i
+			}
+			require.NoError(t, w.insert(batch))
+			rows, err := rawDB(t, path).Query(`SELECT ts_ms, prompt_tokens FROM requests ORDER BY id`)
+			require.NoError(t, err)
+			defer rows.Close()
+			i := 0
+			for ; rows.Next(); i++ {
+				var ts, tokens int64
+				require.NoError(t, rows.Scan(&ts, &tokens))
+				assert.Equal(t, int64(1_000_000+i), ts, "row %d", i)
+				assert.Equal(t, int64(i), tokens, "row %d", i)
+			}
+			require.NoError(t, rows.Err())
+			assert.Equal(t, n, i)
+		})
+	}
+}
