@@ -35,33 +35,41 @@ import (
 	"github.com/orproxy/orproxy/internal/statusdoc"
 )
 
-const (
+// waits are the Keeper's timings; tests shorten them.
+type waits struct {
 	// pingAfter is how long an HTTP/2 connection may receive nothing before
 	// it is pinged; pingTimeout is how long the answer may take before the
 	// connection counts as dead and is closed. A laptop that slept or
 	// changed networks thus loses its connection within 45 s, and the
 	// Keeper dials a new one, instead of the next request finding it dead.
-	pingAfter   = 30 * time.Second
-	pingTimeout = 15 * time.Second
+	pingAfter, pingTimeout time.Duration
 	// linger is how long a connection opened outside the window (the model
 	// catalogue refresh) stays open after its dial: the transport's idle
 	// timeout without keepalive, so that an unused daemon's connections
 	// end as they did before.
-	linger = 90 * time.Second
+	linger time.Duration
 	// callTimeout bounds one warm-up, connection included.
-	callTimeout = 15 * time.Second
+	callTimeout time.Duration
 	// minLifetime is the least a warm connection should last: one closed
 	// sooner counts as a failed warm-up, so that a server (or a company
 	// proxy) that closes every idle connection at once is not dialled in a
-	// loop.
-	minLifetime = time.Minute
-	// maxAnswer bounds what is read of the warm-up's answer; OpenRouter's
-	// GET /key answer is under 1 KB.
-	maxAnswer = 64 << 10
-)
+	// loop. retry paces such failures and warm-ups that fail.
+	minLifetime time.Duration
+	retry       backoff.Policy
+}
 
-// retryPolicy paces warm-ups that fail or whose connection does not last.
-var retryPolicy = backoff.Policy{Base: 5 * time.Second, Max: 5 * time.Minute}
+var defaultWaits = waits{
+	pingAfter:   30 * time.Second,
+	pingTimeout: 15 * time.Second,
+	linger:      90 * time.Second,
+	callTimeout: 15 * time.Second,
+	minLifetime: time.Minute,
+	retry:       backoff.Policy{Base: 5 * time.Second, Max: 5 * time.Minute},
+}
+
+// maxAnswer bounds what is read of the warm-up's answer; OpenRouter's GET
+// /key answer is under 1 KB.
+const maxAnswer = 64 << 10
 
 // Options configure a Keeper.
 type Options struct {
@@ -104,9 +112,7 @@ type Keeper struct {
 	// events holds at most one pending wake-up: a connection opened or closed.
 	events chan struct{}
 
-	// Waits, fixed by New; tests shorten them.
-	linger, minLifetime, callTimeout time.Duration
-	retry                            backoff.Policy
+	waits waits
 
 	mu          sync.Mutex
 	warmups     int64
@@ -120,6 +126,10 @@ type Keeper struct {
 // window and HTTP/2 ones are health-checked with pings. It must be called
 // before t sends its first request. Nothing is sent before Run.
 func New(t *http.Transport, opts Options) *Keeper {
+	return newKeeper(t, opts, defaultWaits)
+}
+
+func newKeeper(t *http.Transport, opts Options, w waits) *Keeper {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
@@ -127,15 +137,12 @@ func New(t *http.Transport, opts Options) *Keeper {
 		opts.Now = time.Now
 	}
 	k := &Keeper{
-		opts:        opts,
-		transport:   t,
-		url:         strings.TrimRight(opts.Upstream, "/") + "/key",
-		log:         opts.Logger,
-		events:      make(chan struct{}, 1),
-		linger:      linger,
-		minLifetime: minLifetime,
-		callTimeout: callTimeout,
-		retry:       retryPolicy,
+		opts:      opts,
+		transport: t,
+		url:       strings.TrimRight(opts.Upstream, "/") + "/key",
+		log:       opts.Logger,
+		events:    make(chan struct{}, 1),
+		waits:     w,
 	}
 	// The warm-up carries the key: never follow a redirect with it.
 	k.client = &http.Client{
@@ -158,7 +165,7 @@ func New(t *http.Transport, opts Options) *Keeper {
 		if t.HTTP2 != nil {
 			h2 = *t.HTTP2
 		}
-		h2.SendPingTimeout, h2.PingTimeout = pingAfter, pingTimeout
+		h2.SendPingTimeout, h2.PingTimeout = w.pingAfter, w.pingTimeout
 		t.HTTP2 = &h2
 	}
 	return k
@@ -258,8 +265,8 @@ func (k *Keeper) Run(ctx context.Context) {
 				break
 			}
 			if !lastHeld.IsZero() {
-				if lived := now.Sub(lastHeld); lived < k.minLifetime {
-					retryAt = now.Add(k.retry.Delay(failures))
+				if lived := now.Sub(lastHeld); lived < k.waits.minLifetime {
+					retryAt = now.Add(k.waits.retry.Delay(failures))
 					failures++
 					k.record(now, fmt.Errorf("upstream closed the warm connection %s after it was opened", lived.Round(time.Millisecond)), false)
 				} else {
@@ -279,7 +286,7 @@ func (k *Keeper) Run(ctx context.Context) {
 				err = errors.New("upstream closed the connection right after answering")
 			}
 			if err != nil {
-				retryAt = now.Add(k.retry.Delay(failures))
+				retryAt = now.Add(k.waits.retry.Delay(failures))
 				failures++
 			} else {
 				lastHeld = now
@@ -294,10 +301,10 @@ func (k *Keeper) Run(ctx context.Context) {
 		case k.live.Load() > 0:
 			// Opened outside the window (the model catalogue refresh):
 			// closed once it has lingered as long as without keepalive.
-			due := time.Unix(0, k.lastDial.Load()).Add(k.linger)
+			due := time.Unix(0, k.lastDial.Load()).Add(k.waits.linger)
 			if !now.Before(due) {
 				k.transport.CloseIdleConnections()
-				due = now.Add(k.linger) // a busy one is looked at again
+				due = now.Add(k.waits.linger) // a busy one is looked at again
 			}
 			wait = due.Sub(now)
 		}
@@ -325,7 +332,7 @@ func (k *Keeper) keptUntil() time.Time {
 // what counts is the connection it leaves in the pool, not what OpenRouter
 // says about the key (the key manager and the account poller ask that).
 func (k *Keeper) warmUp(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, k.callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, k.waits.callTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
