@@ -306,7 +306,7 @@ func TestBatchesAcrossChunkEdgesStoreEveryRowInOrder(t *testing.T) {
 			batch := make([]Row, n)
 			for i := range batch {
 				batch[i] = sampleRow(time.UnixMilli(int64(1_000_000 + i)))
-				batch[i].PromptTokens = i
+				batch[i].PromptTokens = int64(i)
 			}
 			require.NoError(t, w.insert(batch))
 			rows, err := rawDB(t, path).Query(`SELECT ts_ms, prompt_tokens FROM requests ORDER BY id`)
