@@ -111,6 +111,7 @@ func runBroker(ctx context.Context, args []string, stdout io.Writer) error {
 	admin := fs.String("openrouter-admin", "", "base URL of the fake OpenRouter that mints and revokes keys (required)")
 	var opts broker.Options
 	fs.BoolVar(&opts.NaiveAppend, "naive-append", false, `append "?code=…" to return_to without parsing it`)
+	fs.BoolVar(&opts.ExactReturnTo, "exact-return-to", false, "refuse (400) a return_to other than exactly http://127.0.0.1:<port>/callback, one with ?state=… included")
 	fs.Func("start-header", `a "Name: value" header the start page requires (repeatable)`, func(s string) error {
 		opts.StartHeaders = append(opts.StartHeaders, s)
 		return nil

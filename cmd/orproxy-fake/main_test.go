@@ -95,6 +95,26 @@ func TestBrokerProcessAgainstOpenRouterProcess(t *testing.T) {
 	require.NoError(t, <-orDone)
 }
 
+func TestBrokerExactReturnTo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	orURL, orDone := start(t, ctx, "openrouter")
+	brokerURL, brokerDone := start(t, ctx, "broker", "--openrouter-admin", orURL, "--exact-return-to")
+	client := &http.Client{Timeout: 5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	status := func(returnTo string) int {
+		resp, err := client.Get(brokerURL + "/auth/openrouter/start?return_to=" + url.QueryEscape(returnTo))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusBadRequest, status("http://127.0.0.1:9/callback?state=s"))
+	assert.Equal(t, http.StatusFound, status("http://127.0.0.1:9/callback"))
+	cancel()
+	require.NoError(t, <-brokerDone)
+	require.NoError(t, <-orDone)
+}
+
 func TestBadArguments(t *testing.T) {
 	ctx := context.Background()
 	assert.Error(t, run(ctx, nil, io.Discard))

@@ -56,6 +56,11 @@ type Options struct {
 	// NaiveAppend makes the start page glue "?code=…" onto return_to without
 	// parsing it, as some brokers do, instead of adding code to its query.
 	NaiveAppend bool
+	// ExactReturnTo makes the start page accept only a return_to that is
+	// exactly http://127.0.0.1:<port>/callback (or localhost), as a broker
+	// that matches it against a registered redirect address does: one with a
+	// query, such as orproxy's ?state=…, gets ReturnToRefusal.
+	ExactReturnTo bool
 	// StartHeaders are "Name: value" lines the start page requires (enterprise
 	// identity headers). A start request without them gets
 	// MissingHeadersStatus.

@@ -182,6 +182,24 @@ func TestStartRedirects(t *testing.T) {
 	}
 }
 
+func TestStartExactReturnTo(t *testing.T) {
+	e := setup(t, Options{ExactReturnTo: true})
+	start := func(rt string) (int, string, http.Header) {
+		return e.do(t, http.MethodGet, "/auth/openrouter/start?return_to="+url.QueryEscape(rt), "", "", nil)
+	}
+	status, body, _ := start(returnTo)
+	assert.Equal(t, http.StatusBadRequest, status, "a return_to with ?state=")
+	assert.JSONEq(t, `{"detail":"`+ReturnToRefusal+`"}`, body)
+	for _, bad := range []string{"http://127.0.0.1:4567/callback?", "http://127.0.0.1:4567/callback#x", "http://127.0.0.1:4567/other"} {
+		status, _, _ = start(bad)
+		assert.Equal(t, http.StatusBadRequest, status, bad)
+	}
+	status, _, h := start("http://127.0.0.1:4567/callback")
+	require.Equal(t, http.StatusFound, status)
+	assert.Regexp(t, `^http://127\.0\.0\.1:4567/callback\?code=bc-[0-9a-f]+$`, h.Get("Location"))
+	assert.Equal(t, 5, e.broker.Stats().StartCalls, "every start is counted")
+}
+
 func TestStartHeaders(t *testing.T) {
 	good := http.Header{"X-Device-Id": {"dev-1"}, "X-User": {"ana"}}
 	e := setup(t, Options{StartHeaders: []string{"X-Device-Id: dev-1", "x-user: ana"}})

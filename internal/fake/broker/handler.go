@@ -109,6 +109,10 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 		writeDetail(w, http.StatusBadRequest, "return_to must be an http URL on this machine (127.0.0.1 or localhost)")
 		return
 	}
+	if s.opts.ExactReturnTo && (u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Path != "/callback") {
+		writeDetail(w, http.StatusBadRequest, ReturnToRefusal)
+		return
+	}
 	code := s.newCode()
 	var target string
 	if s.opts.NaiveAppend {
@@ -220,6 +224,10 @@ func answer(info openrouter.KeyInfo, refresh string) map[string]any {
 		"openrouter_key_expires_at": expires,
 	}
 }
+
+// ReturnToRefusal is the detail of the start page's 400 for a return_to
+// that Options.ExactReturnTo does not take.
+const ReturnToRefusal = "invalid return_to: it must be exactly a registered redirect address, http://127.0.0.1:<port>/callback, without a query"
 
 // writeDetail writes the FastAPI error shape the real broker uses.
 func writeDetail(w http.ResponseWriter, status int, detail string) {
