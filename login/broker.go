@@ -29,7 +29,7 @@ func (l *flow) broker(ctx context.Context) (*auth.Credential, error) {
 	if l.opts.Broker == nil {
 		return nil, errNoBroker
 	}
-	return l.browserFlow(ctx, "Open this address in a browser to log in through the broker:",
+	return l.browserFlow(ctx, "Open this address in a browser to log in through the broker:", !l.opts.ReturnToWithoutState,
 		func(callback string) (string, error) {
 			u, err := l.opts.Broker.StartURL(ctx, callback)
 			if err != nil {
@@ -60,9 +60,23 @@ func (l *flow) checkBroker(ctx context.Context, startURL string) error {
 		return l.brokerUnreachable(err)
 	case status == http.StatusNotFound:
 		return l.brokerNotFound()
+	case refusesReturnTo(status) && !l.opts.ReturnToWithoutState:
+		// The broker is up, and the browser will see the same refusal;
+		// the user should know what may cure it before waiting.
+		l.say("The broker answered %d %s to the start address. %s", status, http.StatusText(status), returnToHint)
 	}
 	return nil
 }
+
+// refusesReturnTo reports whether a start page answering status may be
+// refusing the return_to it got: a broker that compares return_to with its
+// registered address exactly answers a bad request.
+func refusesReturnTo(status int) bool {
+	return status == http.StatusBadRequest || status == http.StatusUnprocessableEntity
+}
+
+// returnToHint is what cures a broker that refuses return_to for its query.
+const returnToHint = "If the broker refuses return_to, it probably matches it exactly: set broker.return_to_state: false (and login.callback_port, if it expects a fixed port)."
 
 // brokerStartError words a failed start request (made by orproxy itself
 // when broker.start_headers are set) like checkBroker does.
@@ -79,6 +93,8 @@ func (l *flow) brokerStartError(err error) error {
 			return l.brokerUnreachable(cause)
 		case be.Status == http.StatusNotFound:
 			return l.brokerNotFound()
+		case refusesReturnTo(be.Status) && !l.opts.ReturnToWithoutState:
+			return fmt.Errorf("start the broker login: %w. %s", err, returnToHint)
 		}
 	}
 	return fmt.Errorf("start the broker login: %w", err)

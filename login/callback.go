@@ -87,8 +87,6 @@ func parseCallbackQuery(raw string) (callbackParams, error) {
 	p.ErrorDescription = seen["error_description"]
 	code := seen["code"]
 	switch {
-	case p.State == "":
-		return p, errors.New("the address carries no state")
 	case code == "" && p.Error == "":
 		return p, errors.New("the address carries no code")
 	case len(code) > maxCodeLen:
@@ -123,8 +121,25 @@ func parsePastedCallback(line string) (callbackParams, error) {
 	return parseCallbackQuery(s)
 }
 
-func (p callbackParams) stateMatches(state string) bool {
-	return subtle.ConstantTimeCompare([]byte(p.State), []byte(state)) == 1
+// errNoState is an answer without the state the login sent.
+var errNoState = errors.New("the address carries no state")
+
+// errWrongState is an answer whose state is another login's.
+var errWrongState = errors.New("the state does not match")
+
+// checkState checks the state an answer carries against state, the one the
+// login sent. A login that sent none (broker.return_to_state: false) has
+// nothing to check: a state there is the broker's own, and is ignored.
+func (p callbackParams) checkState(state string) error {
+	switch {
+	case state == "":
+		return nil
+	case p.State == "":
+		return errNoState
+	case subtle.ConstantTimeCompare([]byte(p.State), []byte(state)) != 1:
+		return errWrongState
+	}
+	return nil
 }
 
 // arrival is a code delivered by the browser or pasted by the user.
@@ -179,7 +194,9 @@ type callbackServer struct {
 }
 
 // startCallbackServer listens on 127.0.0.1 only: the redirect comes from the
-// user's own browser, and nothing else should be able to deliver a code.
+// user's own browser, and nothing else should be able to deliver a code. An
+// empty state is a login that sends none: the server then takes the first
+// code that comes, and no other, until the login ends.
 func startCallbackServer(port int, state string, g *gate, log *zap.Logger) (*callbackServer, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
@@ -207,9 +224,14 @@ func startCallbackServer(port int, state string, g *gate, log *zap.Logger) (*cal
 }
 
 // URL is the callback address with the login's state, the return_to or
-// callback_url handed to the broker or OpenRouter.
+// callback_url handed to the broker or OpenRouter; without a state it has no
+// query at all.
 func (cs *callbackServer) URL() string {
-	return fmt.Sprintf("http://127.0.0.1:%d%s?state=%s", cs.ln.Addr().(*net.TCPAddr).Port, callbackPath, url.QueryEscape(cs.state))
+	u := fmt.Sprintf("http://127.0.0.1:%d%s", cs.ln.Addr().(*net.TCPAddr).Port, callbackPath)
+	if cs.state == "" {
+		return u
+	}
+	return u + "?state=" + url.QueryEscape(cs.state)
 }
 
 // close stops accepting callbacks at once and waits (bounded) for the page
@@ -249,7 +271,12 @@ func (cs *callbackServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusBadRequest, "Not a login answer", "This address is not a login answer ("+err.Error()+"). The login in your terminal is still waiting.")
 		return
 	}
-	if !p.stateMatches(cs.state) {
+	switch err := p.checkState(cs.state); {
+	case errors.Is(err, errNoState):
+		cs.log.Warn("login callback refused", zap.String("reason", err.Error()))
+		writePage(w, http.StatusBadRequest, "Not a login answer", "This address is not a login answer ("+err.Error()+"). The login in your terminal is still waiting.")
+		return
+	case err != nil:
 		cs.log.Warn("login callback refused", zap.String("reason", "state does not match"))
 		writePage(w, http.StatusBadRequest, "Login refused",
 			"This answer does not belong to the login waiting in your terminal (its state does not match). The login is still waiting; use the address it printed.")

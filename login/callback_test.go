@@ -22,7 +22,7 @@ func TestParseCallback(t *testing.T) {
 		{in: "state=S1&state=S1&code=C1", state: "S1", code: "C1"},
 		{in: "state=S1&error=access_denied", state: "S1"},
 		{in: "", err: "nothing was pasted"},
-		{in: "http://127.0.0.1:5000/callback?code=C1", err: "no state"},
+		{in: "http://127.0.0.1:5000/callback?code=C1", code: "C1"}, // the state is checked apart
 		{in: "http://127.0.0.1:5000/callback?state=S1", err: "no code"},
 		{in: "state=S1&state=S2&code=C1", err: `two different "state" values`},
 		{in: "state=S1&code=C1&code=C2", err: `two different "code" values`},
@@ -40,6 +40,17 @@ func TestParseCallback(t *testing.T) {
 		assert.Equal(t, tc.state, p.State, tc.in)
 		assert.Equal(t, tc.code, p.Code.Reveal(), tc.in)
 	}
+}
+
+func TestCheckState(t *testing.T) {
+	with := callbackParams{State: "S1"}
+	assert.NoError(t, with.checkState("S1"))
+	assert.ErrorIs(t, with.checkState("S2"), errWrongState)
+	assert.ErrorIs(t, callbackParams{}.checkState("S1"), errNoState)
+	// A login that sent no state has none to check: a state that comes
+	// anyway is the broker's own.
+	assert.NoError(t, callbackParams{}.checkState(""))
+	assert.NoError(t, with.checkState(""))
 }
 
 func TestParsePastedCode(t *testing.T) {

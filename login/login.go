@@ -1,6 +1,7 @@
 // Package login runs `orproxy login`'s interactive flows (through the company
 // broker, OpenRouter's own PKCE login, a pasted key) and stores what they
-// yield in the auth.Store; the daemon's automatic login runs the broker flow.
+// yield in the auth.Store; the daemon's automatic login runs the broker or
+// OpenRouter flow.
 package login
 
 import (
@@ -61,6 +62,15 @@ type Options struct {
 	// Headless uses OpenRouter's headless mode (method openrouter): no
 	// callback, the user pastes the code the page shows.
 	Headless bool
+	// ReturnToWithoutState sends the broker a return_to without the
+	// ?state= query (broker.return_to_state: false), for a broker that
+	// compares it with its registered address exactly. The callback server
+	// then takes the first code that reaches it within the timeout.
+	ReturnToWithoutState bool
+	// KeyLabel names the key OpenRouter's login issues (its key_label), so
+	// the user can tell it apart in OpenRouter's settings; empty means
+	// DefaultKeyLabel.
+	KeyLabel string
 	// Timeout bounds the wait for the browser or the user; zero means 5m.
 	Timeout time.Duration
 	// Stdin supplies pasted addresses, codes and keys. Run may leave one
@@ -205,11 +215,17 @@ func (l *flow) showURL(intro, u string) {
 // with a code: pageURL builds the address to open from the callback
 // address, exchange turns the code into the stored credential. The browser
 // that delivered the code waits for the outcome, so its page tells the truth.
-func (l *flow) browserFlow(ctx context.Context, intro string, pageURL func(callback string) (string, error),
+// withState puts a fresh random state in the callback address and refuses
+// answers without it; without, the address has no query and the first code
+// to arrive within the timeout is the one.
+func (l *flow) browserFlow(ctx context.Context, intro string, withState bool, pageURL func(callback string) (string, error),
 	exchange func(context.Context, arrival) (*auth.Credential, error)) (*auth.Credential, error) {
-	state, err := randomToken()
-	if err != nil {
-		return nil, err
+	state := ""
+	if withState {
+		var err error
+		if state, err = randomToken(); err != nil {
+			return nil, err
+		}
 	}
 	g := newGate()
 	cs, err := startCallbackServer(l.opts.CallbackPort, state, g, l.log)
@@ -357,7 +373,10 @@ func (l *flow) readPastedCallbacks(state string, g *gate) {
 			case err != nil:
 				l.say("That is not the address the browser ended on: %v. Paste it again, or wait for the browser.", err)
 				continue
-			case !p.stateMatches(state):
+			case errors.Is(p.checkState(state), errNoState):
+				l.say("That is not the address the browser ended on: %v. Paste it again, or wait for the browser.", errNoState)
+				continue
+			case p.checkState(state) != nil:
 				l.say("That address belongs to a different login (its state does not match this one). Paste the address from this login, or wait for the browser.")
 				continue
 			}

@@ -669,7 +669,7 @@ func TestPKCEExchangeChecksTheVerifier(t *testing.T) {
 	f := newFakes(t, broker.Options{})
 	p, err := newPKCE()
 	require.NoError(t, err)
-	authURL, err := authPageURL(f.orURL, "", p)
+	authURL, err := authPageURL(f.orURL, "", p, "")
 	require.NoError(t, err)
 	_, page := newBrowser().get(t, authURL)
 	code := regexp.MustCompile(`<pre id="code">([^<]+)</pre>`).FindStringSubmatch(page)[1]

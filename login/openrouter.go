@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"unicode"
 
@@ -39,7 +40,10 @@ func s256(verifier string) string {
 
 // authPageURL is OpenRouter's consent page; an empty callback asks for
 // headless mode, where the page shows the code instead of redirecting.
-func authPageURL(upstream, callback string, p pkce) (string, error) {
+// label is the key's name in the user's OpenRouter settings: the page's
+// key_label parameter, which OpenRouter's OAuth guide shows on its consent
+// page URL.
+func authPageURL(upstream, callback string, p pkce, label string) (string, error) {
 	o, err := origin(upstream)
 	if err != nil {
 		return "", err
@@ -50,7 +54,46 @@ func authPageURL(upstream, callback string, p pkce) (string, error) {
 	}
 	q.Set("code_challenge", p.challenge)
 	q.Set("code_challenge_method", "S256")
+	if label != "" {
+		q.Set("key_label", label)
+	}
 	return o + "/auth?" + q.Encode(), nil
+}
+
+// maxKeyLabel is the longest key_label OpenRouter takes.
+const maxKeyLabel = 100
+
+// DefaultKeyLabel names the keys OpenRouter's login issues: "orproxy on
+// <host name>", so that the user can tell this machine's key from others in
+// OpenRouter's settings.
+func DefaultKeyLabel() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "orproxy"
+	}
+	return keyLabel("orproxy on " + host)
+}
+
+// keyLabel is s without control characters, cut to maxKeyLabel characters.
+func keyLabel(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > maxKeyLabel {
+		s = string(r[:maxKeyLabel])
+	}
+	return strings.TrimSpace(s)
+}
+
+// label is the key_label this login sends.
+func (l *flow) label() string {
+	if l.opts.KeyLabel != "" {
+		return keyLabel(l.opts.KeyLabel)
+	}
+	return DefaultKeyLabel()
 }
 
 // openRouter runs OpenRouter's own OAuth PKCE login with a callback.
@@ -62,9 +105,12 @@ func (l *flow) openRouter(ctx context.Context) (*auth.Credential, error) {
 	if err != nil {
 		return nil, err
 	}
-	return l.browserFlow(ctx, "Open this address in a browser to log in with your OpenRouter account:",
-		func(callback string) (string, error) { return authPageURL(l.opts.Upstream, callback, p) },
-		func(ctx context.Context, a arrival) (*auth.Credential, error) { return l.openRouterExchange(ctx, a, p) })
+	label := l.label()
+	return l.browserFlow(ctx, "Open this address in a browser to log in with your OpenRouter account:", true,
+		func(callback string) (string, error) { return authPageURL(l.opts.Upstream, callback, p, label) },
+		func(ctx context.Context, a arrival) (*auth.Credential, error) {
+			return l.openRouterExchange(ctx, a, p, label)
+		})
 }
 
 // openRouterHeadless runs OpenRouter's headless mode: the consent page shows
@@ -75,7 +121,8 @@ func (l *flow) openRouterHeadless(ctx context.Context) (*auth.Credential, error)
 	if err != nil {
 		return nil, err
 	}
-	authURL, err := authPageURL(l.opts.Upstream, "", p)
+	label := l.label()
+	authURL, err := authPageURL(l.opts.Upstream, "", p, label)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +149,7 @@ func (l *flow) openRouterHeadless(ctx context.Context) (*auth.Credential, error)
 			}
 			continue
 		}
-		return l.openRouterExchange(ctx, arrival{code: code}, p)
+		return l.openRouterExchange(ctx, arrival{code: code}, p, label)
 	}
 }
 
@@ -128,15 +175,18 @@ func parsePastedCode(line string) (secret.Secret, error) {
 	return secret.New(s), nil
 }
 
-func (l *flow) openRouterExchange(ctx context.Context, a arrival, p pkce) (*auth.Credential, error) {
+// openRouterExchange trades the code for a key and stores it under label,
+// the name the consent page was asked to give it: the label GET /key
+// reports is, in OpenRouter's documentation, the masked key, not that name.
+func (l *flow) openRouterExchange(ctx context.Context, a arrival, p pkce, label string) (*auth.Credential, error) {
 	l.say("Got the code; asking OpenRouter for a key ...")
 	key, err := auth.ExchangePKCE(ctx, l.opts.HTTP, l.opts.Upstream, a.code, p.verifier)
 	if err != nil {
 		return nil, err
 	}
-	c := &auth.Credential{Source: auth.SourceOpenRouterOAuth, APIKey: key, KeyHash: auth.KeyHash(key)}
+	c := &auth.Credential{Source: auth.SourceOpenRouterOAuth, APIKey: key, KeyHash: auth.KeyHash(key), KeyLabel: label}
 	if info, err := auth.CheckKey(ctx, l.opts.HTTP, l.opts.Upstream, key); err == nil {
-		c.KeyLabel, c.KeyExpiresAt = info.Label, info.ExpiresAt
+		c.KeyExpiresAt = info.ExpiresAt
 	} else {
 		// The key was just issued; details are a nicety.
 		l.log.Debug("could not read the new key's details", zap.Error(err))

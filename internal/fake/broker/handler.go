@@ -227,7 +227,7 @@ func answer(info openrouter.KeyInfo, refresh string) map[string]any {
 
 // ReturnToRefusal is the detail of the start page's 400 for a return_to
 // that Options.ExactReturnTo does not take.
-const ReturnToRefusal = "invalid return_to: it must be exactly a registered redirect address, http://127.0.0.1:<port>/callback, without a query"
+const ReturnToRefusal = "return_to is not a registered redirect address: it must be exactly http://127.0.0.1:PORT/callback, with no query"
 
 // writeDetail writes the FastAPI error shape the real broker uses.
 func writeDetail(w http.ResponseWriter, status int, detail string) {
