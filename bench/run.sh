@@ -325,7 +325,7 @@ fi
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
-	echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r), $("$GO" version | cut -d' ' -f3), nginx $( { [ -x "${NGINX:-}" ] && "$NGINX" -v 2>&1 | sed 's|.*nginx/||'; } || echo none), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2 || echo 'no wrk'), Node $(node --version 2>/dev/null || echo none)"
+	echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r), $("$GO" version | cut -d' ' -f3), nginx $( { [ -x "${NGINX:-}" ] && "$NGINX" -v 2>&1 | sed 's|.*nginx/||'; } || echo none), $( { wrk -v 2>&1 || true; } | head -1 | cut -d' ' -f1-2), Node $(node --version 2>/dev/null || echo none)"
 	echo "Load average at start $LOAD_START, at end $LOAD_END. Commit $(git rev-parse --short=12 HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (dirty)')."
 	echo "Settings: $ROUNDS rounds; JSON ${JSON_SECONDS}s per run; SSE $SSE_CONC streams × $SSE_EVENTS events every $SSE_INTERVAL for ${SSE_SECONDS}s; $STREAMS streams × $HOLD_EVENTS events every $HOLD_INTERVAL held open."
 	echo
