@@ -18,7 +18,9 @@ import (
 	"github.com/orproxy/orproxy/internal/logging"
 	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/secret"
+	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/internal/version"
+	"github.com/orproxy/orproxy/internal/warm"
 	"github.com/orproxy/orproxy/login"
 	"github.com/orproxy/orproxy/proxy"
 	"github.com/orproxy/orproxy/websearch"
@@ -77,6 +79,15 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		Scrubber:           opts.Scrubber,
 		AutoLogin:          autoLogin(cfg, store, transport, log.Named("login")),
 		LoginTimeout:       opts.LoginTimeout,
+		LoginCommand:       loginCommand(cfg),
+	})
+	// Before anything uses the transport: the keeper counts its dials.
+	keeper := warm.New(transport, warm.Options{
+		Enabled:   cfg.Keepalive.Enabled,
+		RecentUse: cfg.Keepalive.RecentUse,
+		Upstream:  cfg.Upstream,
+		Key:       keys.UsableKey,
+		Logger:    log.Named("keepalive"),
 	})
 
 	search, err := websearch.New(websearch.Settings{
@@ -110,7 +121,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		AllowAnyHost:    !netaddr.IsLoopbackHost(host),
 		MaxRequestBody:  int64(cfg.Limits.MaxRequestBody),
 		BodyReadTimeout: cfg.Limits.BodyReadTimeout,
-		Transport:       transport,
+		Transport:       keeper.Observe(transport),
 		Logger:          log,
 		Version:         version.String(),
 		Listen:          cfg.Listen,
@@ -118,7 +129,10 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		Account:         money.poller,
 		RotateOnLimit:   cfg.Credentials.RotateOnLimit,
 		Attribution:     attribution(cfg),
-		StatusSections:  money.status,
+		StatusSections: func(doc *statusdoc.Document) {
+			money.status(doc)
+			doc.WarmConnection = keeper.Status()
+		},
 	})
 	if err != nil {
 		return err
@@ -137,9 +151,15 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		defer close(searchDone)
 		search.Run(bg)
 	}()
+	keeperDone := make(chan struct{})
+	go func() {
+		defer close(keeperDone)
+		keeper.Run(bg)
+	}()
 	defer func() {
 		stopBackground()
 		<-searchDone
+		<-keeperDone
 	}()
 	log.Info("orproxy serving",
 		zap.String("listen", "http://"+ln.Addr().String()+"/api/v1"),
@@ -161,30 +181,54 @@ func brokerFactory(cfg config.Config, transport http.RoundTripper) func(string) 
 	}
 }
 
-// autoLogin runs the broker login from the daemon for login.auto_login. The
-// URL goes to the log and /status, and to a browser when one can be opened.
+// autoLogin runs the login.method login (broker or openrouter) from the
+// daemon for login.auto_login, whenever no credential is usable and no
+// rotation can bring one. The URL goes to the log, /status and the client's
+// 401, and to a browser when one can be opened.
 func autoLogin(cfg config.Config, store *auth.Store, transport http.RoundTripper, log *zap.Logger) func(context.Context, func(string)) error {
-	if !cfg.Login.AutoLogin || cfg.Broker.URL == "" {
+	if !cfg.Login.AutoLogin {
+		return nil
+	}
+	switch cfg.Login.Method {
+	case login.MethodBroker:
+		if cfg.Broker.URL == "" {
+			return nil
+		}
+	case login.MethodOpenRouter:
+	default:
+		// A pasted key needs a terminal; the configuration refuses it.
 		return nil
 	}
 	return func(ctx context.Context, show func(string)) error {
-		broker, err := auth.NewBrokerClient(cfg.Broker.URL, cfg.Broker.StartHeaders, cfg.Broker.Timeout, transport)
-		if err != nil {
-			return err
+		opts := login.Options{
+			Method:               cfg.Login.Method,
+			Upstream:             cfg.Upstream,
+			HTTP:                 &http.Client{Transport: transport},
+			CallbackPort:         cfg.Login.CallbackPort,
+			OpenBrowser:          cfg.Login.OpenBrowser,
+			ReturnToWithoutState: !cfg.Broker.ReturnToState,
+			OnURL:                show,
+			Timeout:              time.Until(deadlineOf(ctx)),
+			Logger:               log,
 		}
-		_, err = login.Run(ctx, store, login.Options{
-			Method:       login.MethodBroker,
-			Broker:       broker,
-			Upstream:     cfg.Upstream,
-			HTTP:         &http.Client{Transport: transport},
-			CallbackPort: cfg.Login.CallbackPort,
-			OpenBrowser:  cfg.Login.OpenBrowser,
-			OnURL:        show,
-			Timeout:      time.Until(deadlineOf(ctx)),
-			Logger:       log,
-		})
+		if cfg.Login.Method == login.MethodBroker {
+			broker, err := auth.NewBrokerClient(cfg.Broker.URL, cfg.Broker.StartHeaders, cfg.Broker.Timeout, transport)
+			if err != nil {
+				return err
+			}
+			opts.Broker = broker
+		}
+		_, err := login.Run(ctx, store, opts)
 		return err
 	}
+}
+
+// loginCommand is the login a failed automatic login suggests.
+func loginCommand(cfg config.Config) string {
+	if cfg.Login.AutoLogin && cfg.Login.Method == login.MethodOpenRouter {
+		return "`orproxy login --method openrouter`"
+	}
+	return auth.LoginCommand(cfg.Broker.URL)
 }
 
 func deadlineOf(ctx context.Context) time.Time {

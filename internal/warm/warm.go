@@ -56,6 +56,11 @@ type waits struct {
 	// loop. retry paces such failures and warm-ups that fail.
 	minLifetime time.Duration
 	retry       backoff.Policy
+	// startGrace is how long Run waits before its first look: the key
+	// check at start and the account poller's first read open a
+	// connection anyway, and a warm-up beside them would be a second
+	// handshake for nothing.
+	startGrace time.Duration
 }
 
 var defaultWaits = waits{
@@ -65,6 +70,7 @@ var defaultWaits = waits{
 	callTimeout: 15 * time.Second,
 	minLifetime: time.Minute,
 	retry:       backoff.Policy{Base: 5 * time.Second, Max: 5 * time.Minute},
+	startGrace:  2 * time.Second,
 }
 
 // maxAnswer bounds what is read of the warm-up's answer; OpenRouter's GET
@@ -243,9 +249,13 @@ func (k *Keeper) Run(ctx context.Context) {
 		return
 	}
 	k.started.CompareAndSwap(0, k.opts.Now().UnixNano())
-	timer := time.NewTimer(0)
-	timer.Stop()
+	timer := time.NewTimer(k.waits.startGrace)
 	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-timer.C:
+	}
 	var (
 		inWindow bool
 		failures int

@@ -481,3 +481,23 @@ func (f *freezer) close() {
 	f.mu.Unlock()
 	f.wg.Wait()
 }
+
+// A connection opened at start by someone else (the key check, the account
+// poller) is enough: no warm-up beside it, until it closes.
+func TestNoWarmUpBesideAConnectionAtStart(t *testing.T) {
+	w := fastWaits
+	w.startGrace = 200 * time.Millisecond
+	r := newRig(t, time.Hour, w, nil)
+	r.run(t)
+	resp, err := (&http.Client{Transport: r.tr, Timeout: 5 * time.Second}).Get(r.up.srv.URL + "/api/v1/key")
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	time.Sleep(400 * time.Millisecond) // past the grace
+	assert.Len(t, r.up.seen(), 1)
+	assert.Zero(t, r.k.Status().Warmups)
+	assert.True(t, r.k.Status().Held)
+
+	r.tr.CloseIdleConnections()
+	eventually(t, "a warm-up once it closed", func() bool { return r.k.Status().Warmups == 1 && r.k.Status().Held })
+}
