@@ -119,10 +119,10 @@ func newBrowser(t *testing.T) *browser {
 		t.Skip("Chromium is not installed (Debian: apt-get install --no-install-recommends chromium); skipping the browser login tests")
 	}
 	b := &browser{t: t, dir: t.TempDir(), shimIn: t.TempDir()}
-	// Flags: as root Chromium runs only without its sandbox; no GPU, no
-	// first-run dialogs, a profile of its own; --dump-dom loads the page,
-	// follows its redirects, prints the final document and exits. The
-	// resolver rule keeps it off the internet: it finds 127.0.0.1 only.
+	// Flags: no sandbox (it cannot start as root, nor in most containers),
+	// no GPU, no first-run dialogs, a profile of its own; --dump-dom loads
+	// the page, follows its redirects, prints the final document and exits.
+	// The resolver rule keeps it off the internet: it finds 127.0.0.1 only.
 	flags := []string{
 		"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
 		"--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-sync",
@@ -225,7 +225,9 @@ func (b *browser) requireEndedOnCallback(loginURL, param string) {
 		if err != nil || u.Scheme != "http" {
 			continue
 		}
-		seen = append(seen, u.Scheme+"://"+u.Host+u.Path)
+		if where := u.Scheme + "://" + u.Host + u.Path; len(seen) == 0 || seen[len(seen)-1] != where {
+			seen = append(seen, where)
+		}
 		switch {
 		case u.Host == opened.Host && u.Path == opened.Path:
 			sawLogin = true
