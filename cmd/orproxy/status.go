@@ -281,6 +281,9 @@ func printStatus(w io.Writer, rep statusReport) {
 		fmt.Fprintf(tw, "  serving key\t%s\n", orNone(st.Credential.Key))
 		fmt.Fprintf(tw, "  requests\t%d\n", st.Requests.Total)
 		fmt.Fprintf(tw, "  rotations\t%d\n", st.Credential.RotationCount)
+		if st.WarmConnection != nil {
+			fmt.Fprintf(tw, "  upstream connection\t%s\n", describeWarm(*st.WarmConnection, time.Now()))
+		}
 		if st.Credential.LastRotationError != "" {
 			fmt.Fprintf(tw, "  last rotation error\t%s\n", st.Credential.LastRotationError)
 		}
@@ -294,6 +297,31 @@ func printStatus(w io.Writer, rep statusReport) {
 		fmt.Fprintf(tw, "Money\t%s\n", rep.Money)
 	}
 	_ = tw.Flush()
+}
+
+// describeWarm says in words whether the daemon holds an upstream
+// connection, so that the next request skips the handshakes, and why.
+func describeWarm(w statusdoc.WarmConnection, now time.Time) string {
+	last := "since the daemon started"
+	if !w.LastUsed.IsZero() {
+		last = "last request " + humantime.Relative(w.LastUsed, now)
+	}
+	window := humantime.Duration(time.Duration(w.RecentUseSeconds) * time.Second)
+	switch {
+	case !w.Enabled && w.Held:
+		return "open now, but not kept warm (keepalive.enabled is off)"
+	case !w.Enabled:
+		return "none open; not kept warm (keepalive.enabled is off)"
+	case now.Before(w.KeptUntil) && w.Held:
+		return fmt.Sprintf("warm, kept open %s more (%s; keepalive.recent_use %s)", humantime.Duration(w.KeptUntil.Sub(now)), last, window)
+	case now.Before(w.KeptUntil):
+		s := "none open; reopening it"
+		if w.LastError != "" && !w.LastErrorAt.Before(w.LastWarmup) {
+			s += " (" + w.LastError + ")"
+		}
+		return s
+	}
+	return fmt.Sprintf("not kept: no request within keepalive.recent_use (%s; %s); the next request opens one", window, last)
 }
 
 func orNone(s string) string {
