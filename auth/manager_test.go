@@ -459,8 +459,31 @@ func TestFileProblemsWhileRunning(t *testing.T) {
 	assert.Empty(t, m.Status().FileError)
 
 	require.NoError(t, os.Remove(env.Store.Path()))
-	_, err = m.Key(ctx(t))
-	assert.ErrorIs(t, err, auth.ErrNoCredential, "deleting the file is a logout")
+	// Requests look at the file at most every FileCheckInterval.
+	assert.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err = m.Key(ctx(t))
+		assert.ErrorIs(c, err, auth.ErrNoCredential, "deleting the file is a logout")
+	}, 4*auth.DefaultFileCheckInterval, 20*time.Millisecond)
+}
+
+// A credential another process stores is in use from the next look, within
+// FileCheckInterval, without a 401 to prompt it.
+func TestKeyStoredElsewhereIsUsedWithinTheFileCheckInterval(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	first := env.LoginBroker(t)
+	m, _ := newManager(t, env, env.Store)
+	k, err := m.Key(ctx(t))
+	require.NoError(t, err)
+	require.Equal(t, first.APIKey, k)
+
+	second := env.LoginBroker(t)
+	require.NotEqual(t, first.APIKey, second.APIKey)
+	start := time.Now()
+	require.Eventually(t, func() bool {
+		k, err := m.Key(ctx(t))
+		return err == nil && k == second.APIKey
+	}, 4*auth.DefaultFileCheckInterval, 5*time.Millisecond)
+	assert.Less(t, time.Since(start), 2*auth.DefaultFileCheckInterval)
 }
 
 func TestStatusHoldsNoSecret(t *testing.T) {
