@@ -66,8 +66,8 @@ func noBrokerConfigured() *RotationError {
 // (zero: not said).
 func brokerFailed(err error, retryIn time.Duration) *RotationError {
 	if IsRefreshRejected(err) {
-		return &RotationError{Kind: ErrRefreshRejected, What: err.Error(), Err: err,
-			msg: "the broker refused the refresh token (" + err.Error() + "); run `orproxy login`"}
+		what := "the broker refused the refresh token (" + err.Error() + ")"
+		return &RotationError{Kind: ErrRefreshRejected, What: what, Err: err, msg: what + "; run `orproxy login`"}
 	}
 	return failedRotation(ErrBrokerFailed, err.Error(), err, retryIn)
 }

@@ -84,6 +84,9 @@ key that OpenRouter could not be asked about.`,
 				HTTP:         &http.Client{Transport: transport},
 				CallbackPort: cfg.Login.CallbackPort,
 				OpenBrowser:  cfg.Login.OpenBrowser && !noBrowser,
+				// A broker that matches return_to exactly refuses one with
+				// a query.
+				ReturnToWithoutState: !cfg.Broker.ReturnToState,
 				// A pipe is read like a terminal: the address the browser
 				// ended on can be piped in without --paste.
 				Paste:           paste || isPipe(s.in),

@@ -322,6 +322,17 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// The automatic login follows login.method: OpenRouter's own needs no
+// broker; a pasted key cannot be read by a daemon.
+func TestAutoLoginFollowsTheMethod(t *testing.T) {
+	got, err := Load(Options{File: writeFile(t, "login: {method: openrouter, auto_login: true}\n"), Getenv: env(nil)})
+	require.NoError(t, err)
+	assert.True(t, got.Login.AutoLogin)
+	_, err = Load(Options{File: writeFile(t, "login: {method: key, auto_login: true}\n"), Getenv: env(nil)})
+	require.ErrorContains(t, err, "login.auto_login: cannot be used with login.method key")
+	assert.NotContains(t, err.Error(), "needs broker.url", "only the broker method needs a broker")
+}
+
 func TestListenWithAccessToken(t *testing.T) {
 	got, err := Load(Options{File: writeFile(t, "listen: 0.0.0.0:8765\naccess_token: s3cret-token-value\n"), Getenv: env(nil)})
 	require.NoError(t, err)

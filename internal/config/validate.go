@@ -55,10 +55,10 @@ func (c Config) validate() []problem {
 		add("login.method", "%q is not a login method (allowed: %s)", c.Login.Method, strings.Join(LoginMethods, ", "))
 	}
 	if c.Login.AutoLogin && c.Login.Method == "key" {
-		add("login.auto_login", "cannot be used with login.method key: the daemon cannot read a pasted key; use broker")
+		add("login.auto_login", "cannot be used with login.method key: the daemon cannot read a pasted key; use broker or openrouter")
 	}
-	if c.Login.AutoLogin && c.Broker.URL == "" {
-		add("login.auto_login", "needs broker.url: the automatic login goes through the broker")
+	if c.Login.AutoLogin && c.Login.Method == "broker" && c.Broker.URL == "" {
+		add("login.auto_login", "needs broker.url with login.method broker: the automatic login goes through the broker (or set login.method: openrouter)")
 	}
 	if c.Login.CallbackPort < 0 || c.Login.CallbackPort > 65535 {
 		add("login.callback_port", "%d is not a port (allowed: 0 for any free port, or 1–65535)", c.Login.CallbackPort)
