@@ -9,7 +9,9 @@
 //
 // With -tls-cert FILE it serves HTTPS (HTTP/2 and HTTP/1.1), as OpenRouter
 // does, with a fresh self-signed certificate for 127.0.0.1 written to FILE
-// for clients to trust.
+// for clients to trust. -idle-timeout sets how long an idle connection
+// stays open (2 minutes by default; OpenRouter's edge closes idle HTTP/2
+// connections after 400 s).
 //
 // The stream's shape comes from the query, which every proxy passes on:
 // events=N (default 20) and interval=DURATION (default 10ms). The first
@@ -50,6 +52,7 @@ const (
 	eventHead = `data: {"id":"gen-bench","object":"chat.completion.chunk","created":1700000000,"model":"openai/gpt-4o-mini","provider":"Stub","sent_ns":`
 	eventTail = `,"choices":[{"index":0,"delta":{"role":"assistant","content":"token "},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}` + "\n\n"
 	done      = "data: [DONE]\n\n"
+	keyInfo   = `{"data":{"label":"sk-or-v1-000...000","limit":null,"usage":0,"is_free_tier":false}}`
 	models    = `{"data":[{"id":"openai/gpt-4o-mini","name":"GPT-4o-mini","supported_parameters":["tools","tool_choice","max_tokens","temperature","stream"]}]}`
 
 	maxBody         = 64 << 20
@@ -63,6 +66,8 @@ var (
 	jsonLength     = []string{strconv.Itoa(len(jsonAnswer))}
 	modelsBytes    = []byte(models)
 	modelsLength   = []string{strconv.Itoa(len(models))}
+	keyBytes       = []byte(keyInfo)
+	keyLength      = []string{strconv.Itoa(len(keyInfo))}
 	contentJSON    = []string{"application/json"}
 	contentSSE     = []string{"text/event-stream"}
 	noCache        = []string{"no-cache"}
@@ -76,19 +81,20 @@ var (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback only)")
 	certFile := flag.String("tls-cert", "", "serve HTTPS with a self-signed certificate written to this PEM file")
+	idle := flag.Duration("idle-timeout", 2*time.Minute, "close a connection idle for this long")
 	flag.Parse()
-	if err := run(*addr, *certFile); err != nil {
+	if err := run(*addr, *certFile, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "stub:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, certFile string) error {
+func run(addr, certFile string, idle time.Duration) error {
 	ln, err := loopserve.Listen(addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(serve), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: http.HandlerFunc(serve), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if certFile == "" {
@@ -144,6 +150,11 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		h["Content-Type"] = contentJSON
 		h["Content-Length"] = modelsLength
 		_, _ = w.Write(modelsBytes)
+	case "/api/v1/key":
+		h := w.Header()
+		h["Content-Type"] = contentJSON
+		h["Content-Length"] = keyLength
+		_, _ = w.Write(keyBytes)
 	default:
 		http.NotFound(w, r)
 	}
