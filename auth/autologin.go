@@ -54,6 +54,10 @@ type loginAttempt struct {
 	// clients read it, nil when a credential was stored.
 	done chan struct{}
 	err  error
+	// cancel ends the login early; superseded says a credential stored
+	// meanwhile did, so the login's end is no failure. Both under mu.
+	cancel     context.CancelFunc
+	superseded bool
 }
 
 func (a *autoLogin) enabled() bool { return a.run != nil }
@@ -73,11 +77,25 @@ func (a *autoLogin) join(why string) *loginAttempt {
 		return at
 	default:
 	}
+	// Its own deadline: the request that started it may go away, the
+	// others waiting on it must not lose it.
+	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+	at.cancel = cancel
 	a.attempt = at
 	a.loginRecord = loginRecord{started: time.Now()}
 	a.wg.Add(1)
-	go a.runAttempt(at)
+	go a.runAttempt(ctx, at)
 	return at
+}
+
+// supersedeLocked ends the login under way, if any, because a usable
+// credential has been stored by other means (a login in another process);
+// its waiters then take that credential. mu must be held.
+func (a *autoLogin) supersedeLocked() {
+	if at := a.attempt; at != nil && !at.superseded {
+		at.superseded = true
+		at.cancel()
+	}
 }
 
 // wait starts a login for why, or joins the one under way, and returns when
@@ -92,22 +110,19 @@ func (a *autoLogin) wait(ctx context.Context, why string) error {
 	}
 }
 
-func (a *autoLogin) runAttempt(at *loginAttempt) {
+func (a *autoLogin) runAttempt(ctx context.Context, at *loginAttempt) {
 	defer a.wg.Done()
-	// Its own deadline: the request that started it may go away, the
-	// others waiting on it must not lose it.
-	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
 		select {
 		case <-a.stop:
-			cancel()
+			at.cancel()
 		case <-ctx.Done():
 		}
 	}()
 	defer func() {
-		cancel()
+		at.cancel()
 		<-watched
 	}()
 	var once sync.Once
@@ -124,6 +139,10 @@ func (a *autoLogin) runAttempt(at *loginAttempt) {
 	defer a.mu.Unlock()
 	url := a.url
 	a.url, a.lastErr = "", ""
+	if at.superseded && err != nil {
+		a.log.Info("a credential stored meanwhile ended the automatic login")
+		err = nil
+	}
 	if err != nil {
 		a.lastErr = err.Error()
 		a.log.Warn("automatic login did not finish", zap.Error(err))

@@ -279,3 +279,31 @@ func TestLoginThatFinishesAtOnceGivesTheRetryItsKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, fresh.APIKey, k)
 }
+
+// The user logs in with `orproxy login` instead of at the URL the daemon
+// showed: the requests waiting for the daemon's login take that credential
+// within a second or so, and the daemon's login ends.
+func TestLoginInAnotherProcessSupersedesTheAutomaticOne(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	c := env.StoreKey(t, auth.SourceManual)
+	u := newUserLogin()
+	m, _ := newManager(t, env, env.Store, withLogin(u))
+	_, err := m.Replace(ctx(t), c.APIKey)
+	var started *auth.LoginStartedError
+	require.ErrorAs(t, err, &started)
+	<-u.shown
+
+	waiting := keysAsync(m, 3)
+	time.Sleep(50 * time.Millisecond)
+	fresh := env.StoreKey(t, auth.SourceOpenRouterOAuth) // `orproxy login` elsewhere
+	for range 3 {
+		r := <-waiting
+		require.NoError(t, r.err)
+		assert.Equal(t, fresh.APIKey, r.key)
+	}
+	st := m.Status()
+	assert.True(t, st.Usable, st.Problem)
+	require.Eventually(t, func() bool { return m.Status().LoginURL == "" }, 5*time.Second, 10*time.Millisecond, "the daemon's login ended")
+	assert.Empty(t, m.Status().LastLoginError)
+	assert.EqualValues(t, 1, u.runs.Load())
+}

@@ -242,21 +242,17 @@ func (m *Manager) Key(ctx context.Context) (secret.Secret, error) {
 		// in memory, which is as fresh as a look a moment ago.
 		m.syncWithFile()
 	}
-	m.mu.RLock()
-	cur, fileErr, stuck := m.cur, m.fileErr, m.stuck
-	m.mu.RUnlock()
-	why := "no credential is stored"
-	switch {
-	case cur != nil && m.login.enabled() && !stuck.key.IsZero() && cur.APIKey == stuck.key:
-		why = stuck.why()
-	case cur != nil:
-		return cur.APIKey, nil
-	case fileErr != "":
-		return secret.Secret{}, errors.New(fileErr)
-	case !m.login.enabled():
-		return secret.Secret{}, NoCredential(m.opts.BrokerURL)
+	k, why, err := m.keyInMemory()
+	if why == "" {
+		return k, err
 	}
-	if err := m.login.wait(ctx, why); err != nil {
+	// No usable key: before a login, look at the file now, where a login
+	// in another process may have put one a moment ago.
+	m.syncWithFile()
+	if k, why, err = m.keyInMemory(); why == "" {
+		return k, err
+	}
+	if err := m.awaitLogin(ctx, m.login.join(why)); err != nil {
 		return secret.Secret{}, err
 	}
 	m.syncWithFile()
@@ -265,9 +261,50 @@ func (m *Manager) Key(ctx context.Context) (secret.Secret, error) {
 	if m.cur == nil {
 		return secret.Secret{}, NoCredential(m.opts.BrokerURL)
 	}
-	// The login stored this credential: even the same key deserves a try.
+	// A login stored this credential: even the same key deserves a try.
 	m.clearStuckLocked()
 	return m.cur.APIKey, nil
+}
+
+// keyInMemory is Key from what the manager holds: the key, or the error
+// that answers the request, or, when only an automatic login can help, why
+// it is needed.
+func (m *Manager) keyInMemory() (key secret.Secret, why string, err error) {
+	m.mu.RLock()
+	cur, fileErr, stuck := m.cur, m.fileErr, m.stuck
+	m.mu.RUnlock()
+	switch {
+	case cur != nil && m.login.enabled() && !stuck.key.IsZero() && cur.APIKey == stuck.key:
+		return secret.Secret{}, stuck.why(), nil
+	case cur != nil:
+		return cur.APIKey, "", nil
+	case fileErr != "":
+		return secret.Secret{}, "", errors.New(fileErr)
+	case !m.login.enabled():
+		return secret.Secret{}, "", NoCredential(m.opts.BrokerURL)
+	}
+	return secret.Secret{}, "no credential is stored", nil
+}
+
+// loginFilePoll is how often a request waiting for an automatic login looks
+// at the file: a login in another process (`orproxy login`) ends the wait.
+const loginFilePoll = time.Second
+
+// awaitLogin waits for the login at to end, or ctx to, and meanwhile looks
+// at the file: a usable credential stored there supersedes the login.
+func (m *Manager) awaitLogin(ctx context.Context, at *loginAttempt) error {
+	t := time.NewTicker(loginFilePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-at.done:
+			return at.err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			m.syncWithFile()
+		}
+	}
 }
 
 // UsableKey is the key in use for the daemon's own calls to OpenRouter (the
@@ -549,6 +586,8 @@ func (m *Manager) adoptLocked(c *Credential, st fileStamp, why string) bool {
 		m.rotation.reset()
 		m.expiry.reset()
 		m.clearStuckLocked()
+		// A login under way is not needed any more.
+		m.login.supersedeLocked()
 		m.scrubLocked()
 	}
 	// Even the same key may come with another expiry: re-arm the timer.
