@@ -295,3 +295,30 @@ func TestStartHeadersAnsweredWith200(t *testing.T) {
 	assert.Contains(t, errOut, "200")
 	assert.Contains(t, errOut, "missing X-Device-Id", "the broker's page says why")
 }
+
+// broker.return_to_state: false is for a broker that matches return_to
+// exactly; with the default, such a broker refuses it and the error says
+// which setting cures that.
+func TestLoginReturnToState(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Broker: broker.Options{ExactReturnTo: true, StartHeaders: []string{"X-Device-Id: laptop-42"}}})
+	brokerSection := "broker: {url: " + env.BrokerURL + ", start_headers: [\"X-Device-Id: laptop-42\"]%s}\n"
+	cfg := configFor(t, env, fmt.Sprintf(brokerSection, ""))
+	code, _, errOut := runWithStdin(t, "", "--config", cfg, "login", "--no-browser", "--timeout", "20s")
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, errOut, broker.ReturnToRefusal)
+	assert.Contains(t, errOut, "set broker.return_to_state: false")
+
+	cfg = configFor(t, env, fmt.Sprintf(brokerSection, ", return_to_state: false"))
+	code, _, errOut = runWithStdin(t, "", "--config", cfg, "login", "--no-browser", "--timeout", "20s")
+	require.Equal(t, exitOK, code, errOut)
+	var returnTo string
+	for _, r := range env.Broker.Stats().Requests {
+		if r.Path == "/auth/openrouter/start" {
+			q, err := url.ParseQuery(r.Query)
+			require.NoError(t, err)
+			returnTo = q.Get("return_to")
+		}
+	}
+	assert.Regexp(t, `^http://127\.0\.0\.1:\d+/callback$`, returnTo, "return_to without a query")
+	assert.Equal(t, auth.SourceBroker, env.Stored(t).Source)
+}
