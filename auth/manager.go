@@ -439,7 +439,8 @@ func (m *Manager) loginAfterRejection(ctx context.Context, rejected secret.Secre
 // Accepted is told that OpenRouter answered a request sent with key with
 // anything but a 401. The key a rotation just brought then leaves its
 // probation: a 401 for it later is a revocation, a reason to rotate, not a
-// failed rotation. Cheap when no key is on probation, as almost always.
+// failed rotation. A key recorded as stuck is one no more. Cheap when no
+// key is on probation or stuck, as almost always.
 func (m *Manager) Accepted(key secret.Secret) {
 	if !m.probation.Load() && !m.stuckSet.Load() {
 		return
@@ -447,7 +448,7 @@ func (m *Manager) Accepted(key secret.Secret) {
 	m.mu.Lock()
 	m.rotation.accept(key)
 	m.probation.Store(!m.rotation.issued.IsZero())
-	if key == m.stuck.key {
+	if !key.IsZero() && key == m.stuck.key {
 		// The 401 was not OpenRouter's last word on this key.
 		m.clearStuckLocked()
 	}
