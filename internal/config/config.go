@@ -56,8 +56,9 @@ type Login struct {
 	CallbackPort int `yaml:"callback_port"`
 	// OpenBrowser opens the login URL in a browser when one is available.
 	OpenBrowser bool `yaml:"open_browser"`
-	// AutoLogin starts the broker login from the daemon when a request arrives
-	// and no credential is stored.
+	// AutoLogin starts the Method login from the daemon when a request
+	// arrives and no credential is usable: none stored, or a rejected key
+	// that no rotation can replace.
 	AutoLogin bool `yaml:"auto_login"`
 }
 
