@@ -52,8 +52,10 @@ type waits struct {
 	callTimeout time.Duration
 	// minLifetime is the least a warm connection should last: one closed
 	// sooner counts as a failed warm-up, so that a server (or a company
-	// proxy) that closes every idle connection at once is not dialled in a
-	// loop. retry paces such failures and warm-ups that fail.
+	// proxy) that closes every connection right after its answer is not
+	// dialled in a loop. It is short, so that one with a short idle
+	// timeout (OpenRouter's edge: 400 s; some proxies: 30 s) is replaced
+	// at once. retry paces such failures and warm-ups that fail.
 	minLifetime time.Duration
 	retry       backoff.Policy
 	// startGrace is how long Run waits before its first look: the key
@@ -68,7 +70,7 @@ var defaultWaits = waits{
 	pingTimeout: 15 * time.Second,
 	linger:      90 * time.Second,
 	callTimeout: 15 * time.Second,
-	minLifetime: time.Minute,
+	minLifetime: 10 * time.Second,
 	retry:       backoff.Policy{Base: 5 * time.Second, Max: 5 * time.Minute},
 	startGrace:  2 * time.Second,
 }
