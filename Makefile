@@ -9,7 +9,7 @@ FAKE_KEY  := sk-or-v1-fakefakefakefakefakefakefakefakefakefakefakefakefakefake00
 
 E2E_DEPS  := test/e2e/node_modules/.installed
 
-.PHONY: build install run test lint fmt vet cross fake clean e2e-deps demo bench fuzz soak
+.PHONY: build install run test lint fmt vet cross fake clean e2e-deps demo bench bench-warm fuzz soak
 
 # Fuzz targets as package:Name. `make fuzz` runs each for FUZZTIME; `make test`
 # runs each for TEST_FUZZTIME. Seed corpora are in <package>/testdata/fuzz/.
@@ -85,6 +85,11 @@ demo: build ## log in, stream, revoke and rotate against the fakes; no network n
 
 bench: ## compare orproxy with direct, nginx and a naive Go proxy; prints one markdown table (see bench/README.md)
 	bash bench/run.sh
+
+WARM_FLAGS ?=
+
+bench-warm: ## a one-shot client after 2 and 10 min idle, keepalive on and off, over a 50 ms link (13 min; WARM_FLAGS=-quick: 1 min)
+	$(GO) run ./bench/cmd/warmbench $(WARM_FLAGS)
 
 clean:
 	rm -rf $(BIN)
