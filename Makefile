@@ -5,11 +5,13 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS   := -s -w -X github.com/orproxy/orproxy/internal/version.Version=$(VERSION) -X github.com/orproxy/orproxy/internal/version.Commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
+GORELEASER_VERSION  := v2.15.1
+GORELEASER          := $(BIN)/goreleaser-$(GORELEASER_VERSION)
 FAKE_KEY  := sk-or-v1-fakefakefakefakefakefakefakefakefakefakefakefakefakefake0001
 
 E2E_DEPS  := test/e2e/node_modules/.installed
 
-.PHONY: build install run test lint fmt vet cross fake clean e2e-deps demo bench bench-warm fuzz soak
+.PHONY: build install run test lint fmt vet cross fake clean e2e-deps demo bench bench-warm fuzz soak release-check release-snapshot
 
 # Fuzz targets as package:Name. `make fuzz` runs each for FUZZTIME; `make test`
 # runs each for TEST_FUZZTIME. Seed corpora are in <package>/testdata/fuzz/.
@@ -75,6 +77,20 @@ fmt: ## format the code
 
 $(BIN)/staticcheck:
 	GOBIN=$(CURDIR)/$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+release-check: $(GORELEASER) ## goreleaser's own check of .goreleaser.yaml (the first run installs goreleaser: minutes)
+	$(GORELEASER) check
+
+release-snapshot: $(GORELEASER) ## every release artifact into dist/, offline: archives, checksums, .deb, .rpm, Homebrew formula
+	$(GORELEASER) release --snapshot --clean
+	$(GO) run ./packaging/homebrew -dist dist
+
+# Only the release targets install goreleaser, never make test or .ci/run. The
+# version in the file name makes a changed pin install again.
+$(GORELEASER):
+	GOBIN=$(CURDIR)/$(BIN)/.goreleaser $(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION)
+	mv $(BIN)/.goreleaser/goreleaser $@
+	rmdir $(BIN)/.goreleaser
 
 fake: build ## run the fake OpenRouter on 127.0.0.1:8766 with one valid key
 	@echo "fake OpenRouter with the key $(FAKE_KEY)"
