@@ -7,8 +7,10 @@
 // recent_use: it lengthens the transport's idle timeout, turns on HTTP/2
 // health pings so that a dead connection is closed before a request needs
 // it, and opens a new connection with GET {upstream}/key (free and small;
-// never a completion) when the server closes the last one. Beyond the
-// window it closes the idle connections and sends nothing.
+// never a completion) when the server closes the last one. More than one
+// (HTTP/1 after a burst) are closed once idle for as long as without
+// keepalive, and one is opened again. Beyond the window it closes the
+// idle connections and sends nothing.
 //
 // Go's transport does not show its pool, so the Keeper counts the
 // connections it dials: each net.Conn is wrapped to see its Close. A
@@ -264,6 +266,8 @@ func (k *Keeper) Run(ctx context.Context) {
 		retryAt  time.Time
 		// lastHeld is when the latest warm-up left a connection open.
 		lastHeld time.Time
+		// trimmed is when surplus idle connections were last closed.
+		trimmed time.Time
 	)
 	for {
 		now := k.opts.Now()
@@ -274,6 +278,19 @@ func (k *Keeper) Run(ctx context.Context) {
 			inWindow = true
 			if k.live.Load()+k.dialing.Load() > 0 {
 				wait = until.Sub(now)
+				if k.live.Load() > 1 {
+					// Over HTTP/1 a burst leaves a connection per
+					// concurrent request, which the window's long idle
+					// timeout would keep: once the burst is over, the
+					// idle ones go and one is opened again.
+					due := time.Unix(0, max(k.lastUse.Load(), trimmed.UnixNano())).Add(k.waits.linger)
+					if now.Before(due) {
+						wait = min(wait, due.Sub(now))
+					} else {
+						trimmed = now
+						k.transport.CloseIdleConnections()
+					}
+				}
 				break
 			}
 			if !lastHeld.IsZero() {

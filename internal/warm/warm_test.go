@@ -501,3 +501,52 @@ func TestNoWarmUpBesideAConnectionAtStart(t *testing.T) {
 	r.tr.CloseIdleConnections()
 	eventually(t, "a warm-up once it closed", func() bool { return r.k.Status().Warmups == 1 && r.k.Status().Held })
 }
+
+// Over HTTP/1 a burst leaves a connection per concurrent request; once
+// idle as long as without keepalive they are closed, and one is kept.
+func TestSurplusConnectionsTrimmed(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	clock := testkit.NewClock(start)
+	tr := &http.Transport{MaxIdleConnsPerHost: 16} // as the upstream transport keeps many
+	defer tr.CloseIdleConnections()
+	k := newKeeper(tr, Options{Enabled: true, RecentUse: time.Hour, Upstream: srv.URL, Now: clock.Now}, fastWaits)
+	testkit.Background(t, k.Run)
+	eventually(t, "a warm-up at start", func() bool { return k.Status().Warmups == 1 })
+
+	client := &http.Client{Transport: k.Observe(tr), Timeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.Get(srv.URL + "/slow")
+			if assert.NoError(t, err) {
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	require.GreaterOrEqual(t, k.Status().Connections, int64(4))
+
+	clock.Set(start.Add(89 * time.Second))
+	k.wake()
+	steady(t, "kept while the burst may go on", func() bool { return k.Status().Connections >= 4 })
+	clock.Set(start.Add(91 * time.Second))
+	k.wake()
+	eventually(t, "one connection left, opened again", func() bool {
+		return k.Status().Connections == 1 && k.Status().Warmups == 2
+	})
+	steady(t, "and kept", func() bool { return k.Status().Connections == 1 && k.Status().Warmups == 2 })
+}
