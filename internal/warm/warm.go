@@ -266,8 +266,8 @@ func (k *Keeper) Run(ctx context.Context) {
 		retryAt  time.Time
 		// lastHeld is when the latest warm-up left a connection open.
 		lastHeld time.Time
-		// trimmed is when surplus idle connections were last closed.
-		trimmed time.Time
+		// trimmed is when surplus idle connections were last closed, Unix ns.
+		trimmed int64
 	)
 	for {
 		now := k.opts.Now()
@@ -283,11 +283,11 @@ func (k *Keeper) Run(ctx context.Context) {
 					// concurrent request, which the window's long idle
 					// timeout would keep: once the burst is over, the
 					// idle ones go and one is opened again.
-					due := time.Unix(0, max(k.lastUse.Load(), trimmed.UnixNano())).Add(k.waits.linger)
+					due := time.Unix(0, max(k.lastUse.Load(), trimmed)).Add(k.waits.linger)
 					if now.Before(due) {
 						wait = min(wait, due.Sub(now))
 					} else {
-						trimmed = now
+						trimmed = now.UnixNano()
 						k.transport.CloseIdleConnections()
 					}
 				}
