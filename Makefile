@@ -81,8 +81,12 @@ $(BIN)/staticcheck:
 release-check: $(GORELEASER) ## goreleaser's own check of .goreleaser.yaml (the first run installs goreleaser: minutes)
 	$(GORELEASER) check
 
+# In a checkout without a remote goreleaser stamps the commit and its date as
+# unknown; a remote named for git alone (nothing is fetched) keeps them.
+SNAPSHOT_GIT = $(if $(shell git remote 2>/dev/null),,GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://github.com/orproxy/orproxy.git)
+
 release-snapshot: $(GORELEASER) ## every release artifact into dist/, offline: archives, checksums, .deb, .rpm, Homebrew formula
-	$(GORELEASER) release --snapshot --clean
+	$(SNAPSHOT_GIT) $(GORELEASER) release --snapshot --clean
 	$(GO) run ./packaging/homebrew -dist dist
 
 # Only the release targets install goreleaser, never make test or .ci/run. The
