@@ -112,7 +112,7 @@ func TestGoreleaserBuildsEveryTarget(t *testing.T) {
 var (
 	stampedVars = map[string]string{
 		"Version": "{{ .Version }}",
-		"Commit":  "{{ slice .FullCommit 0 12 }}",
+		"Commit":  "{{ .FullCommit }}",
 		"Date":    "{{ .CommitDate }}",
 	}
 	_ = []*string{&version.Version, &version.Commit, &version.Date}

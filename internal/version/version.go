@@ -27,14 +27,21 @@ func String() string {
 	return format(Version, Commit, Date, settings)
 }
 
+// shortCommit is how much of a commit hash is shown: enough to be unique
+// in a repository of any size orproxy will reach.
+const shortCommit = 12
+
 func format(version, commit, date string, settings []debug.BuildSetting) string {
 	for _, s := range settings {
 		switch {
-		case s.Key == "vcs.revision" && commit == "" && len(s.Value) >= 12:
-			commit = s.Value[:12]
+		case s.Key == "vcs.revision" && commit == "" && len(s.Value) >= shortCommit:
+			commit = s.Value
 		case s.Key == "vcs.time" && date == "":
 			date = s.Value
 		}
+	}
+	if len(commit) > shortCommit {
+		commit = commit[:shortCommit]
 	}
 	// The day is enough to tell builds apart for a person; the full time
 	// stays in the binary for anyone who needs it.

@@ -24,6 +24,7 @@ func TestFormat(t *testing.T) {
 		{"stamped date in another zone is shown in UTC", "v0.1.0", "abc123def456", "2026-12-02T01:00:00+02:00", nil, "v0.1.0 (abc123def456, 2026-12-01)"},
 		{"unparsable date shown as given", "v0.1.0", "abc123def456", "yesterday", nil, "v0.1.0 (abc123def456, yesterday)"},
 		{"commit only", "v0.1.0", "abc123def456", "", nil, "v0.1.0 (abc123def456)"},
+		{"a full commit is shortened", "v0.1.0", "abc123def4567890abc123def4567890abc123de", "", nil, "v0.1.0 (abc123def456)"},
 		{"date only", "v0.1.0", "", "2026-12-02T10:00:00Z", nil, "v0.1.0 (2026-12-02)"},
 		{"from the VCS data", "dev", "", "", vcs, "dev (0123456789ab, 2026-11-30)"},
 		{"a short revision is not shown", "dev", "", "", []debug.BuildSetting{{Key: "vcs.revision", Value: "abc"}}, "dev"},
