@@ -3,7 +3,8 @@ GO        ?= go
 BIN       := bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
-LDFLAGS   := -s -w -X github.com/orproxy/orproxy/internal/version.Version=$(VERSION) -X github.com/orproxy/orproxy/internal/version.Commit=$(COMMIT)
+DATE      ?= $(shell git log -1 --format=%cI 2>/dev/null)
+LDFLAGS   := -s -w -X github.com/orproxy/orproxy/internal/version.Version=$(VERSION) -X github.com/orproxy/orproxy/internal/version.Commit=$(COMMIT) -X github.com/orproxy/orproxy/internal/version.Date=$(DATE)
 STATICCHECK_VERSION := v0.8.2
 GORELEASER_VERSION  := v2.15.1
 GORELEASER          := $(BIN)/goreleaser-$(GORELEASER_VERSION)
