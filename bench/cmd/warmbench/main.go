@@ -4,19 +4,21 @@
 // It starts the HTTPS, HTTP/2 bench stub behind a relay that delays each
 // direction (bench/internal/relay), and two orproxy daemons in front of
 // the relay, one with keepalive on and one with it off. It then times one
-// small chat completion, each by a new client on a new connection:
+// small chat completion of each kind, right after a request and after
+// each -idle wait with no request at all:
 //
-//   - direct to the relay, as a client without orproxy would (TCP, TLS and
-//     the request);
-//   - through each orproxy, right after a request (warm);
-//   - through each orproxy after each -idle wait with no request at all.
+//   - through each orproxy, by a new client on a new connection;
+//   - direct, by a client that keeps one connection, to a second stub that
+//     never closes it: the control, what a request costs on a warm
+//     connection after the same pause;
+//   - direct, by a new client on a new connection (TCP, TLS, request).
 //
 // The stub closes connections idle for -server-idle, as OpenRouter's edge
 // does after 400 s, so without keepalive the connection is gone after a
 // long pause. It prints one table. Run from the repository root:
 //
-//	go run ./bench/cmd/warmbench                       # 2 and 10 minutes idle, about 13 minutes
-//	go run ./bench/cmd/warmbench -quick                # 5 and 40 seconds idle, the stub closing at 15 s
+//	go run ./bench/cmd/warmbench          # 2 and 10 minutes idle, about 13 minutes
+//	go run ./bench/cmd/warmbench -quick   # 5 and 40 seconds idle, the stub closing at 15 s
 package main
 
 import (
@@ -134,30 +136,19 @@ func run(ctx context.Context, s settings) error {
 		}
 	}
 
-	// The stub, over HTTPS and HTTP/2 with a throwaway certificate.
-	cert := filepath.Join(work, "stub-cert.pem")
-	stubAddr, err := freeAddr()
+	// The stub, over HTTPS and HTTP/2 with a throwaway certificate, behind
+	// the relay; and a second one that never closes an idle connection,
+	// for the control: a client that keeps its own connection.
+	upstream, cert, pool, stopUp, err := startUpstream(ctx, s, work, "stub", s.serverIdle)
 	if err != nil {
 		return err
 	}
-	stubCmd := exec.CommandContext(ctx, s.stub, "-addr", stubAddr, "-tls-cert", cert, "-idle-timeout", s.serverIdle.String())
-	stubCmd.Stderr = os.Stderr
-	stubDone, err := start(stubCmd)
+	defer stopUp()
+	control, _, controlPool, stopControl, err := startUpstream(ctx, s, work, "control", 24*time.Hour)
 	if err != nil {
 		return err
 	}
-	defer halt(stubCmd, stubDone)
-	pool, err := waitForCert(ctx, cert, stubAddr, stubDone)
-	if err != nil {
-		return err
-	}
-
-	link, err := relay.Start(relay.Options{Listen: "127.0.0.1:0", Target: stubAddr, OneWay: s.rtt / 2, Handshake: s.handshake})
-	if err != nil {
-		return err
-	}
-	defer link.Close()
-	upstream := "https://" + link.Addr() + "/api/v1"
+	defer stopControl()
 
 	on, err := startDaemon(ctx, s, work, "on", upstream, cert, true)
 	if err != nil {
@@ -170,61 +161,60 @@ func run(ctx context.Context, s settings) error {
 	}
 	defer halt(off.cmd, off.done)
 	daemons := []*daemon{on, off}
+	kept := directTransport(controlPool)
+	defer kept.CloseIdleConnections()
 
-	logf("measuring: %d direct requests, then %d through each orproxy", s.samples, s.samples)
-	var direct []time.Duration
-	for range s.samples {
-		d, err := timeDirect(ctx, upstream, pool)
-		if err != nil {
-			return fmt.Errorf("direct: %w", err)
-		}
-		direct = append(direct, d)
-		pause(ctx, 200*time.Millisecond)
-	}
-	// The floor: a client that keeps its connection, straight to the
-	// upstream. What orproxy adds to a warm request is the difference.
-	var floor []time.Duration
-	kept := directTransport(pool)
-	for i := range s.samples + 1 {
-		took, err := timeOne(ctx, kept, upstream+"/chat/completions", dummyKey)
-		if err != nil {
-			return fmt.Errorf("direct, kept connection: %w", err)
-		}
-		if i > 0 { // the first one opened the connection
-			floor = append(floor, took)
-		}
-		pause(ctx, 200*time.Millisecond)
-	}
-	kept.CloseIdleConnections()
-	warm := map[string][]time.Duration{}
+	// One request each, not counted: orproxy's first after its start, and
+	// the one that opens the kept connection.
 	for _, d := range daemons {
-		if _, err := timeProxy(ctx, d.url); err != nil { // the first one after start is not counted
+		if _, err := timeProxy(ctx, d.url); err != nil {
 			return fmt.Errorf("orproxy (keepalive %s): %w", d.name, err)
 		}
 	}
-	for range s.samples {
+	if _, err := timeOne(ctx, kept, control+"/chat/completions", dummyKey); err != nil {
+		return fmt.Errorf("direct, kept connection: %w", err)
+	}
+	// measure times one request of each kind, orproxy first, so that it
+	// is the one that meets whatever a pause left cold on the machine.
+	measure := func() (map[string]time.Duration, error) {
+		got := map[string]time.Duration{}
 		for _, d := range daemons {
-			pause(ctx, 200*time.Millisecond)
 			took, err := timeProxy(ctx, d.url)
 			if err != nil {
-				return fmt.Errorf("orproxy (keepalive %s): %w", d.name, err)
+				return nil, fmt.Errorf("orproxy (keepalive %s): %w", d.name, err)
 			}
-			warm[d.name] = append(warm[d.name], took)
+			got[d.name] = took
+		}
+		took, err := timeOne(ctx, kept, control+"/chat/completions", dummyKey)
+		if err != nil {
+			return nil, fmt.Errorf("direct, kept connection: %w", err)
+		}
+		got["kept"] = took
+		if got["new"], err = timeDirect(ctx, upstream, pool); err != nil {
+			return nil, fmt.Errorf("direct, new connection: %w", err)
+		}
+		return got, nil
+	}
+	logf("measuring: %d rounds of one request each, right after the last", s.samples)
+	warm := map[string][]time.Duration{}
+	for range s.samples {
+		pause(ctx, 200*time.Millisecond)
+		got, err := measure()
+		if err != nil {
+			return err
+		}
+		for k, v := range got {
+			warm[k] = append(warm[k], v)
 		}
 	}
 	after := make([]map[string]time.Duration, len(s.idle))
 	for i, wait := range s.idle {
-		logf("idle for %s, then one request through each orproxy", wait)
+		logf("idle for %s, then one request of each kind", wait)
 		if !pause(ctx, wait) {
 			return ctx.Err()
 		}
-		after[i] = map[string]time.Duration{}
-		for _, d := range daemons {
-			took, err := timeProxy(ctx, d.url)
-			if err != nil {
-				return fmt.Errorf("orproxy (keepalive %s) after %s idle: %w", d.name, wait, err)
-			}
-			after[i][d.name] = took
+		if after[i], err = measure(); err != nil {
+			return fmt.Errorf("after %s idle: %w", wait, err)
 		}
 	}
 	st, err := warmStatus(ctx, on.url)
@@ -240,14 +230,28 @@ func run(ctx context.Context, s settings) error {
 	}
 	fmt.Printf("link: %s round trip (%s each way, relay on loopback; %s); upstream: bench stub over HTTPS and HTTP/2, closing connections idle %s\n",
 		s.rtt, s.rtt/2, tcp, s.serverIdle)
-	fmt.Printf("each request: one small chat completion by a new client on a new connection, timed to the end of the answer\n\n")
-	fmt.Printf("| %-40s | %-16s | %-16s |\n", "", "keepalive on", "keepalive off")
-	fmt.Printf("|%s|%s|%s|\n", strings.Repeat("-", 42), strings.Repeat("-", 18), strings.Repeat("-", 18))
-	fmt.Printf("| %-40s | %-16s | %-16s |\n", fmt.Sprintf("cold client, direct (median of %d)", s.samples), ms(median(direct)), "")
-	fmt.Printf("| %-40s | %-16s | %-16s |\n", fmt.Sprintf("kept connection, direct (median of %d)", s.samples), ms(median(floor)), "")
-	fmt.Printf("| %-40s | %-16s | %-16s |\n", fmt.Sprintf("through orproxy, warm (median of %d)", s.samples), ms(median(warm["on"])), ms(median(warm["off"])))
+	fmt.Printf("each request: one small chat completion, timed to the end of the answer; through orproxy and direct-new by a new client on a new connection,\n")
+	fmt.Printf("direct-kept (the control) by one client on one connection that its upstream never closes; after a pause orproxy is asked first\n\n")
+	row := func(name string, cells ...string) {
+		fmt.Printf("| %-32s |", name)
+		for _, c := range cells {
+			fmt.Printf(" %-23s |", c)
+		}
+		fmt.Println()
+	}
+	row("", "orproxy, keepalive on", "orproxy, keepalive off", "direct, kept connection", "direct, new connection")
+	fmt.Printf("|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 34), strings.Repeat("-", 25), strings.Repeat("-", 25), strings.Repeat("-", 25), strings.Repeat("-", 25))
+	cols := []string{"on", "off", "kept", "new"}
+	cells := func(get func(string) time.Duration) []string {
+		var out []string
+		for _, c := range cols {
+			out = append(out, ms(get(c)))
+		}
+		return out
+	}
+	row(fmt.Sprintf("right after a request (median of %d)", s.samples), cells(func(c string) time.Duration { return median(warm[c]) })...)
 	for i, wait := range s.idle {
-		fmt.Printf("| %-40s | %-16s | %-16s |\n", "through orproxy after "+wait.String()+" idle", ms(after[i]["on"]), ms(after[i]["off"]))
+		row("after "+wait.String()+" idle", cells(func(c string) time.Duration { return after[i][c] })...)
 	}
 	// The link's round trip as a request sees it: the relay's timers and
 	// the stub's answer add a little to the nominal one.
@@ -261,16 +265,49 @@ func run(ctx context.Context, s settings) error {
 		}
 		return "NOT met"
 	}
-	nominal, measured := s.rtt+5*time.Millisecond, median(floor)+5*time.Millisecond
+	floor := median(warm["kept"])
+	nominal, measured := s.rtt+5*time.Millisecond, floor+5*time.Millisecond
 	fmt.Printf("\ntarget: with keepalive on, every request after a pause within one round trip + 5 ms (slowest: %s):\n", ms(worst))
 	fmt.Printf("  nominal round trip %s + 5 ms = %s: %s\n", ms(s.rtt), ms(nominal), verdict(nominal))
-	fmt.Printf("  measured round trip (kept connection, direct) %s + 5 ms = %s: %s\n", ms(median(floor)), ms(measured), verdict(measured))
+	fmt.Printf("  measured round trip (kept connection, direct) %s + 5 ms = %s: %s\n", ms(floor), ms(measured), verdict(measured))
 	fmt.Printf("keepalive on, /status: held %v, %d connection(s), %d warm-up(s) (GET /key)", st.Held, st.Connections, st.Warmups)
 	if st.LastError != "" {
 		fmt.Printf(", last error: %s", st.LastError)
 	}
 	fmt.Println()
 	return nil
+}
+
+// startUpstream starts a stub closing connections idle for idle, with its
+// certificate in work, behind a relay; it returns the API base through the
+// relay, the certificate file, a pool trusting it, and a stop function.
+func startUpstream(ctx context.Context, s settings, work, name string, idle time.Duration) (string, string, *x509.CertPool, func(), error) {
+	cert := filepath.Join(work, name+"-cert.pem")
+	addr, err := freeAddr()
+	if err != nil {
+		return "", "", nil, nil, err
+	}
+	cmd := exec.CommandContext(ctx, s.stub, "-addr", addr, "-tls-cert", cert, "-idle-timeout", idle.String())
+	cmd.Stderr = os.Stderr
+	done, err := start(cmd)
+	if err != nil {
+		return "", "", nil, nil, err
+	}
+	pool, err := waitForCert(ctx, cert, addr, done)
+	if err != nil {
+		halt(cmd, done)
+		return "", "", nil, nil, err
+	}
+	link, err := relay.Start(relay.Options{Listen: "127.0.0.1:0", Target: addr, OneWay: s.rtt / 2, Handshake: s.handshake})
+	if err != nil {
+		halt(cmd, done)
+		return "", "", nil, nil, err
+	}
+	stop := func() {
+		_ = link.Close()
+		halt(cmd, done)
+	}
+	return "https://" + link.Addr() + "/api/v1", cert, pool, stop, nil
 }
 
 func build(ctx context.Context, out, pkg string) error {
