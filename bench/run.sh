@@ -12,7 +12,7 @@ set -euo pipefail
 
 ROUNDS=${BENCH_ROUNDS:-3}                         # rounds over all targets
 TARGETS=${BENCH_TARGETS:-"direct orproxy orproxy_noledger nginx"}  # also: naive (a bare Go ReverseProxy),
-                                                  # orproxy_info (log.level info), orproxy_p1 (GOMAXPROCS=1),
+                                                  # orproxy_info (log.level info), orproxy_p2 (GOMAXPROCS=2, Go's default here),
                                                   # orproxy_h2 (upstream over HTTPS and HTTP/2, as OpenRouter is reached)
 JSON_SECONDS=${BENCH_JSON_SECONDS:-3}             # per small-JSON run (c=1 and c=64)
 SSE_SECONDS=${BENCH_SSE_SECONDS:-3}               # SSE latency run: start streams for this long
@@ -245,11 +245,11 @@ start_target() {
 		TARGET_URL=$STUB
 		return
 		;;
-	orproxy | orproxy_info | orproxy_p1 | orproxy_h2 | orproxy_noledger)
+	orproxy | orproxy_info | orproxy_p2 | orproxy_h2 | orproxy_noledger)
 		local config=warn procs=${GOMAXPROCS:-} certs=${SSL_CERT_FILE:-}
 		[ "$1" = orproxy_info ] && config=info
 		[ "$1" = orproxy_noledger ] && config=noledger
-		[ "$1" = orproxy_p1 ] && procs=1
+		[ "$1" = orproxy_p2 ] && procs=2
 		[ "$1" = orproxy_h2 ] && config=h2 certs=$WORK/stub-cert.pem
 		start "$1" env ${procs:+GOMAXPROCS=$procs} ${certs:+SSL_CERT_FILE=$certs} ${PPROF_PORT:+ORPROXY_PPROF_ADDR=127.0.0.1:$PPROF_PORT} \
 			"$BIN/orproxy" serve --config "$WORK/orproxy/config-$config.yaml"
