@@ -3,7 +3,6 @@ package login
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/fake/broker"
 	"github.com/orproxy/orproxy/internal/fake/openrouter"
+	"github.com/orproxy/orproxy/internal/testenv"
 )
 
 const testKey = "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
@@ -27,15 +27,8 @@ type fakes struct {
 
 func newFakes(t *testing.T, opts broker.Options) *fakes {
 	t.Helper()
-	or := openrouter.New(openrouter.Options{})
-	orSrv := httptest.NewServer(or.Handler())
-	t.Cleanup(orSrv.Close)
-	opts.Issuer = broker.ServerIssuer(or)
-	b, err := broker.New(opts)
-	require.NoError(t, err)
-	bSrv := httptest.NewServer(b.Handler())
-	t.Cleanup(bSrv.Close)
-	return &fakes{or: or, orURL: orSrv.URL + "/api/v1", broker: b, brokerURL: bSrv.URL}
+	env := testenv.New(t, testenv.Options{Broker: opts})
+	return &fakes{or: env.OpenRouter, orURL: env.UpstreamURL, broker: env.Broker, brokerURL: env.BrokerURL}
 }
 
 func (f *fakes) client(t *testing.T, headers ...string) *auth.BrokerClient {
