@@ -18,6 +18,7 @@ import (
 	"github.com/orproxy/orproxy/budget"
 	"github.com/orproxy/orproxy/internal/fake/openrouter"
 	"github.com/orproxy/orproxy/internal/statusdoc"
+	"github.com/orproxy/orproxy/internal/testkit"
 	"github.com/orproxy/orproxy/ledger"
 )
 
@@ -328,21 +329,7 @@ func TestTapDelaysNothing(t *testing.T) {
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	br := bufio.NewReader(resp.Body)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	pieces := 0
-	for {
-		piece, err := h.fake.Step(ctx)
-		require.NoError(t, err)
-		got := make([]byte, len(piece))
-		_, err = io.ReadFull(br, got)
-		require.NoError(t, err, "piece %d did not reach the client before the next was sent", pieces)
-		require.Equal(t, piece, string(got))
-		pieces++
-		if piece == "data: [DONE]\n\n" {
-			break
-		}
-	}
+	pieces := testkit.ReadEachStep(t, br, h.fake.Step)
 	require.Greater(t, pieces, 5)
 	_, err = io.Copy(io.Discard, br)
 	require.NoError(t, err)

@@ -2,7 +2,6 @@ package usage
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"log"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/internal/fake/openrouter"
+	"github.com/orproxy/orproxy/internal/testkit"
 )
 
 // tapProxy is a ReverseProxy in front of the fake OpenRouter that reads
@@ -210,23 +210,7 @@ func TestTapHoldsNothingBack(t *testing.T) {
 	defer res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	br := bufio.NewReader(res.Body)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	pieces := 0
-	for {
-		piece, err := p.fake.Step(ctx)
-		if err != nil {
-			break // the stream has sent everything
-		}
-		got := make([]byte, len(piece))
-		_, err = io.ReadFull(br, got)
-		require.NoError(t, err, "piece %d did not reach the client before the next was sent", pieces)
-		require.Equal(t, piece, string(got))
-		pieces++
-		if piece == "data: [DONE]\n\n" {
-			break
-		}
-	}
+	pieces := testkit.ReadEachStep(t, br, p.fake.Step)
 	require.Greater(t, pieces, 5)
 	_, err := io.Copy(io.Discard, br)
 	require.NoError(t, err)
