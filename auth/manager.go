@@ -626,13 +626,13 @@ func (m *Manager) rotate(rejected secret.Secret, why string) (secret.Secret, err
 		return secret.Secret{}, err
 	}
 	m.mu.RLock()
-	wait, dead, last, n := m.rotation.wait(time.Now()), m.rotation.isDead(rejected), m.rotation.lastErr, m.rotation.failures
+	wait, dead, last, kind, n := m.rotation.wait(time.Now()), m.rotation.isDead(rejected), m.rotation.lastErr, m.rotation.lastKind, m.rotation.failures
 	m.mu.RUnlock()
 	if wait > 0 {
 		if dead {
 			return secret.Secret{}, errDeadKey(wait)
 		}
-		return secret.Secret{}, errBackingOff(n, last, wait)
+		return secret.Secret{}, errBackingOff(n, last, kind, wait)
 	}
 
 	// Own deadline: the request that triggered this may go away, the others
@@ -747,7 +747,7 @@ func (m *Manager) rotationFailed(err error, why string) error {
 		return err
 	}
 	m.mu.Lock()
-	wait := m.rotation.fail(re.What, time.Now())
+	wait := m.rotation.fail(re.What, re.Kind, time.Now())
 	failures := m.rotation.failures
 	m.mu.Unlock()
 	m.log.Warn("key rotation failed", zap.String("reason", why), zap.Int("consecutive_failures", failures), zap.String("error", re.What))

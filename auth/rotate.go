@@ -100,8 +100,13 @@ func (e *RotationError) retryingIn(wait time.Duration) *RotationError {
 
 // errBackingOff is a rotation the daemon does not attempt: the broker failed
 // too often in a row.
-func errBackingOff(failures int, last string, wait time.Duration) *RotationError {
+func errBackingOff(failures int, last string, lastKind error, wait time.Duration) *RotationError {
 	what := fmt.Sprintf("the broker failed %d times in a row (last: %s)", failures, last)
+	if lastKind == ErrRefreshRejected {
+		// Waiting will not bring the broker round: the refresh token is
+		// dead, and only a login helps (an automatic one starts on this).
+		return &RotationError{Kind: ErrRefreshRejected, What: last, msg: last + "; run `orproxy login`"}
+	}
 	return &RotationError{Kind: ErrBrokerFailed, What: what,
 		msg: what + "; orproxy asks it again in " + roundWait(wait) + "; if this persists, check broker.url and run `orproxy rotate` or `orproxy login`"}
 }

@@ -107,3 +107,31 @@ func TestRotationErrorKindsAndWords(t *testing.T) {
 	var be *BrokerError
 	assert.ErrorAs(t, brokerFailed(down, 0), &be, "the broker's error stays reachable")
 }
+
+// Refused refresh tokens reach the backoff like any broker failure (the
+// rotation ahead of expiry retries on its own), but the backoff must still
+// say that only a login helps, or an automatic login would wait it out.
+func TestBackoffAfterRefusedRefreshStillNeedsALogin(t *testing.T) {
+	s := newTestStore(t)
+	cred := fullCredential()
+	require.NoError(t, s.Save(testCtx(t), cred))
+	calls := 0
+	refusing := rotatorFunc(func(context.Context, secret.Secret) (*BrokerCredential, error) {
+		calls++
+		return nil, &BrokerError{Op: opRotate, Status: 401, Message: "refresh token revoked"}
+	})
+	m := NewManager(ManagerOptions{Store: s, BrokerURL: cred.BrokerURL,
+		Broker: func(string) (Rotator, error) { return refusing, nil }})
+	m.syncWithFile()
+	for range FailuresBeforeBackoff {
+		_, err := m.rotate(cred.APIKey, "the key expires soon")
+		require.ErrorIs(t, err, ErrRefreshRejected)
+	}
+	require.Equal(t, FailuresBeforeBackoff, calls)
+
+	_, err := m.replace(testCtx(t), cred.APIKey)
+	assert.Equal(t, FailuresBeforeBackoff, calls, "backing off: the broker is not asked")
+	assert.ErrorIs(t, err, ErrNeedsLogin, "a refused refresh token needs a login, backoff or not")
+	assert.Contains(t, err.Error(), "refresh token revoked")
+	assert.Contains(t, err.Error(), "orproxy login")
+}

@@ -17,9 +17,13 @@ const FailuresBeforeBackoff = 3
 type rotationRecord struct {
 	backoff backoff.Policy
 
-	count     int
-	lastAt    time.Time
-	lastErr   string
+	count   int
+	lastAt  time.Time
+	lastErr string
+	// lastKind is the kind of the last failure (ErrBrokerFailed,
+	// ErrRefreshRejected, …): a backoff after a refused refresh token is
+	// still a case for a login, not a broker to wait for.
+	lastKind  error
 	failures  int       // in a row
 	notBefore time.Time // while backing off
 	// issued is the key the last rotation brought, until OpenRouter rejects
@@ -35,7 +39,7 @@ type rotationRecord struct {
 
 // issue records a rotation that brought key.
 func (r *rotationRecord) issue(key secret.Secret) {
-	r.lastErr = ""
+	r.lastErr, r.lastKind = "", nil
 	r.before, r.issued = r.failures, key
 	r.failures, r.notBefore = 0, time.Time{}
 }
@@ -48,9 +52,9 @@ func (r *rotationRecord) done(now time.Time) {
 }
 
 // fail records a failed rotation and returns how long attempts wait now.
-func (r *rotationRecord) fail(what string, now time.Time) time.Duration {
+func (r *rotationRecord) fail(what string, kind error, now time.Time) time.Duration {
 	r.failures++
-	r.lastErr = what
+	r.lastErr, r.lastKind = what, kind
 	r.backOff(now)
 	return r.wait(now)
 }

@@ -14,7 +14,7 @@ func TestRotationRecordBacksOffAfterFailuresInARow(t *testing.T) {
 	r := rotationRecord{backoff: backoff.Policy{Base: time.Second, Max: 4 * time.Second}}
 	now := time.Now()
 	for i, want := range []time.Duration{0, 0, time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
-		wait := r.fail("broker down", now)
+		wait := r.fail("broker down", ErrBrokerFailed, now)
 		if want == 0 {
 			assert.LessOrEqual(t, wait, time.Duration(0), "failure %d: no backoff before %d", i+1, FailuresBeforeBackoff)
 			continue
@@ -38,8 +38,8 @@ func TestRotationRecordBacksOffAfterFailuresInARow(t *testing.T) {
 func TestRotationRecordDeadKey(t *testing.T) {
 	r := rotationRecord{backoff: backoff.Policy{Base: time.Second, Max: 4 * time.Second}}
 	now := time.Now()
-	r.fail("x", now)
-	r.fail("y", now)
+	r.fail("x", ErrBrokerFailed, now)
+	r.fail("y", ErrBrokerFailed, now)
 	dead := secret.New("sk-or-v1-dead")
 	r.issue(dead)
 
