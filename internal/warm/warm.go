@@ -163,10 +163,11 @@ func newKeeper(t *http.Transport, opts Options, w waits) *Keeper {
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
+	// Only DialContext is wrapped: the transport runs TLS over what it
+	// returns, so HTTP/2 is still negotiated. A DialTLSContext (which the
+	// shared transport of internal/tlsenv does not set) must return the
+	// *tls.Conn itself, which a wrapper would hide.
 	t.DialContext = k.counting(dial)
-	if t.DialTLSContext != nil {
-		t.DialTLSContext = k.counting(t.DialTLSContext)
-	}
 	if opts.Enabled {
 		// The Keeper closes idle connections when the window ends; the
 		// transport's own timeout is only the backstop.
@@ -191,6 +192,8 @@ func (k *Keeper) counting(dial dialFunc) dialFunc {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			k.dialing.Add(-1)
+			// Run may be waiting for this dial to bring a connection.
+			k.wake()
 			return nil, err
 		}
 		k.live.Add(1)
@@ -238,7 +241,8 @@ type observed struct {
 func (o *observed) RoundTrip(req *http.Request) (*http.Response, error) {
 	o.k.used()
 	resp, err := o.base.RoundTrip(req)
-	// Again once the answer begins: a long request counts from its end.
+	// Again once the answer's headers are in: a long wait for them counts
+	// from its end, not its start.
 	o.k.used()
 	return resp, err
 }

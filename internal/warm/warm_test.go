@@ -211,9 +211,15 @@ func TestPacesConnectionsThatDoNotLast(t *testing.T) {
 	assert.Contains(t, r.k.Status().LastError, "closed the warm connection")
 	steady(t, "no second warm-up within the backoff", func() bool { return r.up.conns.Load() == 1 })
 
+	firstFailure := r.k.Status().LastErrorAt
 	r.advance(6 * time.Second) // past the 5 s backoff
 	eventually(t, "a second warm-up after the backoff", func() bool { return r.up.conns.Load() == 2 })
-	eventually(t, "closed again", func() bool { return !r.k.Status().Held })
+	// Run must have counted the second close before the clock moves on,
+	// or its backoff would count from the later time.
+	eventually(t, "closed again, and counted as failed", func() bool {
+		st := r.k.Status()
+		return !st.Held && st.LastErrorAt.After(firstFailure)
+	})
 	r.advance(6 * time.Second) // less than the doubled backoff
 	steady(t, "the backoff doubled", func() bool { return r.up.conns.Load() == 2 })
 	r.advance(5 * time.Second)

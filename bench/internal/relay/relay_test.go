@@ -64,10 +64,12 @@ func TestDelaysEachDirection(t *testing.T) {
 			want += 2 * oneWay
 		}
 		assert.GreaterOrEqual(t, first, want, "first round trip, handshake %v", handshake)
-		assert.Less(t, first, want+15*time.Millisecond, "first round trip, handshake %v", handshake)
+		// Bounds wide enough for a loaded machine, narrow enough that one
+		// delay too many (a handshake on every round trip) shows.
+		assert.Less(t, first, want+2*oneWay, "first round trip, handshake %v", handshake)
 		again := roundTrip(t, c, br)
 		assert.GreaterOrEqual(t, again, 2*oneWay)
-		assert.Less(t, again, 2*oneWay+15*time.Millisecond)
+		assert.Less(t, again, 4*oneWay, "the handshake delay is the first round trip's only")
 
 		// A close travels to the other end, and its close comes back.
 		began := time.Now()
