@@ -58,6 +58,9 @@ type loginAttempt struct {
 	// meanwhile did, so the login's end is no failure. Both under mu.
 	cancel     context.CancelFunc
 	superseded bool
+	// joined counts the requests that joined it after the one that started
+	// it; under mu. Tests wait on it instead of sleeping.
+	joined int
 }
 
 func (a *autoLogin) enabled() bool { return a.run != nil }
@@ -67,6 +70,7 @@ func (a *autoLogin) join(why string) *loginAttempt {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.attempt != nil {
+		a.attempt.joined++
 		return a.attempt
 	}
 	at := &loginAttempt{why: why, shown: make(chan struct{}), done: make(chan struct{})}

@@ -171,7 +171,7 @@ func TestAutoLoginFailureReachesTheWaiters(t *testing.T) {
 	require.ErrorAs(t, err, &started)
 
 	waiting := keysAsync(m, 3)
-	time.Sleep(50 * time.Millisecond)
+	require.Eventually(t, func() bool { return m.LoginJoined() == 3 }, 10*time.Second, 5*time.Millisecond, "the three requests wait for the login")
 	u.finish <- func() error { return errors.New("the browser never came back") }
 	for range 3 {
 		r := <-waiting

@@ -39,3 +39,14 @@ func (s *Store) Update(ctx context.Context, fn func(cur *Credential) (*Credentia
 
 // Lock holds the credential file's lock, as a process in a rotation does.
 func (s *Store) Lock(ctx context.Context) (unlock func(), err error) { return s.lock(ctx) }
+
+// LoginJoined is how many requests joined the automatic login under way
+// after the one that started it; 0 when none runs.
+func (m *Manager) LoginJoined() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.login.attempt == nil {
+		return 0
+	}
+	return m.login.attempt.joined
+}

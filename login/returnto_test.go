@@ -28,8 +28,9 @@ func statelessOpts(t *testing.T, f *fakes, headers ...string) Options {
 // one, within the timeout.
 func TestLoginBrokerReturnToWithoutState(t *testing.T) {
 	f := newFakes(t, broker.Options{ExactReturnTo: true})
-	// The exchange is slow, so a second callback arrives while the first is in use.
-	f.broker.SetFault(broker.Fault{Endpoint: "exchange", Delay: 300 * time.Millisecond})
+	// The exchange is slow, so a second callback arrives while the first is
+	// in use, on a loaded machine too (the broker client's timeout is 2 s).
+	f.broker.SetFault(broker.Fault{Endpoint: "exchange", Delay: 1200 * time.Millisecond})
 	store := newTestStore(t)
 	run := startLogin(t, store, statelessOpts(t, f))
 	start := run.stdout.waitFor(t, urlLine)
