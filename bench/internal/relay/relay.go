@@ -17,6 +17,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/orproxy/orproxy/internal/loopserve"
 )
 
 // Options configure a Relay.
@@ -44,14 +46,7 @@ type Relay struct {
 
 // Start listens and relays until Close.
 func Start(opts Options) (*Relay, error) {
-	host, _, err := net.SplitHostPort(opts.Listen)
-	if err != nil {
-		return nil, err
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("relay: %s is not a loopback address", opts.Listen)
-	}
-	ln, err := net.Listen("tcp", opts.Listen)
+	ln, err := loopserve.Listen(opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
