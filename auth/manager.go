@@ -331,7 +331,13 @@ func (m *Manager) Replace(ctx context.Context, rejected secret.Secret) (secret.S
 	if err == nil || !errors.Is(err, ErrNeedsLogin) || ctx.Err() != nil {
 		return k, err
 	}
-	m.markStuck(rejected, err)
+	if !m.markStuck(rejected, err) {
+		// Another credential came in meanwhile (a login elsewhere): retry
+		// with its key rather than start a login for one nobody uses.
+		if k, ok := m.otherKey(rejected); ok {
+			return k, nil
+		}
+	}
 	if !m.login.enabled() {
 		return k, err
 	}
@@ -372,16 +378,23 @@ func (m *Manager) replace(ctx context.Context, rejected secret.Secret) (secret.S
 
 // markStuck records that rejected, if still the key in use, cannot be
 // replaced by a rotation, for why.
-func (m *Manager) markStuck(rejected secret.Secret, why error) {
+//
+// It reports whether rejected is the stuck key now: false when the
+// credential changed meanwhile, whose key is then the one to use.
+func (m *Manager) markStuck(rejected secret.Secret, why error) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cur == nil || m.cur.APIKey != rejected || m.stuck.key == rejected {
-		return
+	if m.cur == nil || m.cur.APIKey != rejected {
+		return false
+	}
+	if m.stuck.key == rejected {
+		return true
 	}
 	m.stuck = stuckKey{key: rejected, err: why}
 	m.stuckSet.Store(true)
 	m.log.Warn("OpenRouter rejects the stored key and no rotation can replace it; only a login helps",
 		secret.Field("key", rejected), zap.String("source", string(m.cur.Source)), zap.Error(why))
+	return true
 }
 
 func (m *Manager) clearStuckLocked() {
