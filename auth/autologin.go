@@ -102,18 +102,6 @@ func (a *autoLogin) supersedeLocked() {
 	}
 }
 
-// wait starts a login for why, or joins the one under way, and returns when
-// it ends or ctx does; the login itself goes on for the others.
-func (a *autoLogin) wait(ctx context.Context, why string) error {
-	at := a.join(why)
-	select {
-	case <-at.done:
-		return at.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 func (a *autoLogin) runAttempt(ctx context.Context, at *loginAttempt) {
 	defer a.wg.Done()
 	watched := make(chan struct{})

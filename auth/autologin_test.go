@@ -123,3 +123,15 @@ func TestNoAutoLogin(t *testing.T) {
 	var a autoLogin
 	assert.False(t, a.enabled())
 }
+
+// wait starts a login for why, or joins the one under way, and returns when
+// it ends or ctx does; the login itself goes on for the others.
+func (a *autoLogin) wait(ctx context.Context, why string) error {
+	at := a.join(why)
+	select {
+	case <-at.done:
+		return at.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -369,14 +369,14 @@ func (l *flow) readPastedCallbacks(state string, g *gate) {
 				continue
 			}
 			p, err := parsePastedCallback(line)
+			if err == nil {
+				err = p.checkState(state)
+			}
 			switch {
-			case err != nil:
+			case err != nil && !errors.Is(err, errWrongState):
 				l.say("That is not the address the browser ended on: %v. Paste it again, or wait for the browser.", err)
 				continue
-			case errors.Is(p.checkState(state), errNoState):
-				l.say("That is not the address the browser ended on: %v. Paste it again, or wait for the browser.", errNoState)
-				continue
-			case p.checkState(state) != nil:
+			case err != nil:
 				l.say("That address belongs to a different login (its state does not match this one). Paste the address from this login, or wait for the browser.")
 				continue
 			}
