@@ -372,19 +372,13 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // The warm-up carries the key, so a redirect is never followed, and its
 // failures name neither the key nor the upstream's user information.
 func TestWarmUpKeepsTheKey(t *testing.T) {
-	var elsewhere atomic.Int64
-	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { elsewhere.Add(1) }))
-	defer other.Close()
-	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, other.URL+"/key", http.StatusFound)
-	}))
-	defer redirecting.Close()
+	upstream, _, got := testkit.RedirectingUpstream(t, http.StatusFound)
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	k := newKeeper(tr, Options{Enabled: true, RecentUse: time.Hour, Upstream: redirecting.URL,
+	k := newKeeper(tr, Options{Enabled: true, RecentUse: time.Hour, Upstream: upstream,
 		Key: func() (secret.Secret, error) { return secret.New(testKey), nil }}, fastWaits)
 	require.NoError(t, k.warmUp(context.Background()))
-	assert.Zero(t, elsewhere.Load())
+	assert.Empty(t, got(), "the redirect was not followed, with the key or without")
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
