@@ -12,6 +12,7 @@ set -euo pipefail
 
 ROUNDS=${BENCH_ROUNDS:-3}                         # rounds over all targets
 TARGETS=${BENCH_TARGETS:-"direct orproxy orproxy_noledger nginx"}  # also: naive (a bare Go ReverseProxy),
+                                                  # floor (the same with orproxy's transport settings on one thread: net/http's own cost),
                                                   # orproxy_info (log.level info), orproxy_p2 (GOMAXPROCS=2, Go's default here),
                                                   # orproxy_h2 (upstream over HTTPS and HTTP/2, as OpenRouter is reached)
 JSON_SECONDS=${BENCH_JSON_SECONDS:-3}             # per small-JSON run (c=1 and c=64)
@@ -262,8 +263,10 @@ start_target() {
 		PID_FLAGS=(-children)
 		"$LOAD" wait -url "$TARGET_URL/" -timeout 10s
 		;;
-	naive)
-		start naive "$BIN/naive" -addr "127.0.0.1:$NAIVE_PORT" -upstream "$STUB" -key "$DUMMY_KEY"
+	naive | floor)
+		local tuned=()
+		[ "$1" = floor ] && tuned=(-tuned)
+		start "$1" "$BIN/naive" -addr "127.0.0.1:$NAIVE_PORT" -upstream "$STUB" -key "$DUMMY_KEY" "${tuned[@]}"
 		TARGET_URL=http://127.0.0.1:$NAIVE_PORT
 		"$LOAD" wait -url "$TARGET_URL/" -timeout 10s
 		;;

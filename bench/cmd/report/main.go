@@ -243,7 +243,7 @@ func (r *results) rounds() int {
 // orderedTargets puts the four standard targets first.
 func (r *results) orderedTargets() []string {
 	out := []string{}
-	for _, t := range []string{"direct", "orproxy", ledgerOff, "nginx", "naive"} {
+	for _, t := range []string{"direct", "orproxy", ledgerOff, "nginx", "floor", "naive"} {
 		if slices.Contains(r.targets, t) {
 			out = append(out, t)
 		}
