@@ -98,19 +98,19 @@ func withSentence(plain []byte, sentence string) ([]byte, bool) {
 // explainLimit returns the money error resp with the sentence for l (and
 // note, if any) in its message. start is what was read of its body. An
 // answer that is cut short or has no message passes as it came.
-func explainLimit(resp *http.Response, start []byte, l limit, note string) *http.Response {
-	if len(start) >= maxErrorBody {
+func explainLimit(resp *http.Response, start errorStart, l limit, note string) *http.Response {
+	if !start.whole {
 		return passOn(resp, start) // not all of it: leave it whole
 	}
 	sentence := l.sentence()
 	if note != "" {
 		sentence += "; " + note
 	}
-	body, ok := withSentence(decoded(resp, start), sentence)
+	body, ok := withSentence(start.plain, sentence)
 	if !ok {
 		return passOn(resp, start)
 	}
 	resp.Body.Close()
-	resp.Header.Del("Content-Encoding") // decoded above
+	resp.Header.Del("Content-Encoding") // the body is start.plain now
 	return respondWith(resp, body)
 }

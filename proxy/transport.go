@@ -88,7 +88,7 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case resp.StatusCode == http.StatusUnauthorized && !askedForKey:
 			askedForKey = true
 			errBody := readErrorBody(resp)
-			if errorMessage(resp, errBody) == "Missing Authentication header" {
+			if errBody.message() == "Missing Authentication header" {
 				// We always send a key, so this is our bug, not a bad key: rotating would not help.
 				t.log.Error("upstream says the Authorization header is missing; this is an orproxy bug, not a bad key",
 					zap.String("path", req.URL.Path))
@@ -118,7 +118,7 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return unauthorized(resp, errBody, why), nil
 		case p.patched && !out.resent && t.patcher != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest):
 			errBody := readErrorBody(resp)
-			if !t.patcher.ToolRejected(p.model, resp.StatusCode, decoded(resp, errBody)) {
+			if !t.patcher.ToolRejected(p.model, resp.StatusCode, errBody.plain) {
 				return passOn(resp, errBody), nil
 			}
 			resp.Body.Close()
@@ -129,7 +129,7 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			continue
 		case resp.StatusCode == http.StatusPaymentRequired || resp.StatusCode == http.StatusForbidden:
 			errBody := readErrorBody(resp)
-			lim := limitOf(resp.StatusCode, decoded(resp, errBody))
+			lim := limitOf(resp.StatusCode, errBody.plain)
 			if lim == noLimit {
 				return passOn(resp, errBody), nil // a 403 about something else
 			}
@@ -228,38 +228,43 @@ func (c *cancelOnClose) Close() error {
 	return err
 }
 
+// errorStart is the start of an upstream error answer: raw as it came, to
+// pass on, and plain, readable as JSON (nil if it could not be decoded).
+// A client that accepts gzip gets it from upstream, so the answer may be
+// gzipped; it is decoded once, here.
+type errorStart struct {
+	raw, plain []byte
+	// whole says raw is all of the body: an answer cut short is passed on
+	// as it came, never rewritten.
+	whole bool
+}
+
 // readErrorBody reads the start of an error answer, enough to tell what it
 // means; the rest stays in resp.Body for passOn.
-func readErrorBody(resp *http.Response) []byte {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	return b
+func readErrorBody(resp *http.Response) errorStart {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	e := errorStart{raw: raw, plain: raw, whole: len(raw) < maxErrorBody}
+	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		e.plain = nil
+		if zr, err := gzip.NewReader(bytes.NewReader(raw)); err == nil {
+			e.plain, _ = io.ReadAll(io.LimitReader(zr, maxErrorBody))
+		}
+	}
+	return e
+}
+
+// message is OpenRouter's error.message, or "".
+func (e errorStart) message() string {
+	return gjson.GetBytes(e.plain, "error.message").String()
 }
 
 // passOn returns resp as it came, its start put back in front of the rest.
-func passOn(resp *http.Response, start []byte) *http.Response {
+func passOn(resp *http.Response, start errorStart) *http.Response {
 	resp.Body = struct {
 		io.Reader
 		io.Closer
-	}{io.MultiReader(bytes.NewReader(start), resp.Body), resp.Body}
+	}{io.MultiReader(bytes.NewReader(start.raw), resp.Body), resp.Body}
 	return resp
-}
-
-// decoded returns an error body readable as JSON. A client that accepts
-// gzip gets it from upstream, so the answer may be gzipped.
-func decoded(resp *http.Response, body []byte) []byte {
-	if !strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
-		return body
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(body))
-	if err != nil {
-		return nil
-	}
-	plain, _ := io.ReadAll(io.LimitReader(zr, maxErrorBody))
-	return plain
-}
-
-func errorMessage(resp *http.Response, body []byte) string {
-	return gjson.GetBytes(decoded(resp, body), "error.message").String()
 }
 
 // respondWith returns resp with body in place of its own.
@@ -272,8 +277,8 @@ func respondWith(resp *http.Response, body []byte) *http.Response {
 
 // unauthorized turns OpenRouter's 401 into one that also says why orproxy had
 // no other key to try and what the user can do.
-func unauthorized(resp *http.Response, upstreamBody []byte, why error) *http.Response {
-	msg := errorMessage(resp, upstreamBody)
+func unauthorized(resp *http.Response, upstreamBody errorStart, why error) *http.Response {
+	msg := upstreamBody.message()
 	if msg == "" {
 		msg = "OpenRouter rejected the key"
 	}
