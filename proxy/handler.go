@@ -121,11 +121,15 @@ type plan struct {
 // outcome is what became of a request. The handler and the transport fill
 // it in; they run one after the other on the request's goroutine.
 type outcome struct {
-	retried    bool   // sent again with a replacement key after a 401
-	rotated    bool   // sent again with a rotated key after a key limit (rotate_on_limit)
-	resent     bool   // sent again without the web search tool
-	clientGone bool   // the client went away before its answer was done
-	problem    string // what went wrong, for the log line
+	retried    bool // sent again with a replacement key after a 401
+	rotated    bool // sent again with a rotated key after a key limit (rotate_on_limit)
+	resent     bool // sent again without the web search tool
+	clientGone bool // the client went away before its answer was done
+	// settled says every attempt sent so far got an error answer, so
+	// OpenRouter bills nothing for the request even if the client never
+	// sees an answer (it left while orproxy waited for another key).
+	settled bool
+	problem string // what went wrong, for the log line
 }
 
 // exchange is one request through the handler: its plan, its outcome, and

@@ -49,8 +49,10 @@ type staticKeys struct {
 	err      error
 	replace  func(rejected secret.Secret) (secret.Secret, error)
 	replaced atomic.Int32
-	asked    atomic.Int32 // calls to Key
-	accepted []secret.Secret
+	// replaceWaits makes Replace wait for the request's end.
+	replaceWaits bool
+	asked        atomic.Int32 // calls to Key
+	accepted     []secret.Secret
 }
 
 func (k *staticKeys) Key(context.Context) (secret.Secret, error) {
@@ -60,8 +62,13 @@ func (k *staticKeys) Key(context.Context) (secret.Secret, error) {
 	return k.key, k.err
 }
 
-func (k *staticKeys) Replace(_ context.Context, rejected secret.Secret) (secret.Secret, error) {
+func (k *staticKeys) Replace(ctx context.Context, rejected secret.Secret) (secret.Secret, error) {
 	k.replaced.Add(1)
+	if k.replaceWaits {
+		// As a login does: nothing comes until the request is given up.
+		<-ctx.Done()
+		return secret.Secret{}, ctx.Err()
+	}
 	if k.replace == nil {
 		return secret.Secret{}, errors.New("no broker is configured, so no new key could be obtained; run `orproxy login`")
 	}

@@ -27,7 +27,10 @@ import (
 //   - no response headers within the header timeout (504) and a client that
 //     left before the headers came (499) are rows with an unknown cost:
 //     OpenRouter had the request and may bill it (a non-streamed completion
-//     is billed in full even when nobody reads it);
+//     is billed in full even when nobody reads it). Their cost is known to
+//     be nothing when the request runs no model (a GET of the catalogue),
+//     or when every attempt got an error answer and the client left while
+//     orproxy waited for another key;
 //   - OpenRouter unreachable (502) is not a row: nothing reached it. Nor are
 //     requests orproxy answered itself (guard, budget, no key), nor the
 //     daemon's own GET /key and GET /models.
@@ -116,6 +119,7 @@ func (h *Handler) recordUnanswered(x *exchange, r *http.Request, status int) {
 	}
 	row := x.row(status, usage.ClientFamily(r.Header.Get("User-Agent")))
 	row.Error = true
+	row.CostKnown = !x.model || x.outcome.settled
 	h.opts.Spending.Record(row)
 }
 

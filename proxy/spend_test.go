@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -187,7 +188,8 @@ func TestBrokenAnswersAreErrorRows(t *testing.T) {
 
 // TestRequestsWithoutAnAnswer: no headers in time (504) and a client that
 // left before them (499) are rows with an unknown cost, since OpenRouter
-// had the request; an unreachable OpenRouter (502) is no row.
+// had the request, unless it ran no model for it; an unreachable
+// OpenRouter (502) is no row.
 func TestRequestsWithoutAnAnswer(t *testing.T) {
 	t.Run("header timeout", func(t *testing.T) {
 		spend := newSpendRecorder(budget.Options{})
@@ -218,6 +220,43 @@ func TestRequestsWithoutAnAnswer(t *testing.T) {
 		assert.Equal(t, 499, row.Status)
 		assert.False(t, row.CostKnown)
 		assert.True(t, row.Error)
+	})
+	t.Run("a GET without headers in time costs nothing", func(t *testing.T) {
+		hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+		t.Cleanup(hang.Close)
+		spend := newSpendRecorder(budget.Options{})
+		h := newHarness(t, openrouter.Options{}, withSpending(spend), func(o *Options) {
+			o.HeaderTimeout = 100 * time.Millisecond
+			o.Upstream, _ = url.Parse(hang.URL + "/api/v1")
+		})
+		resp, _ := h.do(t, http.MethodGet, "/api/v1/models", "", nil)
+		require.Equal(t, http.StatusGatewayTimeout, resp.StatusCode)
+		row := spend.row(t)
+		assert.Equal(t, http.StatusGatewayTimeout, row.Status)
+		assert.True(t, row.CostKnown, "no model ran")
+		assert.Zero(t, row.CostUSD)
+		assert.True(t, row.Error)
+	})
+	t.Run("client gone while another key was awaited costs nothing", func(t *testing.T) {
+		spend := newSpendRecorder(budget.Options{})
+		// The fake knows another key: the stored one meets a 401.
+		h := newHarness(t, openrouter.Options{Keys: []string{rotatedKey}}, withSpending(spend))
+		h.keys.replaceWaits = true
+		ctx, cancel := context.WithCancel(context.Background())
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.proxy.URL+"/api/v1/chat/completions", strings.NewReader(chatBody))
+		require.NoError(t, err)
+		go func() {
+			defer cancel()
+			assert.Eventually(t, func() bool { return h.keys.replaced.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+		}()
+		_, err = client.Do(req)
+		require.Error(t, err)
+		row := spend.row(t)
+		assert.Equal(t, 499, row.Status)
+		assert.True(t, row.CostKnown, "OpenRouter answered 401 and ran no model")
+		assert.Zero(t, row.CostUSD)
+		assert.True(t, row.Error)
+		assert.Len(t, h.fake.Requests(), 1, "the retry was never sent")
 	})
 	t.Run("unreachable", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -77,10 +77,14 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.account.Seen()
 	}
 	for first := true; ; first = false {
+		out.settled = false // an attempt in flight: OpenRouter may bill it
 		resp, err := t.send(req, body, key, first)
 		if err != nil {
 			return nil, err
 		}
+		// An error answer means OpenRouter ran no model: nothing billed,
+		// whatever orproxy does next.
+		out.settled = resp.StatusCode >= http.StatusBadRequest
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.keys.Accepted(key)
 		}
