@@ -486,14 +486,16 @@ func (f *freezer) close() {
 // poller) is enough: no warm-up beside it, until it closes.
 func TestNoWarmUpBesideAConnectionAtStart(t *testing.T) {
 	w := fastWaits
-	w.startGrace = 200 * time.Millisecond
+	// Long enough for the GET below to be done before the first look on a
+	// busy machine; with 200 ms that was left to chance.
+	w.startGrace = time.Second
 	r := newRig(t, time.Hour, w, nil)
 	r.run(t)
 	resp, err := (&http.Client{Transport: r.tr, Timeout: 5 * time.Second}).Get(r.up.srv.URL + "/api/v1/key")
 	require.NoError(t, err)
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	time.Sleep(400 * time.Millisecond) // past the grace
+	time.Sleep(w.startGrace + 300*time.Millisecond) // past the first look
 	assert.Len(t, r.up.seen(), 1)
 	assert.Zero(t, r.k.Status().Warmups)
 	assert.True(t, r.k.Status().Held)
