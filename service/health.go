@@ -12,6 +12,41 @@ import (
 
 func healthURL(addr string) string { return "http://" + addr + "/healthz" }
 
+// healthCallTimeout bounds one GET /healthz: an orproxy on this machine
+// answers at once, and a person waits for the answer.
+const healthCallTimeout = 2 * time.Second
+
+// LocalClient returns a client for an orproxy on this machine, each request
+// bounded by timeout. It never goes through HTTP_PROXY or HTTPS_PROXY: they
+// lead to the internet, and a proxy there would answer for a daemon that
+// is not running, or see the access token.
+func LocalClient(timeout time.Duration) *http.Client {
+	return &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: timeout}
+}
+
+// AnswerError says something answers at the address, but not GET /healthz's
+// 200 OK: another program, or an orproxy that is not well.
+type AnswerError struct {
+	URL string
+	// Status is the answer's status line, as in "404 Not Found".
+	Status string
+}
+
+func (e *AnswerError) Error() string { return fmt.Sprintf("GET %s answered %s", e.URL, e.Status) }
+
+// CheckHealth asks the orproxy at addr (host:port) for GET /healthz once,
+// within a couple of seconds or ctx, whichever ends first. It returns nil
+// when orproxy answers, an *AnswerError when something else does, and the
+// network's error when nothing does. token, if set, is sent as the access
+// token.
+func CheckHealth(ctx context.Context, addr, token string) error {
+	ctx, cancel := context.WithTimeout(ctx, healthCallTimeout)
+	defer cancel()
+	client := LocalClient(healthCallTimeout)
+	defer client.CloseIdleConnections()
+	return checkHealth(ctx, client, healthURL(addr), token)
+}
+
 // checkHealth asks the proxy once. The access token is sent because a proxy
 // configured with one may guard every path.
 func checkHealth(ctx context.Context, client *http.Client, url, token string) error {
@@ -29,7 +64,7 @@ func checkHealth(ctx context.Context, client *http.Client, url, token string) er
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s answered %s", url, resp.Status)
+		return &AnswerError{URL: url, Status: resp.Status}
 	}
 	return nil
 }

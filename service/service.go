@@ -47,7 +47,7 @@ type Options struct {
 	Listen string
 	// AccessToken is sent with GET /healthz; empty reads it from ConfigFile.
 	AccessToken string
-	// HTTPClient asks the proxy for /healthz; nil means a client with a
+	// HTTPClient asks the proxy for /healthz; nil means LocalClient with a
 	// 2-second timeout.
 	HTTPClient *http.Client
 	// HealthTimeout bounds the wait for /healthz after a start; 0 means 10 s.
@@ -129,7 +129,7 @@ func prepare(opts Options) (*run, error) {
 	r.configFile = abs
 	r.client = opts.HTTPClient
 	if r.client == nil {
-		r.client = &http.Client{Timeout: 2 * time.Second}
+		r.client = LocalClient(healthCallTimeout)
 	}
 	return r, nil
 }

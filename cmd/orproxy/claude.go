@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -13,16 +11,12 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/orproxy/orproxy/internal/netaddr"
+	"github.com/orproxy/orproxy/service"
 )
-
-// healthTimeout bounds the question whether a daemon answers before
-// Claude Code starts: a user waits for it. A variable for tests.
-var healthTimeout = 2 * time.Second
 
 // replaceProcess makes `orproxy claude` exec Claude Code in its own place
 // (Unix), so that the terminal, job control, signals and the exit code are
@@ -74,7 +68,7 @@ To set up a shell or an IDE instead, see orproxy env claude.`,
 			if err != nil {
 				return err
 			}
-			if err := daemonAnswers(cmd.Context(), "http://"+addr); err != nil {
+			if err := daemonAnswers(cmd.Context(), addr); err != nil {
 				return err
 			}
 			return runClaude(path, args, withEnv(os.Environ(), vars), s)
@@ -86,27 +80,18 @@ To set up a shell or an IDE instead, see orproxy env claude.`,
 	return cmd
 }
 
-// daemonAnswers asks GET /healthz of the daemon at origin: Claude Code
+// daemonAnswers asks GET /healthz of the daemon at addr: Claude Code
 // pointed at nothing would only retry, and then fail with a connection
 // error that does not say what to do.
-func daemonAnswers(ctx context.Context, origin string) error {
-	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, origin+"/healthz", nil)
-	if err != nil {
-		return fmt.Errorf("asking the daemon at %s: %w", origin, err)
-	}
-	// Never through HTTPS_PROXY: the daemon is on this machine.
-	tr := &http.Transport{Proxy: nil}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: healthTimeout}).Do(req)
-	if err != nil {
+func daemonAnswers(ctx context.Context, addr string) error {
+	origin := "http://" + addr
+	err := service.CheckHealth(ctx, addr, "")
+	var answer *service.AnswerError
+	switch {
+	case errors.As(err, &answer):
+		return fmt.Errorf("something answers at %s, but not like orproxy (GET /healthz: %s); check listen in the config", origin, answer.Status)
+	case err != nil:
 		return fmt.Errorf("no orproxy daemon answers at %s (%s); start it with `orproxy serve` or `orproxy service start`", origin, shortNetError(err))
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("something answers at %s, but not like orproxy (GET /healthz: %s); check listen in the config", origin, resp.Status)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/orproxy/orproxy/internal/netaddr"
 	"github.com/orproxy/orproxy/internal/tlsenv"
 	"github.com/orproxy/orproxy/login"
+	"github.com/orproxy/orproxy/service"
 )
 
 func newLoginCmd(g *globalFlags, s streams) *cobra.Command {
@@ -154,19 +155,7 @@ func nextStep(ctx context.Context, cfg config.Config) string {
 func healthy(ctx context.Context, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
-	if err != nil {
-		return false
-	}
-	// Never through HTTPS_PROXY: the daemon is on this machine.
-	tr := &http.Transport{Proxy: nil}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: time.Second}).Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return service.CheckHealth(ctx, addr, "") == nil
 }
 
 // loadStore loads the configuration (with the flags the user set on cmd, by

@@ -22,6 +22,7 @@ import (
 	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/internal/tlsenv"
 	"github.com/orproxy/orproxy/ledger"
+	"github.com/orproxy/orproxy/service"
 )
 
 // statusReport is `orproxy status --json`. It holds no secret.
@@ -159,7 +160,8 @@ func queryDaemon(ctx context.Context, cfg config.Config) daemonReport {
 		return daemonReport{Problem: err.Error()}
 	}
 	rep := daemonReport{Address: "http://" + addr}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	const timeout = 3 * time.Second
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rep.Address+"/status", nil)
 	if err != nil {
@@ -169,8 +171,8 @@ func queryDaemon(ctx context.Context, cfg config.Config) daemonReport {
 	if cfg.AccessToken != "" {
 		req.Header.Set("Authorization", "Bearer "+cfg.AccessToken)
 	}
-	// Never through HTTPS_PROXY: the daemon is on this machine.
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	client := service.LocalClient(timeout)
+	defer client.CloseIdleConnections()
 	resp, err := client.Do(req)
 	if err != nil {
 		rep.Problem = "not answering (" + shortNetError(err) + "); start it with `orproxy serve` or `orproxy service start`"
