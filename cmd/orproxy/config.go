@@ -62,8 +62,10 @@ With --broker, broker.url is set. An existing file is kept unless --force.`,
 			}
 			// What is written must be what serve accepts.
 			c, err := config.Decode(path, data)
-			if err == nil && len(c.Validate()) > 0 {
-				err = errors.New(strings.Join(c.Validate(), "; "))
+			if err == nil {
+				if problems := c.Validate(); len(problems) > 0 {
+					err = errors.New(strings.Join(problems, "; "))
+				}
 			}
 			if err != nil {
 				return fmt.Errorf("the config to write is not valid: %w", err)
