@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -469,11 +468,6 @@ func (w *Writer) insert(batch []Row) error {
 			return fmt.Errorf("insert: %w", err)
 		}
 		batch = batch[n:]
-		// `orproxy serve` runs Go code on one thread, and a batch of 512
-		// rows is milliseconds of SQLite: let requests that arrived meanwhile
-		// go first between chunks, instead of waiting for the scheduler's
-		// 10 ms time slice to end.
-		runtime.Gosched()
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
