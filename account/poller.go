@@ -10,17 +10,13 @@ package account
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
 	"github.com/orproxy/orproxy/auth"
@@ -40,8 +36,6 @@ const (
 	// shorter than the interval so that a failed read at start (offline, no
 	// key yet) is not stale for ten minutes.
 	retryAfterFailure = time.Minute
-	// maxAnswer bounds the /key answer read; a real one is under 1 KB.
-	maxAnswer = 64 << 10
 )
 
 // Options configure a Poller.
@@ -67,10 +61,8 @@ type Options struct {
 // Poller keeps OpenRouter's latest word on the key's limit and usage. Its
 // methods are safe for concurrent use; Run is called once.
 type Poller struct {
-	opts   Options
-	client *http.Client
-	url    string
-	log    *zap.Logger
+	opts Options
+	log  *zap.Logger
 
 	// seen is set by Seen and cleared by each read: requests flowed since.
 	seen atomic.Bool
@@ -100,16 +92,8 @@ func NewPoller(opts Options) *Poller {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	hc := opts.HTTP
-	if hc == nil {
-		hc = &http.Client{}
-	}
-	client := *hc
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Poller{
 		opts:    opts,
-		client:  &client,
-		url:     strings.TrimRight(opts.Upstream, "/") + "/key",
 		log:     opts.Logger,
 		poke:    make(chan struct{}, 1),
 		pokeGap: pokeGap,
@@ -231,12 +215,6 @@ func (p *Poller) read(ctx context.Context) bool {
 // errNoKey wraps the key provider's error: nobody to ask for.
 var errNoKey = errors.New("no key to ask OpenRouter about")
 
-// rejectedError is OpenRouter refusing the key (401). Whoever sends the
-// next request meets it too and deals with it; here it is only noted.
-type rejectedError struct{ msg string }
-
-func (e *rejectedError) Error() string { return e.msg }
-
 func (p *Poller) fetch(ctx context.Context) (*statusdoc.Credits, error) {
 	if p.opts.Key == nil {
 		return nil, errNoKey
@@ -248,94 +226,24 @@ func (p *Poller) fetch(ctx context.Context) (*statusdoc.Credits, error) {
 	if key.IsZero() {
 		return nil, errNoKey
 	}
+	// Tighter than GetKey's own bound: this read is in the background and
+	// the next one is never far off.
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	a, err := auth.GetKey(ctx, p.opts.HTTP, p.opts.Upstream, key)
 	if err != nil {
-		return nil, fmt.Errorf("ask OpenRouter for the key's limit: %w", err)
+		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+key.Reveal())
-	req.Header.Set("Accept", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("ask OpenRouter for the key's limit: %w", err)
-	}
-	defer resp.Body.Close() //nolint:errcheck // read only
-	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
-		where := "an address it did not give"
-		if loc, err := resp.Location(); err == nil && loc.Host != "" {
-			where = loc.Host
-		}
-		return nil, fmt.Errorf("GET /key answered with a redirect (%s) to %s, not followed so that the key is not sent there; check `upstream`",
-			auth.Sanitize(resp.Status), auth.Sanitize(where))
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
-	if err != nil {
-		return nil, fmt.Errorf("read OpenRouter's GET /key answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		// The reason phrase is the server's text, as the body is.
-		msg := scrubbed(resp.Status, key)
-		if m := errorMessage(body, key); m != "" {
-			msg += ": " + m
-		}
-		if resp.StatusCode == http.StatusUnauthorized {
-			return nil, &rejectedError{"OpenRouter refused the key (" + msg + ")"}
-		}
-		return nil, fmt.Errorf("GET /key: %s", msg)
-	}
-	if len(body) > maxAnswer {
-		return nil, fmt.Errorf("GET /key answered with more than %d KiB; that is not OpenRouter's key answer, check `upstream`", maxAnswer>>10)
-	}
-	return parse(body)
+	return credits(a), nil
 }
 
-// parse reads GET /key's answer. Fields this package does not use are
-// ignored; a null limit is no limit.
-func parse(body []byte) (*statusdoc.Credits, error) {
-	var ans struct {
-		Data *struct {
-			Limit          *float64 `json:"limit"`
-			LimitRemaining *float64 `json:"limit_remaining"`
-			LimitReset     *string  `json:"limit_reset"`
-			Usage          float64  `json:"usage"`
-			UsageDaily     float64  `json:"usage_daily"`
-			UsageWeekly    float64  `json:"usage_weekly"`
-			UsageMonthly   float64  `json:"usage_monthly"`
-			IsFreeTier     bool     `json:"is_free_tier"`
-		} `json:"data"`
+// credits is the part of GET /key's answer that /status shows.
+func credits(a auth.KeyAnswer) *statusdoc.Credits {
+	return &statusdoc.Credits{
+		Limit: a.Limit, LimitRemaining: a.LimitRemaining, LimitReset: a.LimitReset,
+		Usage: a.Usage, UsageDaily: a.UsageDaily, UsageWeekly: a.UsageWeekly, UsageMonthly: a.UsageMonthly,
+		IsFreeTier: a.IsFreeTier,
 	}
-	if err := json.Unmarshal(body, &ans); err != nil {
-		return nil, fmt.Errorf("GET /key answered with something other than OpenRouter's key answer (%w); check `upstream`", err)
-	}
-	d := ans.Data
-	if d == nil {
-		return nil, errors.New(`GET /key answered without "data"; check ` + "`upstream`")
-	}
-	c := &statusdoc.Credits{
-		Limit: d.Limit, LimitRemaining: d.LimitRemaining,
-		Usage: d.Usage, UsageDaily: d.UsageDaily, UsageWeekly: d.UsageWeekly, UsageMonthly: d.UsageMonthly,
-		IsFreeTier: d.IsFreeTier,
-	}
-	if d.LimitReset != nil {
-		c.LimitReset = auth.Sanitize(*d.LimitReset)
-	}
-	return c, nil
-}
-
-// errorMessage is OpenRouter's error.message, made printable, with the key
-// taken out should the answer echo it.
-func errorMessage(body []byte, key secret.Secret) string {
-	return scrubbed(gjson.GetBytes(body, "error.message").String(), key)
-}
-
-// scrubbed is text from the server made fit for a message: the key, should
-// the server echo it, redacted, and control characters gone.
-func scrubbed(text string, key secret.Secret) string {
-	if v := key.Reveal(); v != "" {
-		text = strings.ReplaceAll(text, v, key.String())
-	}
-	return auth.Sanitize(text)
 }
 
 // record keeps c as the last good answer, or err as the last error beside
@@ -365,9 +273,8 @@ func (p *Poller) record(c *statusdoc.Credits, err error) {
 	next.LastError, next.LastErrorAt = err.Error(), now
 	p.status = next
 
-	var rejected *rejectedError
 	switch {
-	case errors.As(err, &rejected), errors.Is(err, errNoKey):
+	case auth.IsKeyRejected(err), errors.Is(err, errNoKey):
 		// The key's own troubles are the credential's business and show
 		// on every request; nothing to warn about here.
 		p.log.Debug("key limit not read", zap.Error(err))

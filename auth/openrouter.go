@@ -126,50 +126,9 @@ func (e *KeyRejectedError) Error() string {
 	return msg + ")"
 }
 
-// CheckKey asks OpenRouter about key with GET {upstream}/key, bounded to
-// 30 s. A *KeyRejectedError means OpenRouter refused the key; any other error
-// means the question could not be answered (network, 5xx), which is not a
-// verdict on the key.
+// CheckKey is GetKey for the callers that need only the key's name and
+// expiry, with the same errors.
 func CheckKey(ctx context.Context, hc *http.Client, upstream string, key secret.Secret) (KeyInfo, error) {
-	if hc == nil {
-		hc = &http.Client{Timeout: httpCallTimeout}
-	}
-	ctx, cancel := context.WithTimeout(ctx, httpCallTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(upstream, "/")+"/key", nil)
-	if err != nil {
-		return KeyInfo{}, fmt.Errorf("check key: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key.Reveal())
-	resp, err := noRedirects(hc).Do(req)
-	if err != nil {
-		return KeyInfo{}, fmt.Errorf("check key: %w", err)
-	}
-	defer resp.Body.Close()
-	if isRedirect(resp) {
-		// Not a verdict on the key: the question never reached OpenRouter.
-		return KeyInfo{}, fmt.Errorf("check key: %w", redirectError(resp, "the key"))
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerSize))
-	if err != nil {
-		return KeyInfo{}, fmt.Errorf("check key: read answer: %w", err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized:
-		// Only a 401 condemns the key: a 403 may come from moderation or a
-		// company proxy's block page, and rotating would not help.
-		return KeyInfo{}, &KeyRejectedError{Status: resp.StatusCode, Message: scrub(errorMessage(scrubBytes(data, key)), key)}
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return KeyInfo{}, fmt.Errorf("check key: %d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), scrub(errorMessage(scrubBytes(data, key)), key))
-	}
-	var out struct {
-		Data struct {
-			Label     string          `json:"label"`
-			ExpiresAt json.RawMessage `json:"expires_at"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(data, &out); err != nil {
-		return KeyInfo{}, errors.New("check key: the answer is not JSON")
-	}
-	return KeyInfo{Label: out.Data.Label, ExpiresAt: parseLenientTime(out.Data.ExpiresAt)}, nil
+	a, err := GetKey(ctx, hc, upstream, key)
+	return a.KeyInfo, err
 }
