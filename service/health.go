@@ -37,25 +37,22 @@ func (e *AnswerError) Error() string { return fmt.Sprintf("GET %s answered %s", 
 // CheckHealth asks the orproxy at addr (host:port) for GET /healthz once,
 // within a couple of seconds or ctx, whichever ends first. It returns nil
 // when orproxy answers, an *AnswerError when something else does, and the
-// network's error when nothing does. token, if set, is sent as the access
-// token.
-func CheckHealth(ctx context.Context, addr, token string) error {
+// network's error when nothing does.
+func CheckHealth(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, healthCallTimeout)
 	defer cancel()
 	client := LocalClient(healthCallTimeout)
 	defer client.CloseIdleConnections()
-	return checkHealth(ctx, client, healthURL(addr), token)
+	return checkHealth(ctx, client, healthURL(addr))
 }
 
-// checkHealth asks the proxy once. The access token is sent because a proxy
-// configured with one may guard every path.
-func checkHealth(ctx context.Context, client *http.Client, url, token string) error {
+// checkHealth asks the proxy once. It sends no access token: orproxy answers
+// /healthz without one, and whatever listens at the address, which may not
+// be orproxy, must not see it.
+func checkHealth(ctx context.Context, client *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -70,13 +67,13 @@ func checkHealth(ctx context.Context, client *http.Client, url, token string) er
 }
 
 // waitHealthy polls until the proxy answers or the timeout passes.
-func waitHealthy(ctx context.Context, client *http.Client, url, token string, timeout time.Duration) error {
+func waitHealthy(ctx context.Context, client *http.Client, url string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		err := checkHealth(ctx, client, url, token)
+		err := checkHealth(ctx, client, url)
 		if err == nil {
 			return nil
 		}
@@ -102,7 +99,7 @@ const (
 // probePort tells whether the service will be able to listen. It connects
 // instead of binding, so a privileged port or a port held with SO_REUSEPORT
 // is judged by what answers, not by what this process may bind.
-func probePort(ctx context.Context, client *http.Client, addr, token string) portState {
+func probePort(ctx context.Context, client *http.Client, addr string) portState {
 	d := net.Dialer{Timeout: time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -110,7 +107,7 @@ func probePort(ctx context.Context, client *http.Client, addr, token string) por
 		return portFree
 	}
 	conn.Close()
-	if checkHealth(ctx, client, healthURL(addr), token) == nil {
+	if checkHealth(ctx, client, healthURL(addr)) == nil {
 		return portOurs
 	}
 	return portTaken

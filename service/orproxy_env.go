@@ -114,8 +114,8 @@ func isOrproxyModule(gomod string) bool {
 
 // portHolder explains a health check that failed because another program
 // holds the address, or returns "" when nothing (or an orproxy) does.
-func portHolder(ctx context.Context, client *http.Client, addr, listen, token, configFile string) string {
-	if probePort(ctx, client, addr, token) != portTaken {
+func portHolder(ctx context.Context, client *http.Client, addr, listen, configFile string) string {
+	if probePort(ctx, client, addr) != portTaken {
 		return ""
 	}
 	return fmt.Sprintf("another program holds %s (it does not answer GET /healthz like orproxy), so orproxy cannot listen there: stop that program, or set `listen:` in %s to a free address", listen, configFile)

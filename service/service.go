@@ -45,8 +45,6 @@ type Options struct {
 	// Listen is the address the proxy serves on, for the port check and GET
 	// /healthz; empty reads it from ConfigFile the way the service will.
 	Listen string
-	// AccessToken is sent with GET /healthz; empty reads it from ConfigFile.
-	AccessToken string
 	// HTTPClient asks the proxy for /healthz; nil means LocalClient with a
 	// 2-second timeout.
 	HTTPClient *http.Client
@@ -231,36 +229,26 @@ func (r *run) notInstalled(file string) error {
 	return newError(ErrNotInstalled, nil, fmt.Sprintf("orproxy is not installed as a %s%s: run `%s`", r.sc.kind(), where, r.sc.command("install")))
 }
 
-// settings reads the listen address and access token the way the
-// service's `serve --config` will: Options over the ORPROXY_* variables
-// install carries (those of this environment) over the file over defaults.
-func (r *run) settings() (listen, token string, err error) {
-	listen, token = r.opts.Listen, r.opts.AccessToken
-	if listen != "" && token != "" {
-		return listen, token, nil
+// listenAddress reads the listen address the way the service's
+// `serve --config` will: Options over the ORPROXY_* variables install
+// carries (those of this environment) over the file over defaults.
+func (r *run) listenAddress() (string, error) {
+	if r.opts.Listen != "" {
+		return r.opts.Listen, nil
 	}
 	getenv := getenvFrom(orproxyEnv(r.environ()))
 	cfg := config.Default()
 	if v := getenv(config.EnvListen); v != "" {
 		cfg.Listen = v
 	}
-	if v := getenv(config.EnvAccessToken); v != "" {
-		cfg.AccessToken = v
-	}
 	if _, statErr := os.Stat(r.configFile); statErr == nil {
 		loaded, err := config.Load(config.Options{File: r.configFile, Getenv: getenv})
 		if err != nil {
-			return "", "", newError(ErrBadConfig, err, fmt.Sprintf("the service's settings are not valid (%s and the ORPROXY_* variables of this environment): %v", r.configFile, err))
+			return "", newError(ErrBadConfig, err, fmt.Sprintf("the service's settings are not valid (%s and the ORPROXY_* variables of this environment): %v", r.configFile, err))
 		}
 		cfg = loaded.Config
 	}
-	if listen == "" {
-		listen = cfg.Listen
-	}
-	if token == "" {
-		token = cfg.AccessToken
-	}
-	return listen, token, nil
+	return cfg.Listen, nil
 }
 
 func (r *run) healthTimeout() time.Duration {
@@ -460,7 +448,7 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 	if created {
 		undo = append(undo, func() { os.Remove(r.configFile) })
 	}
-	listen, token, err := r.settings()
+	listen, err := r.listenAddress()
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +468,7 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 		HealthURL:     healthURL(addr),
 		Logs:          r.p.logs(r.sc),
 	}
-	switch probePort(ctx, r.client, addr, token) {
+	switch probePort(ctx, r.client, addr) {
 	case portTaken:
 		return nil, newError(ErrPortInUse, nil, fmt.Sprintf(
 			"%s is already in use by another program (it does not answer GET /healthz like orproxy): stop that program, or set `listen:` in %s to a free address",
@@ -507,7 +495,7 @@ func Install(ctx context.Context, opts Options) (*InstallResult, error) {
 			return nil, withWarnings(installedBut(err, r.sc), warnings)
 		}
 	}
-	if err := waitHealthy(ctx, r.client, res.HealthURL, token, r.healthTimeout()); err != nil {
+	if err := waitHealthy(ctx, r.client, res.HealthURL, r.healthTimeout()); err != nil {
 		return nil, withWarnings(newError(ErrNotHealthy, err, fmt.Sprintf(
 			"orproxy was installed and started as a %s, but %s did not answer within %s (%v): see %s",
 			r.sc.kind(), res.HealthURL, r.healthTimeout(), err, res.Logs)), warnings)
@@ -670,7 +658,7 @@ func Restart(ctx context.Context, opts Options) (*Result, error) {
 }
 
 func (r *run) afterStart(ctx context.Context, action, file string) (*Result, error) {
-	listen, token, err := r.settings()
+	listen, err := r.listenAddress()
 	if err != nil {
 		return nil, err
 	}
@@ -679,7 +667,7 @@ func (r *run) afterStart(ctx context.Context, action, file string) (*Result, err
 		return nil, newError(ErrBadConfig, err, fmt.Sprintf("%s: %v", r.configFile, err))
 	}
 	url := healthURL(addr)
-	if err := waitHealthy(ctx, r.client, url, token, r.healthTimeout()); err != nil {
+	if err := waitHealthy(ctx, r.client, url, r.healthTimeout()); err != nil {
 		done := map[string]string{"start": "started", "restart": "restarted"}[action]
 		return nil, newError(ErrNotHealthy, err, fmt.Sprintf(
 			"the orproxy %s was %s, but %s did not answer within %s (%v): see %s",
@@ -808,7 +796,7 @@ func Status(ctx context.Context, opts Options) (*StatusResult, error) {
 			}
 		}
 	}
-	listen, token, err := r.settings()
+	listen, err := r.listenAddress()
 	if err != nil {
 		res.HealthError = err.Error()
 		return res, nil
@@ -819,9 +807,9 @@ func Status(ctx context.Context, opts Options) (*StatusResult, error) {
 		return res, nil
 	}
 	res.HealthURL = healthURL(addr)
-	if err := checkHealth(ctx, r.client, res.HealthURL, token); err != nil {
+	if err := checkHealth(ctx, r.client, res.HealthURL); err != nil {
 		res.HealthError = err.Error()
-		if held := portHolder(ctx, r.client, addr, listen, token, r.configFile); held != "" {
+		if held := portHolder(ctx, r.client, addr, listen, r.configFile); held != "" {
 			res.HealthError = held
 		}
 	} else {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -456,12 +457,21 @@ func TestSystemScopeNeedsRoot(t *testing.T) {
 
 func TestInstallRefusesAPortTakenByAnotherProgram(t *testing.T) {
 	h := newHarness(t)
-	other := httptest.NewServer(http.NotFoundHandler())
+	var authorization atomic.Value
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.Header.Get("Authorization"); v != "" {
+			authorization.Store(v)
+		}
+		http.NotFound(w, r)
+	}))
 	t.Cleanup(other.Close)
 	opts := h.opts
 	opts.Listen = other.Listener.Addr().String()
 	opts.HTTPClient = other.Client()
+	// The service's access token must not reach another program.
+	opts.Environ = func() []string { return []string{"ORPROXY_ACCESS_TOKEN=local-token-0123456789abcdef"} }
 	_, err := Install(context.Background(), opts)
+	assert.Nil(t, authorization.Load(), "the probe sent the access token to another program")
 	require.Error(t, err)
 	assert.ErrorIs(t, err, ErrPortInUse)
 	assert.ErrorContains(t, err, opts.Listen)

@@ -85,7 +85,7 @@ To set up a shell or an IDE instead, see orproxy env claude.`,
 // error that does not say what to do.
 func daemonAnswers(ctx context.Context, addr string) error {
 	origin := "http://" + addr
-	err := service.CheckHealth(ctx, addr, "")
+	err := service.CheckHealth(ctx, addr)
 	var answer *service.AnswerError
 	switch {
 	case errors.As(err, &answer):

@@ -155,7 +155,7 @@ func nextStep(ctx context.Context, cfg config.Config) string {
 func healthy(ctx context.Context, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	return service.CheckHealth(ctx, addr, "") == nil
+	return service.CheckHealth(ctx, addr) == nil
 }
 
 // loadStore loads the configuration (with the flags the user set on cmd, by
