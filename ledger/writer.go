@@ -468,6 +468,9 @@ func (w *Writer) insert(batch []Row) error {
 			return fmt.Errorf("insert: %w", err)
 		}
 		batch = batch[n:]
+		if len(batch) > 0 {
+			letRequestsIn()
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -512,6 +515,21 @@ func rowArgs(r *Row, now func() time.Time, args []any) {
 	args[20] = r.Client
 	args[21] = r.failed()
 }
+
+// chunkPause parks the writer between two chunks of a batch; see
+// letRequestsIn.
+const chunkPause = 20 * time.Microsecond
+
+// letRequestsIn pauses the writer for a moment between chunks. `orproxy
+// serve` runs Go code on one thread, and a batch of 512 rows is milliseconds
+// of SQLite: requests that arrive meanwhile wait until the writer blocks.
+// runtime.Gosched does not help, as the scheduler takes the writer back from
+// its run queue before it asks the network poller for ready connections; a
+// short sleep parks the writer, the scheduler polls, and those requests go
+// first. Under wrk on one connection, p99 went from 1.8–2.5 ms to 0.7–0.8 ms
+// (a 1 µs sleep was too short: it often ended before the scheduler looked,
+// 1.2–1.4 ms); CPU per request at 64 connections did not change.
+func letRequestsIn() { time.Sleep(chunkPause) }
 
 // fail drops a batch that could not be written and logs the first failure
 // of an episode.
