@@ -44,6 +44,7 @@ func (w *Writer) prune() {
 		if time.Now().After(deadline) {
 			return
 		}
+		letRequestsIn()
 	}
 }
 

@@ -516,8 +516,8 @@ func rowArgs(r *Row, now func() time.Time, args []any) {
 	args[21] = r.failed()
 }
 
-// chunkPause parks the writer between two chunks of a batch; see
-// letRequestsIn.
+// chunkPause parks the writer between two chunks of a batch, and between
+// two pruning statements; see letRequestsIn.
 const chunkPause = 20 * time.Microsecond
 
 // letRequestsIn pauses the writer for a moment between chunks. `orproxy
