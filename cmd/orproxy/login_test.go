@@ -3,11 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,8 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orproxy/orproxy/auth"
-	"github.com/orproxy/orproxy/internal/config"
-	"github.com/orproxy/orproxy/internal/daemon"
 	"github.com/orproxy/orproxy/internal/fake/broker"
 	"github.com/orproxy/orproxy/internal/testenv"
 )
@@ -153,31 +149,12 @@ func TestRotateCommand(t *testing.T) {
 	assert.Contains(t, errOut, "run `orproxy login`")
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
-
 func TestStatusAsksTheDaemon(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	cred := env.LoginBroker(t)
-	listen := freePort(t)
+	listen, stop := runDaemon(t, env, "")
+	defer stop()
 	cfgFile := configFor(t, env, "listen: "+listen+"\n")
-	loaded, err := config.Load(config.Options{File: cfgFile, Getenv: func(string) string { return "" }})
-	require.NoError(t, err)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(ctx, loaded.Config, daemon.Options{Ready: func(net.Addr) { close(ready) }})
-	}()
-	defer func() { cancel(); require.NoError(t, <-done) }()
-	<-ready
 
 	code, out, _ := runWithStdin(t, "", "--config", cfgFile, "status")
 	require.Equal(t, exitOK, code)

@@ -189,34 +189,37 @@ func TestLoginKeyOverABrokerLogin(t *testing.T) {
 // With a daemon already answering, the next step is only to point a tool at it.
 func TestLoginNextStepWithARunningDaemon(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
-	listen := freePort(t)
-	cfgFile := configFor(t, env, "listen: "+listen+"\n")
-	stop := runDaemon(t, cfgFile)
+	listen, stop := runDaemon(t, env, "")
 	defer stop()
+	cfgFile := configFor(t, env, "listen: "+listen+"\n")
 	key := env.OpenRouter.IssueKey("mine", nil).Key
 	code, out, errOut := runWithStdin(t, key+"\n", "--config", cfgFile, "login", "--method", "key")
 	require.Equal(t, exitOK, code, errOut)
 	assert.Contains(t, out, "Next: the orproxy running at http://"+listen+" uses the new key on its next request; point your tool at http://"+listen+"/api/v1")
 }
 
-// runDaemon runs the daemon of cfgFile in this process until stop.
-func runDaemon(t *testing.T, cfgFile string) (stop func()) {
+// runDaemon runs a daemon with env's configuration and extra in this
+// process until stop, on a port it picks, and returns its address: a port
+// found free beforehand may be taken by the time the daemon listens.
+func runDaemon(t *testing.T, env *testenv.Env, extra string) (listen string, stop func()) {
 	t.Helper()
+	cfgFile := configFor(t, env, "listen: 127.0.0.1:0\n"+extra)
 	loaded, err := config.Load(config.Options{File: cfgFile, Getenv: func(string) string { return "" }})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
+	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- daemon.Run(ctx, loaded.Config, daemon.Options{Ready: func(net.Addr) { close(ready) }})
+		done <- daemon.Run(ctx, loaded.Config, daemon.Options{Ready: func(a net.Addr) { ready <- a }})
 	}()
 	select {
-	case <-ready:
+	case a := <-ready:
+		listen = a.String()
 	case err := <-done:
 		cancel()
 		t.Fatalf("the daemon did not start: %v", err)
 	}
-	return func() { cancel(); require.NoError(t, <-done) }
+	return listen, func() { cancel(); require.NoError(t, <-done) }
 }
 
 // Without a credential the daemon's 401 names the login that works with
@@ -233,8 +236,7 @@ func TestNoCredential401NamesTheFittingLogin(t *testing.T) {
 		{"without a broker", "broker: {url: \"\"}\n", "run `orproxy login --method openrouter` (your OpenRouter account) or `orproxy login --method key` (a pasted key)", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			listen := freePort(t)
-			stop := runDaemon(t, configFor(t, env, "listen: "+listen+"\n"+tc.broker))
+			listen, stop := runDaemon(t, env, tc.broker)
 			defer stop()
 			resp, err := (&http.Client{Timeout: 10 * time.Second}).Post("http://"+listen+"/api/v1/chat/completions", "application/json",
 				strings.NewReader(`{"model":"openai/gpt-4o-mini","messages":[]}`))
