@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/orproxy/orproxy/auth"
 	"github.com/orproxy/orproxy/internal/config"
-	"github.com/orproxy/orproxy/internal/daemon"
 	"github.com/orproxy/orproxy/internal/secret"
 	"github.com/orproxy/orproxy/internal/statusdoc"
 	"github.com/orproxy/orproxy/internal/testenv"
@@ -170,27 +168,9 @@ func TestStatusTakesTheDaemonsVerdict(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	cred := env.StoreKey(t, auth.SourceManual)
 	require.True(t, env.OpenRouter.Revoke(cred.APIKey.Reveal()))
-	// The daemon picks its port and the command is told it: a port found
-	// free beforehand may be taken by the time the daemon listens.
-	loaded, err := config.Load(config.Options{File: configFor(t, env, "listen: 127.0.0.1:0\n"), Getenv: func(string) string { return "" }})
-	require.NoError(t, err)
-	require.True(t, loaded.Credentials.ValidateOnStart)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(ctx, loaded.Config, daemon.Options{Ready: func(a net.Addr) { ready <- a }})
-	}()
-	var listen string
-	select {
-	case a := <-ready:
-		listen = a.String()
-	case err := <-done:
-		cancel()
-		t.Fatalf("the daemon did not start: %v", err)
-	}
-	defer func() { cancel(); require.NoError(t, <-done) }()
+	// The daemon validates the key at start (validate_on_start defaults to on).
+	listen, stop := runDaemon(t, env, "")
+	defer stop()
 
 	// The command gets an upstream of its own that counts what reaches it:
 	// the daemon asks the fake OpenRouter for GET /key on its own at start
