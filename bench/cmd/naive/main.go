@@ -3,10 +3,10 @@
 // header and does nothing else. The benchmarks compare orproxy with it.
 //
 // With -tuned it is instead the least net/http can do as a proxy: the same
-// ReverseProxy with orproxy's transport and buffer settings (a pool of idle
-// upstream connections instead of Go's default 2, 2 KiB buffers, no
-// compression), run on one thread as `orproxy serve` is. What orproxy costs
-// above it is orproxy's own work.
+// ReverseProxy on orproxy's transport (proxy.NewUpstreamTransport: a pool of
+// idle upstream connections instead of Go's default 2, 2 KiB buffers, no
+// compression) with 2 KiB copy buffers, run on one thread as `orproxy
+// serve` is. What orproxy costs above it is orproxy's own work.
 //
 //	naive -addr 127.0.0.1:9000 -upstream http://127.0.0.1:8766 -key sk-or-v1-… [-tuned]
 package main
@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/orproxy/orproxy/internal/loopserve"
+	"github.com/orproxy/orproxy/proxy"
 )
 
 func main() {
@@ -50,14 +51,12 @@ func run(addr, upstream, key string, tuned bool) error {
 		pr.Out.Header.Set("Authorization", "Bearer "+key)
 	}}
 	if tuned {
-		// The settings of proxy.NewUpstreamTransport and proxy's copy
-		// buffers, written out here so that this stays net/http alone.
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = 256
-		t.MaxIdleConnsPerHost = 128
-		t.DisableCompression = true
-		t.ReadBufferSize = 2 << 10
-		t.WriteBufferSize = 2 << 10
+		// orproxy's own transport, so that the floor follows any change to
+		// its settings; it is a plain *http.Transport.
+		t, err := proxy.NewUpstreamTransport()
+		if err != nil {
+			return err
+		}
 		rp.Transport = t
 		rp.BufferPool = smallBuffers{}
 		runtime.GOMAXPROCS(1)
@@ -72,7 +71,8 @@ func run(addr, upstream, key string, tuned bool) error {
 	return loopserve.Serve(ctx, srv, func() error { return srv.Serve(ln) })
 }
 
-// smallBuffers hands ReverseProxy 2 KiB copy buffers, as orproxy does.
+// smallBuffers hands ReverseProxy 2 KiB copy buffers, the size of proxy's
+// own (unexported) pool.
 type smallBuffers struct{}
 
 var buffers = sync.Pool{New: func() any { b := make([]byte, 2<<10); return &b }}
