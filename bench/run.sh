@@ -14,7 +14,8 @@ ROUNDS=${BENCH_ROUNDS:-3}                         # rounds over all targets
 TARGETS=${BENCH_TARGETS:-"direct orproxy orproxy_noledger nginx"}  # also: naive (a bare Go ReverseProxy),
                                                   # floor (the same with orproxy's transport settings on one thread: net/http's own cost),
                                                   # orproxy_info (log.level info), orproxy_p2 (GOMAXPROCS=2, Go's default here),
-                                                  # orproxy_h2 (upstream over HTTPS and HTTP/2, as OpenRouter is reached)
+                                                  # orproxy_h2 (upstream over HTTPS and HTTP/2, as OpenRouter is reached),
+                                                  # nginx_tls (nginx to the same HTTPS upstream, HTTP/1.1 with keepalive)
 JSON_SECONDS=${BENCH_JSON_SECONDS:-3}             # per small-JSON run (c=1 and c=64)
 SSE_SECONDS=${BENCH_SSE_SECONDS:-3}               # SSE latency run: start streams for this long
 SSE_CONC=${BENCH_SSE_CONC:-16}                    # concurrent streams in the SSE latency run
@@ -152,11 +153,11 @@ if ! ensure_wrk; then
 	JSON_MODE=json
 fi
 
-case " $TARGETS " in *" nginx "*)
-	if ! ensure_nginx; then TARGETS=$(echo " $TARGETS " | sed 's/ nginx / /'); fi
+case " $TARGETS " in *" nginx "* | *" nginx_tls "*)
+	if ! ensure_nginx; then TARGETS=$(echo " $TARGETS " | sed -e 's/ nginx / /' -e 's/ nginx_tls / /'); fi
 esac
 
-read -r STUB_PORT ORPROXY_PORT NGINX_PORT NAIVE_PORT TLS_STUB_PORT <<<"$("$LOAD" freeport -n 5)"
+read -r STUB_PORT ORPROXY_PORT NGINX_PORT NAIVE_PORT TLS_STUB_PORT NGINX_TLS_PORT <<<"$("$LOAD" freeport -n 6)"
 STUB=http://127.0.0.1:$STUB_PORT
 
 # orproxy: a loopback listener, the stub upstream, a dummy manual key.
@@ -224,6 +225,25 @@ http {
       proxy_read_timeout 300s;
     }
   }
+  # nginx_tls: the same to the HTTPS stub, as nginx would reach OpenRouter.
+  upstream stub_tls {
+    server 127.0.0.1:$TLS_STUB_PORT;
+    keepalive 256;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$NGINX_TLS_PORT backlog=4096;
+    location / {
+      proxy_pass https://stub_tls;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer $DUMMY_KEY";
+      proxy_buffering off;
+      proxy_read_timeout 300s;
+      proxy_ssl_session_reuse on;
+      proxy_ssl_verify off;
+    }
+  }
 }
 EOF
 
@@ -231,7 +251,7 @@ start stub "$BIN/stub" -addr "127.0.0.1:$STUB_PORT"
 STUB_PID=$STARTED
 "$LOAD" wait -url "$STUB/" -timeout 10s
 TLS_STUB_PID=""
-case " $TARGETS " in *" orproxy_h2 "*)
+case " $TARGETS " in *" orproxy_h2 "* | *" nginx_tls "*)
 	start stub-tls "$BIN/stub" -addr "127.0.0.1:$TLS_STUB_PORT" -tls-cert "$WORK/stub-cert.pem"
 	TLS_STUB_PID=$STARTED
 	for i in $(seq 1 100); do [ -s "$WORK/stub-cert.pem" ] && break; sleep 0.05; done
@@ -257,9 +277,10 @@ start_target() {
 		TARGET_URL=http://127.0.0.1:$ORPROXY_PORT
 		"$LOAD" wait -url "$TARGET_URL/healthz" -timeout 10s
 		;;
-	nginx)
-		start nginx "$NGINX" -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
+	nginx | nginx_tls)
+		start "$1" "$NGINX" -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
 		TARGET_URL=http://127.0.0.1:$NGINX_PORT
+		[ "$1" = nginx_tls ] && TARGET_URL=http://127.0.0.1:$NGINX_TLS_PORT
 		PID_FLAGS=(-children)
 		"$LOAD" wait -url "$TARGET_URL/" -timeout 10s
 		;;

@@ -360,6 +360,7 @@ func render(r *results) string {
 	if len(r.jsonTools) > 0 {
 		fmt.Fprintf(&b, "Small-JSON rows measured with %s; SSE and open-stream rows with bench/cmd/load.\n", strings.Join(r.jsonTools, " and "))
 	}
+	b.WriteString(r.deployedTable())
 	if fails := r.failureLines(targets); len(fails) > 0 {
 		b.WriteString("\nFailures (all rounds):\n")
 		for _, f := range fails {
@@ -490,13 +491,18 @@ func mark(ok bool) string {
 
 // compare checks orproxy's median of key against limit × nginx's.
 func compare(key string, limit float64, atMost bool) func(r *results) (string, string) {
+	return compareTargets("orproxy", "nginx", key, limit, atMost)
+}
+
+// compareTargets checks subject's median of key against limit × base's.
+func compareTargets(subject, base, key string, limit float64, atMost bool) func(r *results) (string, string) {
 	return func(r *results) (string, string) {
-		o, n := r.median("orproxy", key), r.median("nginx", key)
+		o, n := r.median(subject, key), r.median(base, key)
 		op := "≥"
 		if atMost {
 			op = "≤"
 		}
-		target := fmt.Sprintf("%s %.1f× nginx", op, limit)
+		target := fmt.Sprintf("%s %.1f× %s", op, limit, base)
 		if math.IsNaN(o) || math.IsNaN(n) {
 			return target, "n/a"
 		}
@@ -571,4 +577,40 @@ func metrics(streams int) []metric {
 		{key: "hold.rss", name: fmt.Sprintf("%d open SSE streams: proxy RSS", streams), u: uKiB, noDirect: true, check: compare("hold.rss", 1.5, true)},
 		{key: "hold.perstream", name: "… RSS per stream (open − idle) / streams", u: uKiB, noDirect: true},
 	}
+}
+
+// The pair that reaches the upstream as orproxy reaches OpenRouter: over
+// HTTPS, orproxy with HTTP/2 (its transport's choice) and nginx with
+// HTTP/1.1 (the only protocol its proxy module speaks upstream).
+const (
+	deployedOrproxy = "orproxy_h2"
+	deployedNginx   = "nginx_tls"
+)
+
+// deployedTable checks the targets on that pair, beside the main table's
+// plain-HTTP upstream, when the run had both.
+func (r *results) deployedTable() string {
+	if !slices.Contains(r.targets, deployedOrproxy) || !slices.Contains(r.targets, deployedNginx) {
+		return ""
+	}
+	rows := []struct {
+		key, name string
+		u         unit
+		limit     float64
+		atMost    bool
+	}{
+		{"json64.cpu", "small JSON, c=64: proxy CPU per request", uMicros, 4, true},
+		{"json64.rps", "small JSON, c=64: throughput", uRate, 0.4, false},
+		{"sse.ttfe.added", "SSE: time to first event added vs direct", uMicros, 2, true},
+		{"hold.rss", fmt.Sprintf("%d open SSE streams: proxy RSS", r.streams), uKiB, 1.5, true},
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nAs deployed, upstream over HTTPS (%s: HTTP/2; %s: HTTP/1.1 with keepalive):\n\n", deployedOrproxy, deployedNginx)
+	fmt.Fprintf(&b, "| measure | %s | %s | target | met |\n|---|---|---|---|---|\n", deployedOrproxy, deployedNginx)
+	for _, row := range rows {
+		o, n := r.median(deployedOrproxy, row.key), r.median(deployedNginx, row.key)
+		target, met := compareTargets(deployedOrproxy, deployedNginx, row.key, row.limit, row.atMost)(r)
+		fmt.Fprintf(&b, "| %s | %s (%s×) | %s | %s | %s |\n", row.name, format(o, row.u), ratio(o, n), format(n, row.u), target, met)
+	}
+	return b.String()
 }

@@ -107,3 +107,37 @@ func TestRenderChecksTargets(t *testing.T) {
 	assert.Contains(t, row("body patch, 1MiB"), "same body: websearch 2.90 ms")
 	assert.Contains(t, row("body patch, 1MiB"), "| **no** |", "Node only 1.7× slower")
 }
+
+func TestDeployedTableOnlyWithBothTargets(t *testing.T) {
+	r, err := parseResults(strings.NewReader(sample))
+	require.NoError(t, err)
+	assert.NotContains(t, render(r), "As deployed")
+
+	const deployed = `
+{"kind":"json","target":"orproxy_h2","round":1,"conc":64,"rps":6000,"p50_us":9000,"p99_us":20000,"cpu_us_per_req":150}
+{"kind":"json","target":"nginx_tls","round":1,"conc":64,"rps":16000,"p50_us":4000,"p99_us":10000,"cpu_us_per_req":50}
+{"kind":"sse","target":"orproxy_h2","round":1,"ttfe_p50_us":1300,"event_p50_us":150,"event_p90_us":260,"event_p99_us":900}
+{"kind":"sse","target":"nginx_tls","round":1,"ttfe_p50_us":1200,"event_p50_us":150,"event_p90_us":260,"event_p99_us":900}
+{"kind":"hold","target":"orproxy_h2","round":1,"n":1000,"completed":1000,"rss_idle_kib":20480,"rss_open_kib":66560}
+{"kind":"hold","target":"nginx_tls","round":1,"n":1000,"completed":1000,"rss_idle_kib":20480,"rss_open_kib":78848}
+`
+	r, err = parseResults(strings.NewReader(sample + deployed))
+	require.NoError(t, err)
+	table := render(r)
+	_, part, found := strings.Cut(table, "As deployed")
+	require.True(t, found, table)
+	row := func(prefix string) string {
+		for _, l := range strings.Split(part, "\n") {
+			if strings.HasPrefix(l, "| "+prefix) {
+				return l
+			}
+		}
+		t.Fatalf("no row %q in\n%s", prefix, part)
+		return ""
+	}
+	assert.Contains(t, row("small JSON, c=64: proxy CPU"), "150 µs (3.00×) | 50.0 µs | ≤ 4.0× nginx_tls | yes |")
+	assert.Contains(t, row("small JSON, c=64: throughput"), "6.00k/s (0.38×) | 16.00k/s | ≥ 0.4× nginx_tls | **no** |")
+	// Added against direct of the same round: 300 against 200 µs.
+	assert.Contains(t, row("SSE: time to first event added"), "300 µs (1.50×) | 200 µs | ≤ 2.0× nginx_tls | yes |")
+	assert.Contains(t, row("1000 open SSE streams: proxy RSS"), "65.0 MiB (0.84×) | 77.0 MiB | ≤ 1.5× nginx_tls | yes |")
+}
