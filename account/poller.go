@@ -66,6 +66,8 @@ type Poller struct {
 
 	// seen is set by Seen and cleared by each read: requests flowed since.
 	seen atomic.Bool
+	// offered is set by Offer: an answer stands for Run's first read.
+	offered atomic.Bool
 	// poke holds at most one pending Poke.
 	poke chan struct{}
 
@@ -141,10 +143,20 @@ func clone(v *float64) *float64 {
 	return &c
 }
 
-// Run reads the key at once, then every Interval if requests flowed since
-// the last read (Seen), and soon after a Poke. It returns when ctx ends.
+// Offer records an answer to GET /key that another part asked for, as if
+// the Poller had read it: the daemon's start-up key check asks the same
+// question just before Run would. Offered before Run starts, it is Run's
+// first reading, and the next read is an Interval later, as after a read.
+func (p *Poller) Offer(a auth.KeyAnswer) {
+	p.record(credits(a), nil)
+	p.offered.Store(true)
+}
+
+// Run reads the key at once, unless an answer was offered before, then
+// every Interval if requests flowed since the last read (Seen), and soon
+// after a Poke. It returns when ctx ends.
 func (p *Poller) Run(ctx context.Context) {
-	every := p.wait(p.read(ctx))
+	every := p.wait(p.offered.Load() || p.read(ctx))
 	last := time.Now()
 	timer := time.NewTimer(every)
 	defer timer.Stop()

@@ -172,6 +172,42 @@ func TestPollerKeyWithoutLimit(t *testing.T) {
 	assert.True(t, c.IsFreeTier)
 }
 
+// An answer offered before Run (the daemon's start-up key check) shows in
+// Status as a read's would, and stands for Run's first read: the next comes
+// an Interval later, and only if requests flowed.
+func TestPollerTakesAnOfferedAnswer(t *testing.T) {
+	r := newRig(t, 20*time.Millisecond)
+	idle := make(chan struct{}, 1000)
+	r.p.idle = func() { idle <- struct{}{} }
+	limit, left := 20.0, 3.42
+	r.p.Offer(auth.KeyAnswer{
+		KeyInfo: auth.KeyInfo{Label: "sk-or-v1-abc...xyz"},
+		Limit:   &limit, LimitRemaining: &left, LimitReset: "monthly",
+		Usage: 16.58, UsageDaily: 1, UsageWeekly: 2, UsageMonthly: 3,
+	})
+	c := r.p.Status()
+	require.NotNil(t, c)
+	assert.Equal(t, &statusdoc.Credits{
+		Limit: ptr(20), LimitRemaining: ptr(3.42), LimitReset: "monthly",
+		Usage: 16.58, UsageDaily: 1, UsageWeekly: 2, UsageMonthly: 3,
+		CheckedAt: clock,
+	}, c)
+
+	r.run(t)
+	select {
+	case <-idle:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the interval did not pass")
+	}
+	assert.Zero(t, r.keyRequests(), "read again at once")
+
+	r.p.Seen()
+	r.arrival(t)
+	c = r.settled(t, func(c *statusdoc.Credits) bool { return c.Limit == nil })
+	assert.Equal(t, clock, c.CheckedAt)
+	assert.Equal(t, 1, r.keyRequests())
+}
+
 // An idle daemon makes no traffic: after the read at start, intervals pass
 // without a request until one flows (Seen), and then one read covers it.
 func TestPollerAsksOnlyWhileRequestsFlow(t *testing.T) {

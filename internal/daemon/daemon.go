@@ -67,12 +67,13 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		return fmt.Errorf("find the credential file: %w", err)
 	}
 	store := auth.NewStore(credFile)
+	checked := newStartCheck()
 	keys := auth.NewManager(auth.ManagerOptions{
 		Store:              store,
 		Broker:             brokerFactory(cfg, transport),
 		BrokerURL:          cfg.Broker.URL,
 		BrokerTimeout:      cfg.Broker.Timeout,
-		Check:              keyChecker(cfg.Upstream, transport),
+		Check:              keyChecker(cfg.Upstream, transport, checked),
 		ValidateOnStart:    cfg.Credentials.ValidateOnStart,
 		RotateBeforeExpiry: cfg.Credentials.RotateBeforeExpiry,
 		Logger:             log.Named("credentials"),
@@ -143,7 +144,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 	keys.Start()
 	defer keys.Close()
-	money.start(ctx)
+	money.start(ctx, checked.coming(cfg, keys))
 	defer money.halt() // before the key manager closes: the poller asks it
 	bg, stopBackground := context.WithCancel(context.Background())
 	searchDone := make(chan struct{})
@@ -238,10 +239,15 @@ func deadlineOf(ctx context.Context) time.Time {
 	return time.Now().Add(auth.DefaultLoginTimeout)
 }
 
-func keyChecker(upstream string, transport http.RoundTripper) func(context.Context, secret.Secret) error {
-	client := &http.Client{Transport: transport, Timeout: 15 * time.Second}
+// keyChecker is the key manager's Check. The first check's outcome goes to
+// first, for the key poller.
+func keyChecker(upstream string, transport http.RoundTripper, first *startCheck) func(context.Context, secret.Secret) error {
+	client := &http.Client{Transport: transport, Timeout: startCheckTimeout}
 	return func(ctx context.Context, key secret.Secret) error {
-		_, err := auth.CheckKey(ctx, client, upstream, key)
+		// GetKey, not CheckKey: the limit and usage in the answer are the
+		// poller's first reading.
+		a, err := auth.GetKey(ctx, client, upstream, key)
+		first.settle(a, err)
 		return err
 	}
 }

@@ -94,6 +94,76 @@ func openMoney(cfg config.Config, configFile string, transport http.RoundTripper
 	return m
 }
 
+// startCheckTimeout bounds one key check (credentials.validate_on_start),
+// as the key manager bounds the whole start-up validation.
+const startCheckTimeout = 15 * time.Second
+
+// startCheckWait is the longest the poller waits for the start-up check:
+// past the check's own bound, so it only ends a wait for a check that never
+// came (the credential went away between the manager's start and its check).
+const startCheckWait = startCheckTimeout + 5*time.Second
+
+// startCheck hands the start-up key check's answer (GET /key) to the key
+// poller, which would otherwise ask the same question a few milliseconds
+// later. The check runs in the key manager's loop, which Start launches just
+// before the poller's: it is still waiting for OpenRouter when the poller
+// would make its first read, so handing the answer over whenever it comes
+// would not spare that read. The poller waits for the check instead, which
+// is simpler than sharing a request in flight, and costs nothing: the
+// poller's own first read would have taken the same round trip.
+type startCheck struct {
+	once sync.Once
+	// done is closed when the first check returned; answer is its answer
+	// when it succeeded, nil otherwise.
+	done   chan struct{}
+	answer *auth.KeyAnswer
+}
+
+func newStartCheck() *startCheck { return &startCheck{done: make(chan struct{})} }
+
+// settle records the first check's outcome. Later ones, such as the check
+// of a replacement for a rejected key, come after the poller has started.
+func (s *startCheck) settle(a auth.KeyAnswer, err error) {
+	s.once.Do(func() {
+		if err == nil {
+			s.answer = &a
+		}
+		close(s.done)
+	})
+}
+
+// coming returns s if the key manager, started already, checks its key at
+// start, or nil. The manager checks only a stored key; without a usable one
+// the poller makes no request and need not wait (nor would it want to:
+// /status should say at once that there is no key).
+func (s *startCheck) coming(cfg config.Config, keys *auth.Manager) *startCheck {
+	if !cfg.Credentials.ValidateOnStart {
+		return nil
+	}
+	if _, err := keys.UsableKey(); err != nil {
+		return nil
+	}
+	return s
+}
+
+// await waits for the start-up check, bounded by startCheckWait, and offers
+// a successful answer to p; p then reads at once only if there was none. It
+// reports false when ctx ended first.
+func (s *startCheck) await(ctx context.Context, p *account.Poller) bool {
+	timer := time.NewTimer(startCheckWait)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+	case <-s.done:
+		if s.answer != nil {
+			p.Offer(*s.answer)
+		}
+	}
+	return true
+}
+
 // spending is the proxy's Spending: nil (untyped) without the ledger's
 // accounting, so the proxy reads no answer's cost.
 func (m *money) spending() proxy.Spending {
@@ -105,14 +175,18 @@ func (m *money) spending() proxy.Spending {
 
 // start runs the poller and the budget's reconciliation until close, and
 // notes when ctx (the daemon's) ends: the ledger's last flush is bounded by
-// the drain deadline that starts then.
-func (m *money) start(ctx context.Context) {
+// the drain deadline that starts then. With a start-up key check coming
+// (first not nil), the poller waits for it and starts from its answer.
+func (m *money) start(ctx context.Context, first *startCheck) {
 	bg, stop := context.WithCancel(context.Background())
 	m.stop = stop
 	m.unnotify = context.AfterFunc(ctx, func() { m.stopped.Store(time.Now().UnixNano()) })
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		if first != nil && !first.await(bg, m.poller) {
+			return
+		}
 		m.poller.Run(bg)
 	}()
 	if m.tracker != nil {
