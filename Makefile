@@ -104,7 +104,7 @@ fake: build ## run the fake OpenRouter on 127.0.0.1:8766 with one valid key
 demo: build ## log in, stream, revoke and rotate against the fakes; no network needed
 	BIN=$(BIN) bash scripts/demo.sh
 
-bench: ## compare orproxy with direct, nginx and a naive Go proxy; prints one markdown table (see bench/README.md)
+bench: ## compare orproxy with direct and nginx, over plain HTTP and HTTPS to the upstream; prints markdown tables (see bench/README.md)
 	bash bench/run.sh
 
 WARM_FLAGS ?=

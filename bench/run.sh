@@ -11,11 +11,12 @@
 set -euo pipefail
 
 ROUNDS=${BENCH_ROUNDS:-3}                         # rounds over all targets
-TARGETS=${BENCH_TARGETS:-"direct orproxy orproxy_noledger nginx"}  # also: naive (a bare Go ReverseProxy),
+TARGETS=${BENCH_TARGETS:-"direct orproxy orproxy_noledger nginx orproxy_h2 nginx_tls"}
+                                                  # orproxy_h2: upstream over HTTPS and HTTP/2, as OpenRouter is reached;
+                                                  # nginx_tls: nginx to the same HTTPS upstream, HTTP/1.1 with keepalive;
+                                                  # also: naive (a bare Go ReverseProxy),
                                                   # floor (the same with orproxy's transport settings on one thread: net/http's own cost),
-                                                  # orproxy_info (log.level info), orproxy_p2 (GOMAXPROCS=2, Go's default here),
-                                                  # orproxy_h2 (upstream over HTTPS and HTTP/2, as OpenRouter is reached),
-                                                  # nginx_tls (nginx to the same HTTPS upstream, HTTP/1.1 with keepalive)
+                                                  # orproxy_info (log.level info), orproxy_p2 (GOMAXPROCS=2, Go's default here)
 JSON_SECONDS=${BENCH_JSON_SECONDS:-3}             # per small-JSON run (c=1 and c=64)
 SSE_SECONDS=${BENCH_SSE_SECONDS:-3}               # SSE latency run: start streams for this long
 SSE_CONC=${BENCH_SSE_CONC:-16}                    # concurrent streams in the SSE latency run
