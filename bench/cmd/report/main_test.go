@@ -63,15 +63,7 @@ func TestRenderChecksTargets(t *testing.T) {
 	r, err := parseResults(strings.NewReader(sample))
 	require.NoError(t, err)
 	table := render(r)
-	row := func(prefix string) string {
-		for _, l := range strings.Split(table, "\n") {
-			if strings.HasPrefix(l, "| "+prefix) {
-				return l
-			}
-		}
-		t.Fatalf("no row %q in\n%s", prefix, table)
-		return ""
-	}
+	row := func(prefix string) string { return rowOf(t, table, prefix) }
 	assert.Contains(t, row("small JSON, c=64: throughput"), "8.00k/s (0.40×D, 0.57×N)")
 	assert.Contains(t, row("small JSON, c=64: throughput"), "| yes |")
 	assert.Contains(t, row("small JSON, c=64: proxy CPU per request |"), "| **no** |", "65 > 4 × 15")
@@ -126,18 +118,22 @@ func TestDeployedTableOnlyWithBothTargets(t *testing.T) {
 	table := render(r)
 	_, part, found := strings.Cut(table, "As deployed")
 	require.True(t, found, table)
-	row := func(prefix string) string {
-		for _, l := range strings.Split(part, "\n") {
-			if strings.HasPrefix(l, "| "+prefix) {
-				return l
-			}
-		}
-		t.Fatalf("no row %q in\n%s", prefix, part)
-		return ""
-	}
+	row := func(prefix string) string { return rowOf(t, part, prefix) }
 	assert.Contains(t, row("small JSON, c=64: proxy CPU"), "150 µs (3.00×) | 50.0 µs | ≤ 4.0× nginx_tls | yes |")
 	assert.Contains(t, row("small JSON, c=64: throughput"), "6.00k/s (0.38×) | 16.00k/s | ≥ 0.4× nginx_tls | **no** |")
 	// Added against direct of the same round: 300 against 200 µs.
 	assert.Contains(t, row("SSE: time to first event added"), "300 µs (1.50×) | 200 µs | ≤ 2.0× nginx_tls | yes |")
 	assert.Contains(t, row("1000 open SSE streams: proxy RSS"), "65.0 MiB (0.84×) | 77.0 MiB | ≤ 1.5× nginx_tls | yes |")
+}
+
+// rowOf is the line of table whose first cell starts with prefix.
+func rowOf(t *testing.T, table, prefix string) string {
+	t.Helper()
+	for _, l := range strings.Split(table, "\n") {
+		if strings.HasPrefix(l, "| "+prefix) {
+			return l
+		}
+	}
+	t.Fatalf("no row %q in\n%s", prefix, table)
+	return ""
 }
