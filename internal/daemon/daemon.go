@@ -242,7 +242,7 @@ func deadlineOf(ctx context.Context) time.Time {
 // keyChecker is the key manager's Check. The first check's outcome goes to
 // first, for the key poller.
 func keyChecker(upstream string, transport http.RoundTripper, first *startCheck) func(context.Context, secret.Secret) error {
-	client := &http.Client{Transport: transport, Timeout: startCheckTimeout}
+	client := &http.Client{Transport: transport, Timeout: keyCheckTimeout}
 	return func(ctx context.Context, key secret.Secret) error {
 		// GetKey, not CheckKey: the limit and usage in the answer are the
 		// poller's first reading.

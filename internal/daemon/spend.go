@@ -94,14 +94,14 @@ func openMoney(cfg config.Config, configFile string, transport http.RoundTripper
 	return m
 }
 
-// startCheckTimeout bounds one key check (credentials.validate_on_start),
-// as the key manager bounds the whole start-up validation.
-const startCheckTimeout = 15 * time.Second
+// keyCheckTimeout bounds one key check (GET /key); the key manager bounds
+// its start-up validation by the same 15 s.
+const keyCheckTimeout = 15 * time.Second
 
 // startCheckWait is the longest the poller waits for the start-up check:
 // past the check's own bound, so it only ends a wait for a check that never
 // came (the credential went away between the manager's start and its check).
-const startCheckWait = startCheckTimeout + 5*time.Second
+const startCheckWait = keyCheckTimeout + 5*time.Second
 
 // startCheck hands the start-up key check's answer (GET /key) to the key
 // poller, which would otherwise ask the same question a few milliseconds
